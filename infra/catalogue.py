@@ -1,0 +1,109 @@
+"""The topic catalogue: every topic of crowdsound, its contract and its settings, in one place.
+
+``crowdsound topics apply`` makes a cluster match this table; the Helm chart and the docs
+are generated from it. Names are versioned (``.v1``): an incompatible change gets a new
+topic, compatible ones evolve the Avro schema in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from infra.errors import CrowdsoundError
+from infra.settings import Settings
+from schemas.codec import RecordType
+
+__all__ = ["CATALOGUE", "TopicSpec", "dead_letter_topic", "spec_for", "topic_configs"]
+
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+
+_DAY_MS = 24 * 60 * 60 * 1000
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopicSpec:
+    """One topic: its name, the record type of its values and its broker settings.
+
+    ``partitions=None`` takes the deployment's count (``CROWDSOUND_PARTITIONS``): every
+    match-keyed topic must have the same count, so a match lands on the same partition
+    number everywhere (co-partitioning, which the stream join relies on).
+    """
+
+    name: str
+    value_type: RecordType
+    description: str
+    retention_ms: int  # -1 = forever
+    cleanup_policy: CleanupPolicy = "delete"
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "producer", "uncompressed"] = "zstd"
+    max_message_bytes: int = _MIB
+    partitions: int | None = None
+
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec(name="crowd.audio.v1", value_type="AudioFrame", retention_ms=7 * _DAY_MS,
+              max_message_bytes=2 * _MIB,
+              description="crowd audio frames from venue encoders (PCM s16le or FLAC, ~100 ms)"),
+    TopicSpec(name="match.events.v1", value_type="MatchEvent", retention_ms=-1,
+              description="match events: goals, shots, saves, cards, VAR, periods"),
+    TopicSpec(name="match.events.late.v1", value_type="MatchEvent", retention_ms=-1,
+              description="match events that arrived after the join's grace period, kept for replay"),
+    TopicSpec(name="crowd.features.v1", value_type="CrowdFeatures", retention_ms=30 * _DAY_MS,
+              description="acoustic features per window (optional intermediate)"),
+    TopicSpec(name="crowd.emotions.v1", value_type="EmotionWindow", retention_ms=365 * _DAY_MS,
+              description="crowd emotion per window, re-emitted with a higher revision when late events change it"),
+    TopicSpec(name="music.preferences.v1", value_type="Preferences", retention_ms=-1,
+              cleanup_policy="compact",
+              description="music preferences per match ('*' = every match); compacted, latest wins"),
+    TopicSpec(name="music.control.v1", value_type="MusicControl", retention_ms=30 * _DAY_MS,
+              description="one message per bar and per stinger: tempo, key, chord, layers, MIDI"),
+    TopicSpec(name="music.audio.v1", value_type="AudioChunk", retention_ms=30 * _DAY_MS,
+              max_message_bytes=4 * _MIB,
+              description="rendered music audio, gapless per match"),
+    TopicSpec(name="crowd.audio.dlq.v1", value_type="DeadLetter", retention_ms=30 * _DAY_MS,
+              max_message_bytes=4 * _MIB,
+              description="audio frames the stream workers could not use, with the reason"),
+    TopicSpec(name="match.events.dlq.v1", value_type="DeadLetter", retention_ms=30 * _DAY_MS,
+              description="match events (or feed lines) that could not be used, with the reason"),
+    TopicSpec(name="crowd.emotions.dlq.v1", value_type="DeadLetter", retention_ms=30 * _DAY_MS,
+              description="emotion windows the composer could not use, with the reason"),
+    TopicSpec(name="music.preferences.dlq.v1", value_type="DeadLetter", retention_ms=30 * _DAY_MS,
+              description="preferences the composer could not use, with the reason"),
+)
+
+_BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def spec_for(name: str, settings: Settings | None = None) -> TopicSpec:
+    """The catalogue entry of ``name`` (with or without the deployment's topic prefix).
+
+    Raises
+    ------
+    CrowdsoundError
+        When the topic is not in the catalogue; the message lists the known topics.
+    """
+    prefix = settings.topic_prefix if settings else ""
+    bare = name.removeprefix(prefix) if prefix else name
+    try:
+        return _BY_NAME[bare]
+    except KeyError:
+        raise CrowdsoundError(f"unknown topic {name!r}; catalogue topics: {', '.join(_BY_NAME)}") from None
+
+
+def dead_letter_topic(source_topic: str) -> str:
+    """The dead-letter topic of ``source_topic``: ``crowd.audio.v1`` -> ``crowd.audio.dlq.v1``."""
+    base, dot, version = source_topic.rpartition(".")
+    if not dot or not version.startswith("v"):
+        return f"{source_topic}.dlq.v1"
+    return f"{base}.dlq.{version}"
+
+
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    """The broker topic configs that realise ``spec``."""
+    return {
+        "retention.ms": str(spec.retention_ms),
+        "cleanup.policy": spec.cleanup_policy,
+        "compression.type": spec.compression,
+        "max.message.bytes": str(spec.max_message_bytes),
+    }

@@ -1,0 +1,122 @@
+"""``crowdsound broker ...`` and ``crowdsound topics ...``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from infra.settings import Settings
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add the broker and topics subcommands to the CLI."""
+    broker = commands.add_parser(
+        "broker", help="run a local Apache Kafka broker (KRaft, single node, 127.0.0.1)",
+        description="Run a real single-node Apache Kafka 4 broker on 127.0.0.1 for development, "
+        "tests and the demo. `up` assembles Kafka from Maven Central on first use (needs Java 17+ "
+        "and Maven), formats its storage once and waits until it answers; data is kept between "
+        "runs in CROWDSOUND_STATE_DIR (default .crowdsound/).",
+    )
+    actions = broker.add_subparsers(dest="action", metavar="ACTION", parser_class=type(broker))
+    actions.required = True
+    for name, help_text in (
+        ("up", "start the broker unless it runs; wait until it answers metadata"),
+        ("down", "stop the broker (SIGTERM, then wait); data is kept"),
+        ("status", "print running/stopped, bootstrap address, Kafka version, data folder"),
+    ):
+        action = actions.add_parser(name, help=help_text, description=help_text)
+        action.add_argument("--port", type=_port, default=None,
+                            help="client port; the controller uses port+1 (default: CROWDSOUND_BROKER_PORT or 9092)")
+        action.set_defaults(handler=_broker)
+
+    topics = commands.add_parser(
+        "topics", help="create, alter and list the topics of the catalogue",
+        description="The topic catalogue (infra/catalogue.py) names every topic with its partitions, "
+        "retention, cleanup policy, compression and max message size. `apply` makes the cluster match "
+        "it (idempotent); `list` shows what the cluster has.",
+    )
+    actions = topics.add_subparsers(dest="action", metavar="ACTION", parser_class=type(topics))
+    actions.required = True
+    apply = actions.add_parser("apply", help="create missing topics, alter differing settings, report changes",
+                               description="Create missing catalogue topics and alter differing settings. "
+                               "Exits 1 if a topic's partition count conflicts with the catalogue.")
+    apply.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    apply.set_defaults(handler=_topics_apply)
+    listing = actions.add_parser("list", help="the catalogue topics with their settings on the cluster",
+                                 description="Show each catalogue topic as the cluster has it.")
+    listing.set_defaults(handler=_topics_list)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
+    if not 1 <= port <= 65_533:
+        raise argparse.ArgumentTypeError(f"port must be in 1..65533, got {port}")
+    return port
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.broker import broker_down, broker_status, broker_up
+
+    if args.action == "up":
+        status, started = broker_up(settings, port=args.port)
+        print("started" if started else "already running")
+        print("\n".join(status.lines()))
+    elif args.action == "down":
+        print(broker_down(settings, port=args.port))
+    else:
+        print("\n".join(broker_status(settings, port=args.port).lines()))
+    return 0
+
+
+def _topics_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.clients import make_admin
+    from infra.topics import apply_catalogue
+
+    changes = apply_catalogue(make_admin(settings), settings, dry_run=args.dry_run)
+    for change in changes:
+        print(("(dry run) " if args.dry_run else "") + change.line())
+    counts = {kind: sum(c.kind == kind for c in changes) for kind in ("created", "altered", "unchanged", "conflict")}
+    print(", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return 1 if counts["conflict"] else 0
+
+
+def _human_ms(value: str | None) -> str:
+    if value is None:
+        return "-"
+    ms = int(value)
+    if ms < 0:
+        return "forever"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def _human_bytes(value: str | None) -> str:
+    if value is None:
+        return "-"
+    size = int(value)
+    return f"{size // (1024 * 1024)}MiB" if size % (1024 * 1024) == 0 else f"{size}B"
+
+
+def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.clients import make_admin
+    from infra.topics import describe_catalogue
+
+    rows = [("TOPIC", "VALUE", "PARTS", "RETENTION", "CLEANUP", "COMPRESSION", "MAX MSG", "")]
+    for state in describe_catalogue(make_admin(settings), settings):
+        c = state.configs
+        rows.append((
+            state.name, state.spec.value_type, str(state.partitions or "-"), _human_ms(c.get("retention.ms")),
+            c.get("cleanup.policy", "-"), c.get("compression.type", "-"), _human_bytes(c.get("max.message.bytes")),
+            "" if state.exists else "MISSING (run `crowdsound topics apply`)",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0

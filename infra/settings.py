@@ -1,0 +1,157 @@
+"""One settings object for every crowdsound process, fed by environment variables.
+
+Twelve-factor style: each field has a default that works against the local broker, and an
+environment variable that overrides it. Kafka client properties pass through untouched:
+``KAFKA_CLIENT_LINGER_MS=20`` becomes ``linger.ms=20`` on every client, so anything
+librdkafka understands can be set without a code change.
+
+===================================  =====================================================
+variable                              meaning (default)
+===================================  =====================================================
+KAFKA_BOOTSTRAP_SERVERS               brokers to bootstrap from (``127.0.0.1:9092``)
+KAFKA_SECURITY_PROTOCOL               PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (PLAINTEXT)
+KAFKA_SASL_MECHANISM                  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (unset)
+KAFKA_SASL_USERNAME / _PASSWORD       SASL credentials (unset)
+KAFKA_SSL_CA_LOCATION                 CA bundle for TLS (unset)
+KAFKA_CLIENT_<PROPERTY>               any client property, ``_`` -> ``.``, lower-cased
+CROWDSOUND_TOPIC_PREFIX               prefix for every topic name, e.g. ``staging.`` ('')
+CROWDSOUND_PARTITIONS                 partitions of every catalogue topic (12)
+CROWDSOUND_REPLICATION_FACTOR         replicas per topic, -1 = broker default (-1)
+CROWDSOUND_STATE_DIR                  local broker jars, data and logs (``.crowdsound``)
+CROWDSOUND_BROKER_PORT                port of the local broker (9092)
+CROWDSOUND_LOG_LEVEL                  DEBUG, INFO, WARNING, ERROR (INFO)
+CROWDSOUND_METRICS_PORT               Prometheus ``/metrics`` port, 0 = off (0)
+===================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from infra.errors import SettingsError
+
+__all__ = ["Settings", "SecurityProtocol", "default_state_dir"]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+_CLIENT_PREFIX = "KAFKA_CLIENT_"
+
+
+def default_state_dir() -> Path:
+    """Where the local broker keeps jars, data and logs when nothing says otherwise.
+
+    In a source checkout that is ``<repo>/.crowdsound`` (git-ignored), so a developer's
+    broker and its retained topics live with the clone; elsewhere it is the user's state
+    directory.
+    """
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "infra" / "kafka" / "pom.xml").is_file():
+        return repo / ".crowdsound"
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "crowdsound"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().upper() or default
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a crowdsound process needs to know about its environment."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_location: str | None = None
+    client_properties: Mapping[str, str] = field(default_factory=dict)
+    topic_prefix: str = ""
+    partitions: int = 12
+    replication_factor: int = -1
+    state_dir: Path = field(default_factory=default_state_dir)
+    broker_port: int = 9092
+    log_level: str = "INFO"
+    metrics_port: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``env`` (default: ``os.environ``).
+
+        Raises
+        ------
+        SettingsError
+            When a variable holds a value that cannot be used; the message names it.
+        """
+        env = os.environ if env is None else env
+        passthrough = {
+            key[len(_CLIENT_PREFIX):].lower().replace("_", "."): value
+            for key, value in env.items()
+            if key.startswith(_CLIENT_PREFIX) and len(key) > len(_CLIENT_PREFIX)
+        }
+        protocol = _choice(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _PROTOCOLS)
+        state_dir = env.get("CROWDSOUND_STATE_DIR")
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or "127.0.0.1:9092",
+            security_protocol=protocol,  # type: ignore[arg-type]
+            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+            ssl_ca_location=env.get("KAFKA_SSL_CA_LOCATION") or None,
+            client_properties=passthrough,
+            topic_prefix=env.get("CROWDSOUND_TOPIC_PREFIX", ""),
+            partitions=_int(env, "CROWDSOUND_PARTITIONS", 12, low=1, high=10_000),
+            replication_factor=_int(env, "CROWDSOUND_REPLICATION_FACTOR", -1, low=-1, high=100),
+            state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
+            broker_port=_int(env, "CROWDSOUND_BROKER_PORT", 9092, low=1, high=65_533),
+            log_level=_choice(env, "CROWDSOUND_LOG_LEVEL", "INFO", _LOG_LEVELS),
+            metrics_port=_int(env, "CROWDSOUND_METRICS_PORT", 0, low=0, high=65_535),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (CLI options win over the environment)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def topic(self, name: str) -> str:
+        """The deployed name of catalogue topic ``name`` (the prefix applied)."""
+        return f"{self.topic_prefix}{name}"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties shared by producers, consumers and admin clients.
+
+        Pass-through properties are applied last, so an operator can override anything.
+        """
+        config: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        config.update({key: value for key, value in optional.items() if value})
+        config.update(self.client_properties)
+        return config
