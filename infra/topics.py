@@ -8,6 +8,7 @@ co-partitioned join for data already retained, so a mismatch is reported as a co
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -130,6 +131,16 @@ def _create(admin: AdminClient, topics: list[NewTopic]) -> None:
             if exc.args and exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
                 continue  # created concurrently by another `apply`: same catalogue, same result
             raise CrowdsoundError(f"creating topic {name} failed: {exc}") from None
+    # The controller has created them; wait until the broker's metadata shows them too, so
+    # whoever runs next (a producer, another `apply`) sees the topics.
+    wanted = {topic.topic: topic.num_partitions for topic in topics}
+    deadline = time.monotonic() + _TIMEOUT_S
+    while time.monotonic() < deadline:
+        existing = _existing_partitions(admin)
+        if all(existing.get(name) == count for name, count in wanted.items()):
+            return
+        time.sleep(0.2)
+    raise CrowdsoundError(f"topics created but not visible in metadata after {_TIMEOUT_S:.0f} s: {sorted(wanted)}")
 
 
 def _alter(admin: AdminClient, name: str, configs: dict[str, str]) -> None:

@@ -152,7 +152,7 @@ def _period(value: object) -> Period:
         ) from None
 
 
-_MINUTES = re.compile(r"^(?P<min>\d{1,3})(?:\+(?P<extra>\d{1,2}))?(?::(?P<sec>\d{2})(?:\.(?P<frac>\d{1,3}))?)?$")
+_MINUTES = re.compile(r"^(?P<min>\d{1,3})(?:\+(?P<extra>\d{1,3}))?(?::(?P<sec>\d{2})(?:\.(?P<frac>\d{1,3}))?)?$")
 
 
 def _ms(minutes: int, seconds: int, frac: str | None) -> int:

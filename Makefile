@@ -1,0 +1,43 @@
+# Two commands on a fresh machine:  make demo   and   make test
+# Everything Python goes into a repo-local .venv; the Kafka broker is assembled from Maven
+# Central by `crowdsound broker up` into .crowdsound/ (both git-ignored).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: bootstrap demo test broker-up broker-down clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crowdsound needs Python 3.11+, found " + sys.version.split()[0])'
+	@command -v java >/dev/null || { echo "Java 17+ is needed for the Kafka broker: apt-get install openjdk-17-jre-headless"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is needed to assemble the Kafka broker: apt-get install maven"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+bootstrap: $(STAMP)
+
+demo: bootstrap
+	$(BIN)/crowdsound broker up
+	$(BIN)/crowdsound topics apply
+	$(BIN)/crowdsound topics list
+	@echo
+	@echo "The broker keeps running; stop it with: $(BIN)/crowdsound broker down"
+
+# The test session starts its own broker on port 39092 (fresh data) and stops it at the end;
+# set KAFKA_BOOTSTRAP_SERVERS to run the tests against another cluster instead.
+test: bootstrap
+	$(BIN)/pytest
+
+broker-up: bootstrap
+	$(BIN)/crowdsound broker up
+
+broker-down: bootstrap
+	$(BIN)/crowdsound broker down
+
+clean:
+	-$(BIN)/crowdsound broker down
+	rm -rf $(VENV) .crowdsound out
