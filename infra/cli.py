@@ -48,6 +48,7 @@ class CliParser(argparse.ArgumentParser):
 def build_parser() -> CliParser:
     from consumers.commands import register as register_consumers
     from infra.commands import register as register_infra
+    from producers.commands import register as register_producers
 
     parser = CliParser(
         prog="crowdsound", description=_DESCRIPTION, epilog=_EPILOG,
@@ -58,6 +59,7 @@ def build_parser() -> CliParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CliParser)
     commands.required = True
     register_infra(commands)
+    register_producers(commands)
     register_consumers(commands)
     return parser
 
