@@ -155,9 +155,9 @@ def _period(value: object) -> Period:
 _MINUTES = re.compile(r"^(?P<min>\d{1,3})(?:\+(?P<extra>\d{1,3}))?(?::(?P<sec>\d{2})(?:\.(?P<frac>\d{1,3}))?)?$")
 
 
-def _ms(minutes: int, seconds: int, frac: str | None) -> int:
+def _ms(minutes: int, seconds: int, frac: str | None, text: str = "") -> int:
     if seconds >= 60:
-        raise CrowdsoundError(f"seconds must be below 60, got {seconds}")
+        raise CrowdsoundError(f"bad match time {text!r}: seconds must be below 60")
     return (minutes * 60 + seconds) * 1000 + (int(frac.ljust(3, "0")) if frac else 0)
 
 
@@ -176,12 +176,14 @@ def parse_clock(text: str) -> MatchClock:
         match = _MINUTES.match(rest.strip())
         if not match or match.group("extra"):
             raise CrowdsoundError(f"bad match time {text!r}: expected e.g. 'HT 3:00'")
-        return MatchClock(period, _ms(int(match.group("min")), int(match.group("sec") or 0), match.group("frac")))
+        return MatchClock(period, _ms(int(match.group("min")), int(match.group("sec") or 0), match.group("frac"), text))
     match = _MINUTES.match(raw)
     if not match:
         raise CrowdsoundError(f"bad match time {text!r}: expected mm:ss, 45+2:30 or e.g. 'HT 3:00'")
     minutes, seconds = int(match.group("min")), int(match.group("sec") or 0)
     frac = match.group("frac")
+    if seconds >= 60:
+        raise CrowdsoundError(f"bad match time {text!r}: seconds must be below 60")
     if match.group("extra") is not None:  # 45+2:30 — stoppage time of the period ending at 45
         end = minutes
         period = next((p for p, o in _PLAYING_OFFSET_MIN.items() if o + _NOMINAL_LENGTH_MIN[p] == end), None)
