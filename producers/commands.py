@@ -165,8 +165,9 @@ def _run_encoder(encoder, source, args: argparse.Namespace, *, on_audio_time=Non
     finally:
         signal.signal(signal.SIGTERM, previous)
     rate = report.audio_seconds / report.elapsed_seconds if report.elapsed_seconds else 0.0
-    print(f"sent {report.frames} frames ({report.audio_seconds:.1f} s of audio) in {report.elapsed_seconds:.1f} s "
-          f"({rate:.1f}x real time); dropped {report.dropped}; left in spool {report.left_in_spool}")
+    print(f"sent {report.frames} frames ({report.audio_seconds:.1f} s of audio, {report.bytes / 1e6:.2f} MB) "
+          f"in {report.elapsed_seconds:.2f} s ({rate:.1f}x real time); dropped {report.dropped}; "
+          f"left in spool {report.left_in_spool}")
     return 1 if report.left_in_spool or report.dropped else 0
 
 

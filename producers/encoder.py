@@ -72,6 +72,7 @@ class EncoderOptions:
 @dataclass
 class EncoderReport:
     frames: int = 0
+    bytes: int = 0
     dropped: int = 0
     audio_seconds: float = 0.0
     elapsed_seconds: float = 0.0
@@ -162,6 +163,7 @@ class VenueEncoder:
                 })
                 if self.spool.append(key=key, value=value, timestamp_ms=wall_ms):
                     report.frames += 1
+                    report.bytes += len(value)
                 else:
                     report.dropped += 1
                     SPOOL_DROPPED.inc()

@@ -155,3 +155,22 @@ def test_fast_without_a_clock_and_bad_frame_lengths_are_refused(tmp_path):
     odd = run_cli("encoder", "--match", "m", "--source", str(wav), "--fast", "--start", "0:00", "--rate", "44100",
                   "--frame-ms", "33", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
     assert odd.returncode == 1 and "whole number of samples" in odd.stderr
+
+
+def test_without_kickoff_or_start_the_clock_follows_the_matchs_period_events(topics, tmp_path):
+    kickoff = run_cli("event", "--match", "m-follow", "kickoff", "--at", "0:00", settings=topics)
+    assert kickoff.returncode == 0, kickoff.stderr
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers, "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix}
+    samples = np.zeros((4800 * 3, 1), dtype="<i2")
+    for match_id in ("m-follow", "m-not-started"):
+        process = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "encoder", "--match", match_id, "--source", "-", "--quiet",
+             "--spool-dir", str(tmp_path / match_id)],
+            input=samples.tobytes(), capture_output=True, timeout=60, cwd=REPO, env=env,
+        )
+        assert process.returncode == 0, process.stderr.decode()
+    frames, _ = _frames(topics, expected=6)
+    periods = {(f["match_id"], f["clock"]["period"]) for f in frames}
+    assert periods == {("m-follow", "FIRST_HALF"), ("m-not-started", "PRE_MATCH")}
+    followed = [f for f in frames if f["match_id"] == "m-follow"]
+    assert 0 <= followed[0]["clock"]["ms"] < 60_000  # kicked off moments ago
