@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,35 @@ def test_bad_feed_input_is_a_one_line_error(args, message):
     result = run_cli(*args, env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
     assert result.returncode == 1, result.stdout
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.kafka
+def test_a_statsbomb_match_arrives_with_its_goals_at_the_right_times_and_sides(topics):
+    fixtures = Path(__file__).parent / "fixtures" / "providers"
+    raw = json.loads((fixtures / "statsbomb_3788741_events.json").read_text())
+    # Independent reading of the raw file: shots that scored, and own goals (credited to the opponent).
+    home = raw[0]["team"]["name"]
+    expected = sorted(
+        [(e["period"], e["minute"] * 60 + e["second"], "HOME" if e["team"]["name"] == home else "AWAY")
+         for e in raw if e["type"]["name"] == "Shot" and e["shot"]["outcome"]["name"] == "Goal"]
+        + [(e["period"], e["minute"] * 60 + e["second"], "AWAY" if e["team"]["name"] == home else "HOME")
+           for e in raw if e["type"]["name"] == "Own Goal Against"]
+    )
+    assert len(expected) >= 2
+    result = run_cli("feed", "--match", "m-sb", "--provider", "statsbomb", "--fast", "--quiet",
+                     "--source", str(fixtures / "statsbomb_3788741_events.json"),
+                     "--source", str(fixtures / "statsbomb_3788741_lineup.json"), settings=topics)
+    assert result.returncode == 0, result.stderr
+    sent = int(result.stdout.split("sent ")[1].split()[0])
+    events = [decode(m.value(), expect="MatchEvent")
+              for m in read_topic(topics, topics.topic("match.events.v1"), expected=sent)]
+    assert len(events) == sent
+    goals = [e for e in events if e["type"] == "GOAL"]
+    period_number = {"FIRST_HALF": 1, "SECOND_HALF": 2}
+    # StatsBomb's minute counts from kick-off; the second half starts at minute 45.
+    got = sorted((period_number[g["clock"]["period"]],
+                  g["clock"]["ms"] // 1000 + (45 * 60 if g["clock"]["period"] == "SECOND_HALF" else 0), g["side"])
+                 for g in goals)
+    assert [(p, s) for p, _, s in got] == [(p, s) for p, _, s in expected]
+    assert all(abs(a[1] - b[1]) <= 1 for a, b in zip(got, expected, strict=True))
+    assert all(e["source"] == "statsbomb" for e in events)
