@@ -1,0 +1,109 @@
+"""Known-answer tests of the crowd features: tones, noise and clicks give known values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.features import (
+    FEATURE_NAMES,
+    Baseline,
+    analyze_frame,
+    feature_vector,
+    tempo_from_onsets,
+    window_summary,
+)
+
+RATE = 48_000
+
+
+def _frames(signal: np.ndarray, frame: int = 4800):
+    previous, out = None, []
+    for start in range(0, len(signal) - frame + 1, frame):
+        features, previous = analyze_frame(signal[start:start + frame], RATE, previous_spectrum=previous)
+        out.append(features)
+    return out
+
+
+def _clicks(bpm: float, seconds: float, offset: int = 137) -> np.ndarray:
+    x = 0.001 * np.random.default_rng(1).standard_normal(int(RATE * seconds))
+    x[offset::int(RATE * 60 / bpm)] += 0.5
+    return x
+
+
+def test_a_full_scale_sine_is_minus_3_dbfs_with_its_centroid_at_its_frequency():
+    t = np.arange(4800) / RATE
+    features, _ = analyze_frame(np.sin(2 * np.pi * 1000 * t), RATE)
+    assert features.rms_db == pytest.approx(-3.01, abs=0.02)
+    assert features.centroid_hz == pytest.approx(1000, rel=0.02)
+    assert features.flatness < 0.01
+
+
+def test_white_noise_is_flat_and_bright_and_a_whistle_tone_is_peaky():
+    noise = 0.1 * np.random.default_rng(0).standard_normal(4800)
+    features, _ = analyze_frame(noise, RATE)
+    assert features.rms_db == pytest.approx(-20, abs=0.3)
+    assert features.flatness > 0.5 and features.centroid_hz == pytest.approx(12_000, rel=0.05)
+    t = np.arange(4800) / RATE
+    whistle, _ = analyze_frame(noise * 0.1 + 0.1 * np.sin(2 * np.pi * 3000 * t), RATE)
+    assert whistle.whistle_db > features.whistle_db + 20
+
+
+def test_band_energies_put_a_low_tone_in_the_low_band():
+    t = np.arange(4800) / RATE
+    features, _ = analyze_frame(np.sin(2 * np.pi * 200 * t), RATE)
+    assert int(np.argmax(features.band_db)) == 1  # 150-300 Hz
+    assert features.band_db[1] == pytest.approx(0, abs=0.5)  # nearly all the energy
+
+
+@pytest.mark.parametrize("bpm", [72, 97, 120, 150, 180])
+def test_clicks_at_a_known_rate_give_that_tempo(bpm):
+    frames = _frames(_clicks(bpm, 8.0))
+    envelope = np.concatenate([f.onsets for f in frames])
+    tempo, strength = tempo_from_onsets(envelope)
+    assert tempo == pytest.approx(bpm, rel=0.02)
+    assert strength > 0.5
+
+
+def test_steady_noise_has_no_tempo():
+    frames = _frames(0.1 * np.random.default_rng(3).standard_normal(RATE * 8))
+    summary = window_summary(frames[-30:], np.concatenate([f.onsets for f in frames]))
+    assert summary.tempo_bpm is None and summary.periodicity < 0.3
+
+
+def test_a_click_on_a_frame_boundary_is_still_an_onset():
+    x = np.zeros(RATE)
+    x[4800 * 3] = 1.0  # exactly where a frame (and a 20 ms hop) starts
+    frames = _frames(x)
+    assert max(frames[3].onsets) > 20 * max(frames[1].onsets + (1e-9,))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(min_value=-40, max_value=20))
+def test_relative_loudness_does_not_depend_on_the_microphones_gain(gain_db):
+    rng = np.random.default_rng(5)
+    murmur = 0.02 * rng.standard_normal(RATE * 10)
+    roar = 0.2 * rng.standard_normal(RATE * 3)
+    scale = 10 ** (gain_db / 20)
+    frames = _frames(np.concatenate([murmur, roar]) * scale)
+    baseline = Baseline()
+    for second in range(10):
+        chunk = window_summary(frames[second * 10:(second + 1) * 10], np.zeros(1))
+        baseline = baseline.update(chunk.loudness_db, chunk.centroid_hz)
+    vector = feature_vector(window_summary(frames[-30:], np.zeros(1)), baseline)
+    loudness_rel = vector[FEATURE_NAMES.index("loudness_rel_db")]
+    assert loudness_rel == pytest.approx(20, abs=0.5)  # the roar is 20 dB over the murmur, at any gain
+
+
+def test_the_baseline_follows_the_floor_not_the_celebration():
+    baseline = Baseline()
+    for _ in range(60):
+        baseline = baseline.update(-30.0, 800.0)
+    for _ in range(30):  # 30 s of celebration
+        baseline = baseline.update(-10.0, 1500.0)
+    assert baseline.loudness_db < -20  # still near the murmur
+    for _ in range(30):  # quiet again: the baseline comes back down fast
+        baseline = baseline.update(-30.0, 800.0)
+    assert baseline.loudness_db < -29
