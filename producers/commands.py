@@ -303,7 +303,8 @@ def _stadium(args: argparse.Namespace, settings: Settings) -> int:
         first = parse_wall_time(args.kickoff) - script.timeline().instant_of(parse_clock("0:00"))
     timeline = script.timeline(origin_ms=first)
     pending = sorted(
-        (dict({k: v for k, v in e.items() if k != "offset_ms"}, match_id=match_id, wall_time_ms=first + e["offset_ms"])
+        (dict({k: v for k, v in e.items() if k != "offset_ms"}, match_id=match_id, wall_time_ms=first + e["offset_ms"],
+              event_id=e["event_id"].replace(script.match_id, match_id, 1))
          for e in script_events(script)),
         key=lambda e: e["wall_time_ms"],
     )
