@@ -174,3 +174,40 @@ def test_without_kickoff_or_start_the_clock_follows_the_matchs_period_events(top
     assert periods == {("m-follow", "FIRST_HALF"), ("m-not-started", "PRE_MATCH")}
     followed = [f for f in frames if f["match_id"] == "m-follow"]
     assert 0 <= followed[0]["clock"]["ms"] < 60_000  # kicked off moments ago
+
+
+def test_a_live_encoder_exposes_its_metrics_and_health(topics, tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wav = tmp_path / "live.wav"
+    soundfile.write(wav, _tone(4.0, 48_000), 48_000)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers, "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix}
+    encoder = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-metrics", "--source", str(wav), "--start", "0:00",
+         "--spool-dir", str(tmp_path / "spool"), "--quiet", "--metrics-port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        metrics = ""
+        deadline = time.time() + 20
+        while time.time() < deadline and "crowdsound_encoder_frames_total 1" not in metrics.replace(".0", ""):
+            time.sleep(0.5)
+            try:
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status
+            except OSError:
+                continue
+        values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                  if line.startswith("crowdsound_encoder") and " " in line}
+        assert values["crowdsound_encoder_frames_total"] >= 10
+        assert values["crowdsound_encoder_bytes_total"] >= 10 * 9600
+        assert "crowdsound_encoder_spool_frames" in values
+        assert values["crowdsound_encoder_send_latency_seconds_count"] >= 10
+        assert health == 200
+    finally:
+        encoder.communicate(timeout=60)
+    assert encoder.returncode == 0
