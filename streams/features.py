@@ -36,6 +36,7 @@ ONSET_RATE_HZ = 50  # onset envelope: one value per 20 ms
 BAND_EDGES_HZ: tuple[float, ...] = (0, 150, 300, 600, 1200, 2400, 4800, 9600, 24000)
 _EPS = 1e-10
 _SILENCE_DB = -120.0
+PERIODIC = 0.2  # onset periodicity above which a chant or rhythmic clapping is heard
 
 
 @dataclass(frozen=True)
@@ -52,31 +53,54 @@ class FrameFeatures:
     onsets: tuple[float, ...]  # onset strength per 20 ms hop
 
 
-def _hop_spectra(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectra per 20 ms hop: Hann-windowed (for spectral shape) and unwindowed (for
-    onsets: a click on a hop boundary must not vanish under the window's zero)."""
+ONSET_WINDOW_S = 0.128  # long analysis windows: a crowd's syllables and claps, not its noise
+ONSET_BANDS = np.geomspace(100.0, 8000.0, 41)  # 40 log-spaced bands for onset strength
+
+
+def _hop_spectra(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Hann-windowed power spectra per 20 ms hop (for spectral shape), shape (hops, bins)."""
     hop = sample_rate // ONSET_RATE_HZ
     count = max(1, len(samples) // hop)
     padded = np.zeros(count * hop, dtype=np.float64)
     usable = min(len(samples), count * hop)
     padded[:usable] = samples[:usable]
-    frames = padded.reshape(count, hop)
-    shaped = np.abs(np.fft.rfft(frames * np.hanning(hop), axis=1)) ** 2
-    raw = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    return shaped, raw
+    return np.abs(np.fft.rfft(padded.reshape(count, hop) * np.hanning(hop), axis=1)) ** 2
 
 
-def _onset_bands(raw: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """Energy per band and hop, shape (hops, bands)."""
-    columns = []
-    for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True):
-        mask = (freqs >= low) & (freqs < high)
-        columns.append(raw[:, mask].sum(axis=1) if mask.any() else np.zeros(len(raw)))
-    return np.stack(columns, axis=1)
+def _onset_envelope(samples: np.ndarray, tail: np.ndarray | None, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Onset strength per 20 ms hop of ``samples`` and the tail to pass to the next frame.
+
+    Like librosa's onset strength: log band energies from long (128 ms) overlapping
+    windows, and the mean positive change from one hop to the next. Long windows average
+    out the random flicker of hundreds of voices, so the rhythm of a chant or of clapping
+    stands out; they need the end of the previous frame (``tail``).
+    """
+    hop = sample_rate // ONSET_RATE_HZ
+    size = int(round(ONSET_WINDOW_S * sample_rate))
+    hops = len(samples) // hop
+    fresh = tail is None or len(tail) != size
+    history = np.zeros(size) if fresh else tail
+    joined = np.concatenate([history, samples[:hops * hop]])
+    if hops == 0:
+        return np.zeros(0), joined[-size:]
+    ends = size + hop * np.arange(-1, hops)  # the hop before the frame, then each hop of it
+    windows = joined[ends[:, None] - size + np.arange(size)[None, :]] * np.hanning(size)
+    power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(size, d=1 / sample_rate)
+    band_index = np.searchsorted(ONSET_BANDS, freqs, side="right") - 1
+    valid = (band_index >= 0) & (band_index < len(ONSET_BANDS) - 1)
+    bands = np.zeros((len(windows), len(ONSET_BANDS) - 1))
+    for column in range(bands.shape[1]):
+        bands[:, column] = power[:, valid & (band_index == column)].sum(axis=1)
+    log_bands = 10 * np.log10(bands + 1e-10)
+    onsets = np.maximum(0.0, np.diff(log_bands, axis=0)).mean(axis=1)
+    if fresh:  # no past audio: the first frame of a stream has no onsets to speak of
+        onsets[:] = 0.0
+    return onsets, joined[-size:]
 
 
 def analyze_frame(samples: np.ndarray, sample_rate: int, *,
-                  previous_spectrum: np.ndarray | None = None) -> tuple[FrameFeatures, np.ndarray]:
+                  tail: np.ndarray | None = None) -> tuple[FrameFeatures, np.ndarray]:
     """Features of one frame of mono audio.
 
     Parameters
@@ -85,20 +109,20 @@ def analyze_frame(samples: np.ndarray, sample_rate: int, *,
         Float audio, full scale 1.0 (int16 callers divide by 32768).
     sample_rate : int
         Samples per second.
-    previous_spectrum : np.ndarray, optional
-        The band energies of the previous frame's last 20 ms (returned by the previous
-        call), so flux and onsets are continuous across frames.
+    tail : np.ndarray, optional
+        The last 128 ms of the previous frames (returned by the previous call), so onsets
+        are continuous across frames. None at the start of a stream.
 
     Returns
     -------
     (FrameFeatures, np.ndarray)
-        The features and this frame's last 20 ms band energies.
+        The features, and the tail to pass with the next frame.
     """
     audio = np.asarray(samples, dtype=np.float64)
     audio = np.where(np.isfinite(audio), audio, 0.0)
     rms = float(np.sqrt(np.mean(audio ** 2))) if len(audio) else 0.0
     rms_db = max(_SILENCE_DB, 20 * np.log10(rms + _EPS))
-    spectra, raw = _hop_spectra(audio, sample_rate)
+    spectra = _hop_spectra(audio, sample_rate)
     freqs = np.fft.rfftfreq((sample_rate // ONSET_RATE_HZ), d=1 / sample_rate)
     power = spectra.mean(axis=0)
     total = float(power.sum()) + _EPS
@@ -113,19 +137,13 @@ def analyze_frame(samples: np.ndarray, sample_rate: int, *,
     whistle_mask = (freqs >= 2000) & (freqs <= 4000)
     band = power[whistle_mask]
     whistle_db = float(10 * np.log10((band.max() + _EPS) / (np.median(band) + _EPS))) if band.size else 0.0
-    # Onset strength: how much the log energy of each band rises from one hop to the next
-    # (dB, averaged over bands), so claps and chant syllables stand out from steady noise.
-    band_energy = _onset_bands(raw, freqs)
-    previous = previous_spectrum if previous_spectrum is not None and previous_spectrum.shape == band_energy[0].shape \
-        else band_energy[0]
-    log_bands = 10 * np.log10(np.vstack([previous[None, :], band_energy]) + 1e-9)
-    onsets = np.maximum(0.0, np.diff(log_bands, axis=0)).mean(axis=1)
+    onsets, new_tail = _onset_envelope(audio, tail, sample_rate)
     features = FrameFeatures(
         rms_db=float(rms_db), band_db=tuple(float(b) for b in bands), centroid_hz=centroid, rolloff_hz=rolloff,
-        flatness=min(1.0, flatness), flux=float(onsets.mean()), whistle_db=whistle_db,
+        flatness=min(1.0, flatness), flux=float(onsets.mean()) if len(onsets) else 0.0, whistle_db=whistle_db,
         onsets=tuple(float(o) for o in onsets),
     )
-    return features, band_energy[-1]
+    return features, new_tail
 
 
 def tempo_from_onsets(envelope: np.ndarray, *, rate_hz: float = ONSET_RATE_HZ,
@@ -141,7 +159,7 @@ def tempo_from_onsets(envelope: np.ndarray, *, rate_hz: float = ONSET_RATE_HZ,
     -------
     (bpm or None, strength in [0, 1])
         ``strength`` is the normalised autocorrelation at the best lag (a chant or
-        rhythmic clapping gives > 0.3, crowd noise < 0.15); bpm is None when there is
+        rhythmic clapping gives > 0.2, crowd noise and roars < 0.15); bpm is None when there is
         not enough signal to tell.
     """
     env = np.asarray(envelope, dtype=np.float64)
@@ -244,7 +262,7 @@ def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -
         flux=float(np.mean([f.flux for f in frames])),
         onset_rate_hz=float(peaks.sum() / (len(onsets) / ONSET_RATE_HZ)),
         whistle_db=float(np.max([f.whistle_db for f in frames])),
-        tempo_bpm=tempo if periodicity >= 0.3 else None,
+        tempo_bpm=tempo if periodicity >= PERIODIC else None,
         periodicity=periodicity,
     )
 

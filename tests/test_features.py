@@ -22,7 +22,7 @@ RATE = 48_000
 def _frames(signal: np.ndarray, frame: int = 4800):
     previous, out = None, []
     for start in range(0, len(signal) - frame + 1, frame):
-        features, previous = analyze_frame(signal[start:start + frame], RATE, previous_spectrum=previous)
+        features, previous = analyze_frame(signal[start:start + frame], RATE, tail=previous)
         out.append(features)
     return out
 

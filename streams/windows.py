@@ -1,0 +1,199 @@
+"""From audio frames in match-clock order to feature windows: the analysis half of the join.
+
+A :class:`CrowdAnalyzer` holds one match's acoustic state (last band energies, recent frame
+features, onset history, the running baseline). Frames go in, in clock order; a window
+comes out as soon as its audio is complete. Windows are aligned to the start of each
+period: window ``k`` of a period covers ``[k * hop, k * hop + length)`` ms of it. When the
+period changes, windows of the old period that its audio only partly covers are closed
+with the audio there is.
+
+The state is a plain dict (:meth:`to_state` / :meth:`from_state`), so the live Faust agent
+can keep it in a changelog-backed table and a replay rebuilds exactly the same windows.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from schemas.clock import MatchClock, Period
+from streams.features import (
+    ONSET_RATE_HZ,
+    Baseline,
+    FrameFeatures,
+    WindowSummary,
+    analyze_frame,
+    feature_vector,
+    window_summary,
+)
+
+__all__ = ["AnalyzedWindow", "CrowdAnalyzer", "WindowSpec"]
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window geometry (ms of match time)."""
+
+    hop_ms: int = 1000
+    length_ms: int = 3000
+    tempo_history_ms: int = 8000  # onset history used for chant/clap tempo
+
+    def __post_init__(self) -> None:
+        if self.hop_ms <= 0 or self.length_ms < self.hop_ms or self.length_ms % self.hop_ms:
+            raise ValueError(f"window length {self.length_ms} ms must be a whole multiple of hop {self.hop_ms} ms")
+
+
+@dataclass(frozen=True)
+class AnalyzedWindow:
+    """One window's acoustic analysis."""
+
+    start: MatchClock
+    length_ms: int
+    summary: WindowSummary
+    features: np.ndarray  # feature_vector(summary, baseline before this window)
+    frames: int  # frames that fell in the window
+    last_frame_ms: int  # clock ms where the window's audio ends
+
+
+@dataclass
+class _Frame:
+    ms: int  # frame start in its period
+    duration_ms: int
+    features: FrameFeatures
+
+
+class CrowdAnalyzer:
+    """The acoustic state of one match (pure: no Kafka, no clocks of its own)."""
+
+    def __init__(self, spec: WindowSpec | None = None) -> None:
+        self.spec = spec or WindowSpec()
+        self.period: Period | None = None
+        self.end_ms = 0  # end of the last frame in `period`
+        self.next_window = 0  # index of the next window of `period` to close
+        self.frames: list[_Frame] = []  # frames of `period` still needed by open windows
+        self.onsets: list[float] = []  # onset envelope of the last tempo_history_ms
+        self.tail: np.ndarray | None = None  # last 128 ms of audio, for continuous onsets
+        self.baseline = Baseline()
+
+    # -- feeding --------------------------------------------------------------------------
+    def add_frame(self, clock: MatchClock, samples: np.ndarray, sample_rate: int) -> list[AnalyzedWindow]:
+        """Analyse one frame (mono float samples, full scale 1.0) starting at ``clock``.
+
+        Returns the windows this frame completes (oldest first). Frames must come in
+        clock order; the caller drops or dead-letters anything older than :attr:`end_ms`.
+        """
+        closed: list[AnalyzedWindow] = []
+        if self.period is not None and clock.period is not self.period:
+            closed.extend(self._close_period())
+        if self.period is None or clock.period is not self.period:
+            self.period, self.end_ms, self.next_window, self.frames = clock.period, 0, clock.ms // self.spec.hop_ms, []
+        features, self.tail = analyze_frame(samples, sample_rate, tail=self.tail)
+        duration = int(round(1000 * len(samples) / sample_rate))
+        self.frames.append(_Frame(clock.ms, duration, features))
+        self.end_ms = max(self.end_ms, clock.ms + duration)
+        self.onsets.extend(features.onsets)
+        keep = self.spec.tempo_history_ms * ONSET_RATE_HZ // 1000
+        del self.onsets[:-keep]
+        while self._window_end(self.next_window) <= self.end_ms:
+            window = self._close(self.next_window)
+            if window is not None:
+                closed.append(window)
+            self.next_window += 1
+        self._forget_old_frames()
+        return closed
+
+    def flush(self) -> list[AnalyzedWindow]:
+        """Close the windows the audio so far partly covers (end of stream)."""
+        return self._close_period()
+
+    # -- windows --------------------------------------------------------------------------
+    def _window_end(self, index: int) -> int:
+        return index * self.spec.hop_ms + self.spec.length_ms
+
+    def _close(self, index: int) -> AnalyzedWindow | None:
+        start = index * self.spec.hop_ms
+        end = start + self.spec.length_ms
+        inside = [f for f in self.frames if start <= f.ms < end]
+        if not inside:
+            return None
+        summary = window_summary([f.features for f in inside], np.asarray(self.onsets))
+        window = AnalyzedWindow(
+            start=MatchClock(self.period, start), length_ms=self.spec.length_ms, summary=summary,
+            features=feature_vector(summary, self.baseline), frames=len(inside),
+            last_frame_ms=max(f.ms + f.duration_ms for f in inside),
+        )
+        # The baseline learns from the newest hop only, so each moment of audio counts once.
+        newest = [f.features for f in inside if f.ms >= end - self.spec.hop_ms] or [inside[-1].features]
+        levels = np.array([f.rms_db for f in newest])
+        hop_db = float(10 * np.log10(np.mean(10 ** (levels / 10)) + 1e-10))
+        self.baseline = self.baseline.update(hop_db, float(np.mean([f.centroid_hz for f in newest])),
+                                             hop_s=self.spec.hop_ms / 1000)
+        return window
+
+    def _close_period(self) -> list[AnalyzedWindow]:
+        closed = []
+        while self.period is not None and self.next_window * self.spec.hop_ms < self.end_ms:
+            window = self._close(self.next_window)
+            if window is not None:
+                closed.append(window)
+            self.next_window += 1
+        return closed
+
+    def _forget_old_frames(self) -> None:
+        oldest_needed = self.next_window * self.spec.hop_ms
+        self.frames = [f for f in self.frames if f.ms + f.duration_ms > oldest_needed]
+
+    # -- state ----------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-able snapshot (for a Faust table)."""
+        return {
+            "spec": asdict(self.spec),
+            "period": self.period.value if self.period else None,
+            "end_ms": self.end_ms,
+            "next_window": self.next_window,
+            "frames": [{"ms": f.ms, "d": f.duration_ms, "f": _features_state(f.features)} for f in self.frames],
+            "onsets": self.onsets,
+            "tail": _pcm16(self.tail),
+            "baseline": asdict(self.baseline),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CrowdAnalyzer:
+        analyzer = cls(WindowSpec(**state["spec"]))
+        analyzer.period = Period(state["period"]) if state["period"] else None
+        analyzer.end_ms = state["end_ms"]
+        analyzer.next_window = state["next_window"]
+        analyzer.frames = [_Frame(f["ms"], f["d"], _features_from_state(f["f"])) for f in state["frames"]]
+        analyzer.onsets = list(state["onsets"])
+        analyzer.tail = _from_pcm16(state["tail"])
+        analyzer.baseline = Baseline(**state["baseline"])
+        return analyzer
+
+
+def _pcm16(samples: np.ndarray | None) -> str | None:
+    """Audio tail as base64 int16: a tenth of the JSON of the floats, and exact enough for
+    onset detection. Frames arrive as int16, so with the same scale the round trip is exact
+    and a restarted worker continues exactly where it stopped."""
+    if samples is None:
+        return None
+    return base64.b64encode(np.clip(np.rint(samples * 32768), -32768, 32767).astype("<i2").tobytes()).decode()
+
+
+def _from_pcm16(text: str | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    return np.frombuffer(base64.b64decode(text), dtype="<i2").astype(np.float64) / 32768
+
+
+def _features_state(features: FrameFeatures) -> list[Any]:
+    return [features.rms_db, list(features.band_db), features.centroid_hz, features.rolloff_hz, features.flatness,
+            features.flux, features.whistle_db, list(features.onsets)]
+
+
+def _features_from_state(values: Sequence[Any]) -> FrameFeatures:
+    rms, bands, centroid, rolloff, flatness, flux, whistle, onsets = values
+    return FrameFeatures(rms, tuple(bands), centroid, rolloff, flatness, flux, whistle, tuple(onsets))
