@@ -18,7 +18,7 @@ from infra.settings import Settings
 from schemas.clock import MatchClock
 from schemas.codec import encode
 
-__all__ = ["DEAD_LETTERS", "DeadLetterWriter"]
+__all__ = ["DEAD_LETTERS", "DeadLetterWriter", "dead_letter_record"]
 
 DEAD_LETTERS = Counter(
     "crowdsound_dead_letters_total",
@@ -73,29 +73,33 @@ class DeadLetterWriter:
             reason=reason, error_type=error_type, match_id=match_id, clock=clock, consumed=False,
         )
 
-    def _send(self, *, source_topic: str, source: str, partition: int | None, offset: int | None,
-              key: bytes | None, value: bytes | None, reason: str, error_type: str,
-              match_id: str | None, clock: MatchClock | None, consumed: bool = True) -> None:
-        bare = source_topic.removeprefix(self._settings.topic_prefix)
-        record = {
-            "match_id": match_id,
-            "clock": clock.to_avro() if clock else None,
-            "wall_time_ms": int(time.time() * 1000),
-            "reason": reason,
-            "error_type": error_type,
-            "source": source,
-            "source_topic": source_topic if consumed else None,
-            "source_partition": partition,
-            "source_offset": offset,
-            "original_key": key,
-            "original_value": value,
-            "processor": self._processor,
-        }
-        self._producer.produce(
-            self._settings.topic(dead_letter_topic(bare)),
-            value=encode("DeadLetter", record),
-            key=match_key(match_id) if match_id else key,
-            on_delivery=log_delivery_errors,
-        )
+    def _send(self, **details: Any) -> None:
+        topic, key, value = dead_letter_record(self._settings, processor=self._processor, **details)
+        self._producer.produce(topic, value=value, key=key, on_delivery=log_delivery_errors)
         self._producer.poll(0)
-        DEAD_LETTERS.labels(source_topic=bare, error_type=error_type).inc()
+
+
+def dead_letter_record(settings: Settings, *, source_topic: str, source: str, partition: int | None,
+                       offset: int | None, key: bytes | None, value: bytes | None, reason: str, error_type: str,
+                       match_id: str | None, clock: MatchClock | None, processor: str,
+                       consumed: bool = True) -> tuple[str, bytes | None, bytes]:
+    """The (topic, key, value) of a dead letter; counts it. For writers with their own
+    producer (the Faust worker sends through Faust's, so its commits wait for it)."""
+    bare = source_topic.removeprefix(settings.topic_prefix)
+    record = {
+        "match_id": match_id,
+        "clock": clock.to_avro() if clock else None,
+        "wall_time_ms": int(time.time() * 1000),
+        "reason": reason,
+        "error_type": error_type,
+        "source": source,
+        "source_topic": source_topic if consumed else None,
+        "source_partition": partition,
+        "source_offset": offset,
+        "original_key": key,
+        "original_value": value,
+        "processor": processor,
+    }
+    DEAD_LETTERS.labels(source_topic=bare, error_type=error_type).inc()
+    return (settings.topic(dead_letter_topic(bare)), match_key(match_id) if match_id else key,
+            encode("DeadLetter", record))

@@ -21,6 +21,10 @@ CROWDSOUND_STATE_DIR                  local broker jars, data and logs (``.crowd
 CROWDSOUND_BROKER_PORT                port of the local broker (9092)
 CROWDSOUND_LOG_LEVEL                  DEBUG, INFO, WARNING, ERROR (INFO)
 CROWDSOUND_METRICS_PORT               Prometheus ``/metrics`` port, 0 = off (0)
+CROWDSOUND_GRACE_MS                   how late a match event may be and still count (15000)
+CROWDSOUND_WINDOW_HOP_MS              emotion window hop (1000)
+CROWDSOUND_WINDOW_LENGTH_MS           emotion window length, a multiple of the hop (3000)
+CROWDSOUND_STREAMS_STORE              Faust table store: memory:// or rocksdb:// (memory://)
 ===================================  =====================================================
 """
 
@@ -94,6 +98,10 @@ class Settings:
     broker_port: int = 9092
     log_level: str = "INFO"
     metrics_port: int = 0
+    grace_ms: int = 15_000
+    window_hop_ms: int = 1000
+    window_length_ms: int = 3000
+    streams_store: str = "memory://"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +135,10 @@ class Settings:
             broker_port=_int(env, "CROWDSOUND_BROKER_PORT", 9092, low=1, high=65_533),
             log_level=_choice(env, "CROWDSOUND_LOG_LEVEL", "INFO", _LOG_LEVELS),
             metrics_port=_int(env, "CROWDSOUND_METRICS_PORT", 0, low=0, high=65_535),
+            grace_ms=_int(env, "CROWDSOUND_GRACE_MS", 15_000, low=5_000, high=600_000),
+            window_hop_ms=_int(env, "CROWDSOUND_WINDOW_HOP_MS", 1000, low=100, high=60_000),
+            window_length_ms=_int(env, "CROWDSOUND_WINDOW_LENGTH_MS", 3000, low=100, high=120_000),
+            streams_store=env.get("CROWDSOUND_STREAMS_STORE", "memory://").strip() or "memory://",
         )
 
     def with_overrides(self, **changes: object) -> Settings:

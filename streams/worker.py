@@ -1,0 +1,75 @@
+"""``crowdsound worker``: run the stream worker (the Faust app in ``streams/app.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from infra.errors import CrowdsoundError
+from infra.settings import Settings
+
+__all__ = ["add_worker_parser", "run_worker"]
+
+log = logging.getLogger("crowdsound.worker")
+
+_HELP = """\
+Join crowd.audio.v1 and match.events.v1 by match time into crowd.emotions.v1.
+
+One Faust agent consumes both co-partitioned topics; each match's join state (features,
+baseline, watermark, recent windows and events) lives in a changelog-backed table, so a
+restarted or rebalanced worker recovers it. Windows (CROWDSOUND_WINDOW_HOP_MS /
+_LENGTH_MS, default 1 s / 3 s) are emitted as soon as their audio is complete (revision 0)
+and re-emitted with a higher revision when a match event arriving within the grace
+(CROWDSOUND_GRACE_MS, default 15 s) changes them. Later events go to match.events.late.v1;
+bad records to the *.dlq.v1 topics with the reason.
+
+Start more workers to scale out: partitions (and their tables) are shared among them.
+SIGTERM stops cleanly, committing what was processed.
+"""
+
+
+def add_worker_parser(commands) -> None:
+    parser = commands.add_parser("worker", help="run the stream worker: audio + events -> crowd emotions",
+                                 description=_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus /metrics and /healthz here (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    parser.add_argument("--instance-id", metavar="ID",
+                        help="static group membership: a restarted worker with the same id gets its partitions "
+                        "back at once instead of after the session timeout")
+    parser.set_defaults(handler=run_worker)
+
+
+def _check_topics(settings: Settings) -> None:
+    from infra.clients import make_admin
+
+    names = [settings.topic(t) for t in ("crowd.audio.v1", "match.events.v1", "crowd.emotions.v1",
+                                          "match.events.late.v1", "crowd.audio.dlq.v1", "match.events.dlq.v1")]
+    try:
+        existing = make_admin(settings).list_topics(timeout=15).topics
+    except Exception as exc:  # noqa: BLE001 - KafkaException: broker unreachable
+        raise CrowdsoundError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise CrowdsoundError(f"topics missing: {', '.join(missing)}; run `crowdsound topics apply`")
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    _check_topics(settings)
+    from streams.emotion import EmotionModel
+
+    EmotionModel.load()  # a missing or broken model is a one-line error now, not a crash later
+    import faust
+
+    from infra.metrics import serve_metrics
+    from streams.app import app
+
+    if args.instance_id:
+        app.conf.consumer_group_instance_id = args.instance_id
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, healthy=lambda: not app.should_stop)
+    os.environ.setdefault("F_FORCE_COLOR", "0")
+    level = logging.getLevelName(logging.getLogger().level).lower()
+    worker = faust.Worker(app, loglevel=level if level != "notset" else "info", quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0
