@@ -49,6 +49,7 @@ def build_parser() -> CliParser:
     from consumers.commands import register as register_consumers
     from infra.commands import register as register_infra
     from producers.commands import register as register_producers
+    from streams.worker import add_worker_parser
 
     parser = CliParser(
         prog="crowdsound", description=_DESCRIPTION, epilog=_EPILOG,
@@ -60,6 +61,7 @@ def build_parser() -> CliParser:
     commands.required = True
     register_infra(commands)
     register_producers(commands)
+    add_worker_parser(commands)
     register_consumers(commands)
     return parser
 

@@ -65,7 +65,7 @@ def join_config(settings: Settings) -> JoinConfig:
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 3)
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
 
 
 def unpack_state(blob: bytes) -> dict[str, Any]:
@@ -82,6 +82,9 @@ class RecordProcessor:
         self.config = join_config(settings)
         self.audio_topic = settings.topic("crowd.audio.v1")
         self.events_topic = settings.topic("match.events.v1")
+        # The last state this processor produced per match, unpacked: when the table hands the
+        # same bytes back (the normal case), decoding them again would be wasted work.
+        self._cache: dict[bytes, tuple[bytes, dict[str, Any], MatchJoin]] = {}
 
     def process(self, *, state: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
                 value: bytes | None, now_ms: int | None = None) -> ProcessResult:
@@ -99,18 +102,24 @@ class RecordProcessor:
             return ProcessResult(outputs=[self._dead_letter(
                 topic, partition, offset, key, value, f"Kafka key {key!r} is not the record's match_id {match_id!r}",
                 "KeyMismatch", match_id)])
-        payload = unpack_state(state) if state else None
-        applied = payload["applied"] if payload else {}
+        cached = self._cache.get(key)
+        if state and cached and cached[0] is state:
+            applied, join = cached[1], cached[2]
+        else:
+            payload = unpack_state(state) if state else None
+            applied = payload["applied"] if payload else {}
+            join = MatchJoin.from_state(payload["join"]) if payload else MatchJoin(
+                match_id, self.config, model_version=self.model_version)
         if offset <= applied.get(topic, -1):
             return ProcessResult(skipped=True)
-        join = MatchJoin.from_state(payload["join"]) if payload else MatchJoin(
-            match_id, self.config, model_version=self.model_version)
         if kind == "AudioFrame":
             outputs = self._audio(join, record, topic, partition, offset, key, value, now)
         else:
             outputs = self._event(join, record, value, now)
-        applied[topic] = offset
-        return ProcessResult(state=pack_state({"join": join.to_state(), "applied": applied}), outputs=outputs)
+        applied = {**applied, topic: offset}
+        packed = pack_state({"join": join.to_state(), "applied": applied})
+        self._cache[key] = (packed, applied, join)
+        return ProcessResult(state=packed, outputs=outputs)
 
     # -- audio ----------------------------------------------------------------------------
     def _audio(self, join: MatchJoin, frame: dict[str, Any], topic: str, partition: int, offset: int,

@@ -1,0 +1,132 @@
+"""The stream worker on the real broker: the synthetic stadium in, crowd emotions out;
+a SIGKILLed worker and a second worker joining leave the final windows unchanged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from schemas.codec import decode
+from tests.conftest import REPO, run_cli
+from tests.kafka_helpers import read_topic
+
+pytestmark = pytest.mark.kafka
+
+SCRIPT = """
+[match]
+id = "worker-test"
+home = "Home FC"
+away = "Away FC"
+seed = 11
+home_share = 0.8
+feed_delay = "0:03"
+[periods]
+pre_match = "0:05"
+first_half = "1:10"
+[[moments]]
+at = "0:20"
+kind = "chant"
+side = "home"
+tempo = 120
+duration = "0:15"
+[[moments]]
+at = "0:50"
+kind = "goal"
+side = "home"
+"""
+
+
+def _env(settings) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
+
+
+def _start_worker(settings, tmp_path, name: str) -> subprocess.Popen:
+    log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=tmp_path, env=_env(settings),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+
+
+def _final_windows(settings, expected: int, timeout_s: float = 120) -> dict:
+    messages = read_topic(settings, settings.topic("crowd.emotions.v1"), expected=expected, timeout_s=timeout_s)
+    best: dict = {}
+    for message in messages:
+        window = decode(message.value(), expect="EmotionWindow")
+        key = (window["clock"]["period"], window["clock"]["ms"])
+        if key not in best or window["revision"] > best[key]["revision"]:
+            best[key] = window
+    return best
+
+
+def _stadium(settings, tmp_path, script: str = SCRIPT) -> None:
+    path = tmp_path / "match.toml"
+    path.write_text(script)
+    result = run_cli("stadium", "--script", str(path), "--match", "m-live", "--fast", "--quiet",
+                     "--spool-dir", str(tmp_path / "spool"), settings=settings)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_home_goal_gives_celebration_and_a_chant_its_tempo(topics, tmp_path):
+    worker = _start_worker(topics, tmp_path, "w1")
+    try:
+        _stadium(topics, tmp_path)
+        windows = _final_windows(topics, expected=70)
+    finally:
+        _stop(worker)
+    first_half = {ms: w for (period, ms), w in windows.items() if period == "FIRST_HALF"}
+    assert len(first_half) >= 60, (tmp_path / "w1.log").read_text()[-2000:]
+    after_goal = [first_half[ms] for ms in range(50_000, 56_000, 1000) if ms in first_half]
+    assert any(w["state"] == "CELEBRATION" for w in after_goal)
+    assert max(w["arousal"] for w in after_goal) > 0.7 and max(w["valence"] for w in after_goal) > 0.3
+    assert any(e["type"] == "GOAL" and e["side"] == "HOME" for w in after_goal for e in w["events"])
+    murmur = [first_half[ms] for ms in range(2_000, 12_000, 1000) if ms in first_half]
+    assert max(w["arousal"] for w in murmur) < min(w["arousal"] for w in after_goal[:3])
+    chant = [first_half[ms] for ms in range(26_000, 33_000, 1000) if ms in first_half]
+    tempos = [w["tempo_bpm"] for w in chant if w["tempo_bpm"]]
+    assert tempos and abs(sorted(tempos)[len(tempos) // 2] - 120) < 6
+    delays = [w["wall_time_ms"] - w["audio_wall_time_ms"] for w in first_half.values() if w["revision"] == 0]
+    assert delays  # the worker reports when it emitted each window relative to its audio
+
+
+def test_a_killed_worker_and_a_second_worker_leave_the_final_windows_unchanged(topics, tmp_path):
+    # Reference: one worker, undisturbed, on its own copy of the topics.
+    from infra.clients import make_admin
+    from infra.topics import apply_catalogue
+
+    reference_settings = topics.with_overrides(topic_prefix=topics.topic_prefix + "ref.")
+    apply_catalogue(make_admin(reference_settings), reference_settings)
+    worker = _start_worker(reference_settings, tmp_path, "ref")
+    try:
+        _stadium(reference_settings, tmp_path)
+        reference = _final_windows(reference_settings, expected=70)
+    finally:
+        _stop(worker)
+
+    first = _start_worker(topics, tmp_path, "a")
+    _stadium(topics, tmp_path)
+    time.sleep(6)
+    _stop(first, signal.SIGKILL)  # mid-stream, no chance to commit
+    restarted = _start_worker(topics, tmp_path, "b")
+    time.sleep(5)
+    second = _start_worker(topics, tmp_path, "c")  # scale out: partitions move to it
+    try:
+        windows = _final_windows(topics, expected=len(reference) + 10, timeout_s=150)
+    finally:
+        _stop(restarted)
+        _stop(second)
+    assert set(windows) == set(reference)  # none missing, none extra
+    strip = ("wall_time_ms", "revision", "audio_wall_time_ms")  # the two stadium runs differ in wall time only
+    assert {k: {f: v for f, v in w.items() if f not in strip} for k, w in windows.items()} == \
+        {k: {f: v for f, v in w.items() if f not in strip} for k, w in reference.items()}
+    assert REPO.exists()
