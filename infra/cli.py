@@ -49,6 +49,7 @@ def build_parser() -> CliParser:
     from consumers.commands import register as register_consumers
     from infra.commands import register as register_infra
     from producers.commands import register as register_producers
+    from streams.commands import register as register_streams
     from streams.worker import add_worker_parser
 
     parser = CliParser(
@@ -62,6 +63,7 @@ def build_parser() -> CliParser:
     register_infra(commands)
     register_producers(commands)
     add_worker_parser(commands)
+    register_streams(commands)
     register_consumers(commands)
     return parser
 
