@@ -27,7 +27,7 @@ demo: bootstrap
 	@echo
 	@echo "The broker keeps running; stop it with: $(BIN)/crowdsound broker down"
 
-# The test session starts its own broker on port 39092 (fresh data) and stops it at the end;
+# The test session starts its own broker on port 19092 (fresh data) and stops it at the end;
 # set KAFKA_BOOTSTRAP_SERVERS to run the tests against another cluster instead.
 test: bootstrap
 	$(BIN)/pytest

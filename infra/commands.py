@@ -28,7 +28,8 @@ def register(commands: Any) -> None:
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)
         action.add_argument("--port", type=_port, default=None,
-                            help="client port; the controller uses port+1 (default: CROWDSOUND_BROKER_PORT or 9092)")
+                            help="client port; the controller uses port+1 (default: CROWDSOUND_BROKER_PORT or 9092). "
+                            "Keep it below 32768, outside the ports the OS hands to client sockets")
         action.set_defaults(handler=_broker)
 
     topics = commands.add_parser(

@@ -21,7 +21,9 @@ import pytest
 from infra.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-TEST_BROKER_PORT = int(os.environ.get("CROWDSOUND_TEST_BROKER_PORT", "39092"))
+# Below Linux's ephemeral range (32768-60999): a port in it can be taken by a client's own
+# socket while the broker restarts, and the broker then fails to bind.
+TEST_BROKER_PORT = int(os.environ.get("CROWDSOUND_TEST_BROKER_PORT", "19092"))
 
 
 @dataclass

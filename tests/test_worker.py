@@ -27,7 +27,7 @@ home_share = 0.8
 feed_delay = "0:03"
 [periods]
 pre_match = "0:05"
-first_half = "1:10"
+first_half = "1:40"
 [[moments]]
 at = "0:20"
 kind = "chant"
@@ -38,6 +38,11 @@ duration = "0:15"
 at = "0:50"
 kind = "goal"
 side = "home"
+[[moments]]
+at = "1:15"
+kind = "card"
+side = "home"
+outcome = "red"
 """
 
 
@@ -77,21 +82,25 @@ def _stadium(settings, tmp_path, script: str = SCRIPT) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_a_home_goal_gives_celebration_and_a_chant_its_tempo(topics, tmp_path):
+def test_goal_card_chant_and_quiet_are_heard_as_such(topics, tmp_path):
     worker = _start_worker(topics, tmp_path, "w1")
     try:
         _stadium(topics, tmp_path)
-        windows = _final_windows(topics, expected=70)
+        windows = _final_windows(topics, expected=100)
     finally:
         _stop(worker)
     first_half = {ms: w for (period, ms), w in windows.items() if period == "FIRST_HALF"}
-    assert len(first_half) >= 60, (tmp_path / "w1.log").read_text()[-2000:]
+    assert len(first_half) >= 95, (tmp_path / "w1.log").read_text()[-2000:]
     after_goal = [first_half[ms] for ms in range(50_000, 56_000, 1000) if ms in first_half]
     assert any(w["state"] == "CELEBRATION" for w in after_goal)
     assert max(w["arousal"] for w in after_goal) > 0.7 and max(w["valence"] for w in after_goal) > 0.3
     assert any(e["type"] == "GOAL" and e["side"] == "HOME" for w in after_goal for e in w["events"])
     murmur = [first_half[ms] for ms in range(2_000, 12_000, 1000) if ms in first_half]
     assert max(w["arousal"] for w in murmur) < min(w["arousal"] for w in after_goal[:3])
+    assert sum(w["state"] == "CALM" for w in murmur) >= len(murmur) - 2  # quiet spells are calm
+    after_card = [first_half[ms] for ms in range(75_000, 85_000, 1000) if ms in first_half]
+    assert sum(w["state"] == "ANGER" for w in after_card) >= 3, [w["state"] for w in after_card]
+    assert min(w["valence"] for w in after_card) < -0.3
     chant = [first_half[ms] for ms in range(26_000, 33_000, 1000) if ms in first_half]
     tempos = [w["tempo_bpm"] for w in chant if w["tempo_bpm"]]
     assert tempos and abs(sorted(tempos)[len(tempos) // 2] - 120) < 6
@@ -109,7 +118,7 @@ def test_a_killed_worker_and_a_second_worker_leave_the_final_windows_unchanged(t
     worker = _start_worker(reference_settings, tmp_path, "ref")
     try:
         _stadium(reference_settings, tmp_path)
-        reference = _final_windows(reference_settings, expected=70)
+        reference = _final_windows(reference_settings, expected=100)
     finally:
         _stop(worker)
 
