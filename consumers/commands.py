@@ -5,29 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from infra.cliargs import seconds, whole_number
 from infra.settings import Settings
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
-    return value
 
 
 def register(commands: Any) -> None:
@@ -44,8 +25,8 @@ def register(commands: Any) -> None:
     tail.add_argument("--match", metavar="M", help="only this match (reads only its partition)")
     tail.add_argument("--from-beginning", action="store_true",
                       help="start at the oldest retained record (default: only new records)")
-    tail.add_argument("--max", type=_positive_int, metavar="N", help="stop after N records")
-    tail.add_argument("--timeout", type=_positive_float, metavar="S", help="stop after S seconds without a record")
+    tail.add_argument("--max", type=whole_number(low=1), metavar="N", help="stop after N records")
+    tail.add_argument("--timeout", type=seconds, metavar="S", help="stop after S seconds without a record")
     tail.add_argument("--json", action="store_true",
                       help="one JSON object per line (bytes summarised, never dumped raw)")
     tail.set_defaults(handler=_tail)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from infra.cliargs import whole_number
 from infra.settings import Settings
 
 __all__ = ["register"]
@@ -27,7 +28,7 @@ def register(commands: Any) -> None:
         ("status", "print running/stopped, bootstrap address, Kafka version, data folder"),
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)
-        action.add_argument("--port", type=_port, default=None,
+        action.add_argument("--port", type=whole_number(low=1, high=65_533, what="a port"), default=None,
                             help="client port; the controller uses port+1 (default: CROWDSOUND_BROKER_PORT or 9092). "
                             "Keep it below 32768, outside the ports the OS hands to client sockets")
         action.set_defaults(handler=_broker)
@@ -48,16 +49,6 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="the catalogue topics with their settings on the cluster",
                                  description="Show each catalogue topic as the cluster has it.")
     listing.set_defaults(handler=_topics_list)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
-    if not 1 <= port <= 65_533:
-        raise argparse.ArgumentTypeError(f"port must be in 1..65533, got {port}")
-    return port
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from infra.cliargs import whole_number
 from infra.settings import Settings
+
+_COUNT = whole_number(low=0)
+_POSITIVE = whole_number(low=1)
 
 __all__ = ["register"]
 
@@ -70,17 +74,17 @@ def register(commands: Any) -> None:
                        help="where to write crowd_emotion.onnx and MODEL_CARD.md (default: streams/models, "
                        "the shipped model)")
     train.add_argument("--clips", type=Path, metavar="DIR", help="folder of labelled clips: DIR/<STATE>/<audio files>")
-    train.add_argument("--matches", type=_count, default=40, metavar="N",
+    train.add_argument("--matches", type=_COUNT, default=40, metavar="N",
                        help="synthetic matches to render (default 40; 0 = clips only)")
     train.add_argument("--minutes", type=float, default=4.0, metavar="M",
                        help="audio per synthetic match, minutes (default 4)")
-    train.add_argument("--seed", type=_count, default=0, metavar="S", help="seed of matches, split and training (default 0)")
+    train.add_argument("--seed", type=_COUNT, default=0, metavar="S", help="seed of matches, split and training (default 0)")
     train.add_argument("--holdout", type=float, default=0.2, metavar="F",
                        help="share of matches (and of each state's clips) held out for evaluation (default 0.2)")
-    train.add_argument("--epochs", type=_positive, default=60, metavar="E", help="training epochs (default 60)")
-    train.add_argument("--excerpts", type=_count, default=12, metavar="K",
+    train.add_argument("--epochs", type=_POSITIVE, default=60, metavar="E", help="training epochs (default 60)")
+    train.add_argument("--excerpts", type=_COUNT, default=12, metavar="K",
                        help="cold-start excerpts analysed per synthetic match (default 12)")
-    train.add_argument("--jobs", type=_positive, default=min(2, os.cpu_count() or 1), metavar="J",
+    train.add_argument("--jobs", type=_POSITIVE, default=min(2, os.cpu_count() or 1), metavar="J",
                        help="processes rendering matches (default: 2 or the number of cores if fewer)")
     train.add_argument("--reference", type=Path, action="append", metavar="FILE",
                        help="a real recording to classify in the model card (repeatable; default: "
@@ -99,28 +103,11 @@ def register(commands: Any) -> None:
     analyze.add_argument("--json", action="store_true", help="one JSON object per window instead of text")
     analyze.add_argument("--start", metavar="MM:SS", help="match time of the first sample, e.g. 23:10 or 'HT 2:00' "
                          "(default PRE 0:00)")
-    analyze.add_argument("--hop", type=_positive, default=1000, metavar="MS", help="window hop, ms (default 1000)")
-    analyze.add_argument("--length", type=_positive, default=3000, metavar="MS",
+    analyze.add_argument("--hop", type=_POSITIVE, default=1000, metavar="MS", help="window hop, ms (default 1000)")
+    analyze.add_argument("--length", type=_POSITIVE, default=3000, metavar="MS",
                          help="window length, ms; a whole multiple of --hop (default 3000)")
     analyze.add_argument("--model", type=Path, metavar="MODEL", help="an .onnx model (default: the shipped one)")
     analyze.set_defaults(handler=_analyze)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
-    return value
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
