@@ -8,7 +8,7 @@ import pytest
 
 from producers.stadium import load_script, script_events
 from schemas.codec import decode
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -73,4 +73,3 @@ def test_a_bad_script_is_a_one_line_error(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     missing = run_cli("stadium", "--script", str(tmp_path / "nope.toml"), "--no-kafka", "--wav", str(tmp_path / "x.wav"))
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
-    assert REPO.exists()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from schemas.codec import decode
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -138,4 +138,3 @@ def test_a_killed_worker_and_a_second_worker_leave_the_final_windows_unchanged(t
     strip = ("wall_time_ms", "revision", "audio_wall_time_ms")  # the two stadium runs differ in wall time only
     assert {k: {f: v for f, v in w.items() if f not in strip} for k, w in windows.items()} == \
         {k: {f: v for f, v in w.items() if f not in strip} for k, w in reference.items()}
-    assert REPO.exists()

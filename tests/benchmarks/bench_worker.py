@@ -109,7 +109,6 @@ def run_faust_worker(settings: Settings, expected_windows: int, log: Path) -> fl
 
 def run_plain_loop(settings: Settings, frames: int) -> float:
     """The same RecordProcessor in a bare confluent-kafka consume/produce loop."""
-    from streams.app import processor as _unused  # noqa: F401 - same import cost as the worker
     from streams.emotion import EmotionModel
     from streams.join import AcousticEmotion
     from streams.processor import RecordProcessor
