@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = ["ContextResult", "STATES", "apply_context"]
 
+# The CrowdState symbols of schemas/EmotionWindow.avsc; also the emotion model's output order.
 STATES: tuple[str, ...] = ("CALM", "ANTICIPATION", "EXCITEMENT", "CELEBRATION", "DISAPPOINTMENT", "ANGER", "CHANTING")
 _TAU_MS = 15_000.0
 

@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from infra.errors import CrowdsoundError
+from streams.context import STATES
 from streams.features import FEATURE_NAMES
 
 __all__ = ["DEFAULT_MODEL_PATH", "Emotion", "EmotionModel", "STATES"]
 
-# The CrowdState symbols of schemas/EmotionWindow.avsc, in the model's output order.
-STATES: tuple[str, ...] = ("CALM", "ANTICIPATION", "EXCITEMENT", "CELEBRATION", "DISAPPOINTMENT", "ANGER", "CHANTING")
+# STATES (streams/context.py): the CrowdState symbols of schemas/EmotionWindow.avsc, which is
+# also the model's output order.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "crowd_emotion.onnx"
 
 # The graph's contract (written by streams.training.export).
