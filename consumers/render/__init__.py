@@ -1,0 +1,1 @@
+"""Rendering the score to audio: a SoundFont synthesizer, reverb and broadcast mastering."""
