@@ -1,4 +1,4 @@
-"""Consumer-side subcommands: ``crowdsound tail``."""
+"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``listen``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def register(commands: Any) -> None:
     tail.add_argument("--json", action="store_true",
                       help="one JSON object per line (bytes summarised, never dumped raw)")
     tail.set_defaults(handler=_tail)
+    _register_composer(commands)
+    _register_prefs(commands)
+    _register_listen(commands)
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,4 +40,147 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
     tail(settings, args.topic, match_id=args.match, from_beginning=args.from_beginning,
          max_records=args.max, timeout_s=args.timeout, as_json=args.json)
+    return 0
+
+
+def _outputs(text: str) -> tuple[str, ...]:
+    from consumers.composer_config import OUTPUT_CHOICES
+
+    parts = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
+    if not parts or set(parts) - set(OUTPUT_CHOICES):
+        raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(OUTPUT_CHOICES)}, got {text!r}")
+    return parts
+
+
+def _register_composer(commands: Any) -> None:
+    composer = commands.add_parser(
+        "composer", help="compose music from crowd.emotions.v1 (a consumer group)",
+        description="Turn the emotion stream into music: music.control.v1 (one message per bar and per "
+        "stinger: tempo, key, chord, intensity, layers, MIDI events) and music.audio.v1 (48 kHz stereo "
+        "audio rendered with FluidSynth and a General MIDI SoundFont, gapless per match, EBU R128 "
+        "levels). Preferences from music.preferences.v1 apply from the next bar. Exactly once: outputs, "
+        "per-match state and offsets are committed in one Kafka transaction, so a killed composer "
+        "resumes without duplicate or missing bars. Scale out by starting more composers (each needs "
+        "its own --instance); they share the partitions.",
+    )
+    composer.add_argument("--outputs", type=_outputs, default=("audio", "control"), metavar="LIST",
+                          help="what to produce: control, audio or control,audio (default). Each set is "
+                          "its own consumer group, so a control-only and an audio-only group can run side by side")
+    composer.add_argument("--instance", default="", metavar="NAME",
+                          help="stable name of this replica (its transactional id); default: the host name")
+    composer.add_argument("--metrics-port", type=whole_number(low=0, high=65535), metavar="PORT",
+                          help="serve /metrics and /healthz on PORT (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    composer.set_defaults(handler=_composer)
+
+
+def _composer(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.composer import run_composer
+    from consumers.composer_config import ComposerConfig
+
+    if args.metrics_port is not None:
+        settings = settings.with_overrides(metrics_port=args.metrics_port)
+    run_composer(settings, ComposerConfig(outputs=args.outputs, instance=args.instance))
+    return 0
+
+
+def _tempo_range(text: str) -> tuple[float, float]:
+    low, dash, high = text.partition("-")
+    try:
+        values = (float(low), float(high))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a tempo range like 80-140, got {text!r}") from None
+    if not dash or not 40 <= values[0] <= values[1] <= 240:
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH with 40 <= LOW <= HIGH <= 240, got {text!r}")
+    return values
+
+
+def _unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text}")
+    return value
+
+
+def _register_prefs(commands: Any) -> None:
+    from consumers.music.types import LAYERS, STYLES
+
+    prefs = commands.add_parser(
+        "prefs", help="set or show music preferences (music.preferences.v1)",
+        description="Music preferences per match or for every match. The composer applies a change from "
+        "the next bar. A match's own preferences override the global ones field by field; a new `set` "
+        "for the same target replaces its previous record (the topic is compacted: latest wins).",
+    )
+    actions = prefs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    set_ = actions.add_parser("set", help="write preferences",
+                              description="Write preferences for one match (--match) or all (--all).")
+    target = set_.add_mutually_exclusive_group(required=True)
+    target.add_argument("--match", metavar="M", help="the match these preferences are for")
+    target.add_argument("--all", action="store_true", help="the default of every match")
+    set_.add_argument("--style", choices=STYLES, help="arrangement style")
+    set_.add_argument("--intensity-min", type=_unit, metavar="X", help="lowest intensity, 0..1")
+    set_.add_argument("--intensity-max", type=_unit, metavar="X", help="highest intensity, 0..1")
+    set_.add_argument("--tempo-range", type=_tempo_range, metavar="LOW-HIGH", help="tempo range in bpm, e.g. 80-140")
+    set_.add_argument("--mute", nargs="+", choices=LAYERS, default=[], metavar="LAYER",
+                      help=f"layers to silence: {', '.join(LAYERS)}")
+    set_.add_argument("--by", default="cli", metavar="NAME", help="who sets them (kept in the record)")
+    set_.set_defaults(handler=_prefs_set)
+    show = actions.add_parser("show", help="print the preferences in force",
+                              description="Read music.preferences.v1 and print what a composer would apply.")
+    show.add_argument("--match", metavar="M", help="a match (default: the global preferences)")
+    show.set_defaults(handler=_prefs_show)
+
+
+def _prefs_set(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.prefs_cli import write_preferences
+
+    record = write_preferences(
+        settings, match_id=None if args.all else args.match, style=args.style,
+        intensity_min=args.intensity_min, intensity_max=args.intensity_max,
+        tempo_range=args.tempo_range, muted_layers=args.mute, set_by=args.by,
+    )
+    print(f"preferences for {record['match_id']} written: " + ", ".join(
+        f"{key}={value}" for key, value in record.items()
+        if key not in ("match_id", "clock", "wall_time_ms", "set_by") and value not in (None, [])) or "defaults")
+    return 0
+
+
+def _prefs_show(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from consumers.prefs_cli import read_preferences
+
+    print(json.dumps(read_preferences(settings, args.match).to_json(), indent=2))
+    return 0
+
+
+def _register_listen(commands: Any) -> None:
+    listen = commands.add_parser(
+        "listen", help="write a match's music (music.audio.v1) to a WAV file or stdout",
+        description="A downstream consumer example: reads the match's partition of music.audio.v1 "
+        "(no consumer group), keeps its chunks in order and writes them to a WAV file, or with "
+        "--out - as raw 48 kHz stereo s16le to stdout, e.g. "
+        "`crowdsound listen --match M --out - | ffmpeg -f s16le -ar 48000 -ac 2 -i - live.mp3`. "
+        "Stops on Ctrl-C, after --timeout idle seconds, or after --max-seconds of audio.",
+    )
+    listen.add_argument("--match", required=True, metavar="M", help="the match")
+    listen.add_argument("--out", required=True, metavar="PATH", help="a .wav file, or - for raw PCM on stdout")
+    listen.add_argument("--live", action="store_true", help="only music from now on (default: from the start)")
+    listen.add_argument("--max-seconds", type=seconds, metavar="S", help="stop after S seconds of music")
+    listen.add_argument("--timeout", type=seconds, metavar="S", help="stop after S seconds without a chunk")
+    listen.set_defaults(handler=_listen)
+
+
+def _listen(args: argparse.Namespace, settings: Settings) -> int:
+    import sys
+
+    from consumers.listen import listen
+
+    result = listen(settings, args.match, args.out, from_beginning=not args.live,
+                    max_seconds=args.max_seconds, timeout_s=args.timeout)
+    seconds_written = result.samples / result.sample_rate if result.sample_rate else 0.0
+    print(f"{result.chunks} chunks, {seconds_written:.1f} s of music written to {args.out}"
+          + (f"; {result.missing_chunks} chunks missing" if result.missing_chunks else ""), file=sys.stderr)
     return 0

@@ -1,0 +1,373 @@
+"""``crowdsound composer``: the consumer group that turns crowd.emotions.v1 into music.
+
+A thin Kafka shell around ``consumers.score.MatchScore``. Exactly once, by Kafka
+transactions: each batch of input records, the outputs they release (music.control.v1,
+music.audio.v1, dead letters), the new state of every match touched, and the consumer
+offsets are committed in one transaction. The state goes to a compacted internal topic
+(``<prefix>crowdsound-composer-state``, one partition per input partition, like a Kafka
+Streams changelog), so a composer killed at any moment restarts from the last committed
+batch with the exact state of that batch: no duplicate and no missing bar, and — because
+the score is deterministic — the same music it would have made without the crash.
+
+``--outputs`` splits the work: a control-only group is cheap (hundreds of matches per
+process), an audio group renders with FluidSynth. Both compute the same score, so their
+outputs agree bar for bar.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import time
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import NewTopic
+from prometheus_client import Counter, Gauge, Histogram
+
+from consumers.composer_config import ComposerConfig
+from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
+from consumers.score import MatchScore, Output
+from infra.clients import make_admin, make_consumer, make_producer, match_key
+from infra.deadletter import dead_letter_record
+from infra.errors import BrokerError, CrowdsoundError, SchemaError
+from infra.metrics import serve_metrics
+from infra.partitioning import partition_for
+from infra.settings import Settings
+from schemas.codec import decode, encode
+
+__all__ = ["run_composer", "state_topic"]
+
+log = logging.getLogger("crowdsound.composer")
+
+WINDOWS = Counter("crowdsound_composer_windows_total", "emotion windows composed from", ["revised"])
+CONTROLS = Counter("crowdsound_composer_controls_total", "music.control.v1 messages emitted", ["kind"])
+AUDIO_SECONDS = Counter("crowdsound_composer_audio_seconds_total", "seconds of music audio emitted")
+GAP_SECONDS = Counter("crowdsound_composer_audio_gap_seconds_total",
+                      "seconds of music composed while emotion windows were missing (held, then decaying to calm)")
+DEAD_LETTERS = Counter("crowdsound_composer_dead_letters_total", "input records sent to a dead-letter topic",
+                       ["topic"])
+TEMPO = Gauge("crowdsound_composer_tempo_bpm", "tempo of the latest bar", ["match_id"])
+INTENSITY = Gauge("crowdsound_composer_intensity", "intensity of the latest bar, 0..1", ["match_id"])
+MATCHES = Gauge("crowdsound_composer_matches", "matches this process composes for")
+LATENCY = Histogram("crowdsound_composer_emotion_to_output_seconds",
+                    "from an emotion window's Kafka timestamp to the commit of the music it released",
+                    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+BATCH = Histogram("crowdsound_composer_batch_seconds", "time to compose and commit one batch of input",
+                  buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
+
+def state_topic(settings: Settings) -> str:
+    return settings.topic("crowdsound-composer-state")
+
+
+def _group_id(settings: Settings, config: ComposerConfig) -> str:
+    return f"{settings.topic_prefix}crowdsound-composer-{config.group_id_suffix}"
+
+
+def _ensure_state_topic(settings: Settings) -> None:
+    """Create the internal state topic (compacted, co-partitioned with the inputs) if missing."""
+    admin = make_admin(settings)
+    name = state_topic(settings)
+    if name in admin.list_topics(timeout=10).topics:
+        return
+    topic = NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
+                     config={"cleanup.policy": "compact", "compression.type": "zstd", "segment.ms": "3600000",
+                             "min.cleanable.dirty.ratio": "0.1", "max.message.bytes": str(8 * 1024 * 1024)})
+    for future in admin.create_topics([topic]).values():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BrokerError(f"cannot create {name}: {error}") from None
+
+
+def pack_state(state: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(state, separators=(",", ":"), sort_keys=True).encode(), 6)
+
+
+def unpack_state(data: bytes) -> dict[str, Any]:
+    return json.loads(zlib.decompress(data))
+
+
+class Composer:
+    """One composer process: a consumer group member with a transactional producer."""
+
+    def __init__(self, settings: Settings, config: ComposerConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.emotions_topic = settings.topic("crowd.emotions.v1")
+        self.prefs_topic = settings.topic("music.preferences.v1")
+        self.state_topic = state_topic(settings)
+        self.state_key_prefix = f"{config.group_id_suffix}:"
+        self.synth = None
+        if "audio" in config.outputs:
+            from consumers.render.synth import SoundFontSynth
+
+            self.synth = SoundFontSynth()
+        self.scores: dict[str, MatchScore] = {}
+        self.saved: dict[str, dict[str, Any]] = {}  # restored state not yet turned into a score
+        self.prefs = PreferencesTable()
+        self.assigned: set[int] = set()
+        self.running = True
+        self.healthy = True
+        instance = config.instance or socket.gethostname()
+        self.producer = make_producer(settings, {
+            "transactional.id": f"{_group_id(settings, config)}-{instance}",
+            "transaction.timeout.ms": 15_000,
+            "linger.ms": 2,
+        })
+        self.producer.init_transactions(30)
+        self.consumer = make_consumer(settings, group_id=_group_id(settings, config), extra={
+            "partition.assignment.strategy": "cooperative-sticky",
+        })
+        self.prefs_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-prefs-unused")
+
+    # -- assignment and state -----------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        new = {p.partition for p in partitions} - self.assigned
+        self.assigned |= new
+        self._restore(new)
+        log.info("assigned partitions=%s", sorted(new))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {p.partition for p in partitions}
+        self.assigned -= gone
+        for match_id in [m for m in self.scores if self._partition(m) in gone]:
+            del self.scores[match_id]
+            for gauge in (TEMPO, INTENSITY):
+                try:
+                    gauge.remove(match_id)
+                except KeyError:
+                    pass  # no bar yet
+        for match_id in [m for m in self.saved if self._partition(m) in gone]:
+            del self.saved[match_id]
+        MATCHES.set(len(self.scores))
+        log.info("revoked partitions=%s", sorted(gone))
+
+    def _partition(self, match_id: str) -> int:
+        return partition_for(match_key(match_id), self.settings.partitions)
+
+    def _restore(self, partitions: Iterable[int]) -> None:
+        """Read the committed state of every match of ``partitions`` from the state topic."""
+        wanted = sorted(partitions)
+        if not wanted:
+            return
+        reader = make_consumer(self.settings, group_id=f"{_group_id(self.settings, self.config)}-restore")
+        try:
+            ends: dict[int, int] = {}
+            for partition in wanted:
+                low, high = reader.get_watermark_offsets(TopicPartition(self.state_topic, partition), timeout=10)
+                if high > low:
+                    ends[partition] = high
+            if not ends:
+                return
+            reader.assign([TopicPartition(self.state_topic, p, OFFSET_BEGINNING) for p in ends])
+            done: set[int] = set()
+            deadline = time.monotonic() + 60
+            while len(done) < len(ends) and time.monotonic() < deadline:
+                for message in reader.consume(500, 0.5):
+                    if message.error():
+                        continue
+                    key = (message.key() or b"").decode()
+                    if key.startswith(self.state_key_prefix):
+                        match_id = key[len(self.state_key_prefix):]
+                        value = message.value()
+                        if value is None:
+                            self.saved.pop(match_id, None)
+                        else:
+                            self.saved[match_id] = unpack_state(value)
+                        self.scores.pop(match_id, None)
+                    if message.offset() + 1 >= ends[message.partition()]:
+                        done.add(message.partition())
+                # Transaction markers occupy offsets too: a partition is done when the
+                # position reaches its end, whatever the last record was.
+                for tp in reader.position([TopicPartition(self.state_topic, p) for p in ends]):
+                    if tp.offset >= ends[tp.partition]:
+                        done.add(tp.partition)
+            if len(done) < len(ends):
+                raise BrokerError(f"could not read the composer state of partitions {sorted(set(ends) - done)}")
+        finally:
+            reader.close()
+
+    def _score(self, match_id: str) -> MatchScore:
+        score = self.scores.get(match_id)
+        if score is None:
+            saved = self.saved.pop(match_id, None)
+            hop = self.settings.window_hop_ms
+            score = (MatchScore.from_state(match_id, saved, synth=self.synth, hop_ms=hop) if saved is not None
+                     else MatchScore(match_id, synth=self.synth, hop_ms=hop))
+            self.scores[match_id] = score
+            MATCHES.set(len(self.scores))
+        return score
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        self.consumer.subscribe([self.emotions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._assign_prefs()
+        while self.running:
+            self._read_prefs()
+            first = self.consumer.poll(self.config.poll_timeout_s)
+            if first is None:
+                continue
+            batch = [first] + self.consumer.consume(self.config.max_batch - 1, 0)
+            started = time.perf_counter()
+            try:
+                self._process(batch)
+            except KafkaException as error:
+                self._recover(error)
+            BATCH.observe(time.perf_counter() - started)
+
+    def _assign_prefs(self) -> None:
+        metadata = self.prefs_consumer.list_topics(self.prefs_topic, timeout=10).topics.get(self.prefs_topic)
+        if metadata is None or metadata.error is not None:
+            raise BrokerError(f"topic {self.prefs_topic} is missing; run `crowdsound topics apply`")
+        self.prefs_consumer.assign([TopicPartition(self.prefs_topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+
+    def _read_prefs(self) -> None:
+        for message in self.prefs_consumer.consume(500, 0):
+            if message.error():
+                continue
+            match_id = (message.key() or b"").decode("utf-8", "replace")
+            if message.value() is None:
+                self.prefs.put(match_id, None)
+                continue
+            try:
+                record = decode(message.value(), expect="Preferences")
+                validate_preferences(record)
+            except SchemaError as error:
+                # Every replica reads every preference; only the owner of the key reports it.
+                if self._partition(match_id) in self.assigned or match_id == ALL_MATCHES:
+                    self._dead_letter_now(message, str(error))
+                continue
+            self.prefs.put(match_id, record)
+
+    def _process(self, batch: list[Message]) -> None:
+        self.producer.begin_transaction()
+        touched: set[str] = set()
+        received: list[float] = []  # Kafka timestamps of the windows, for the latency histogram
+        for message in batch:
+            if message.error():
+                if message.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error %s", message.error())
+                continue
+            match_id = self._handle(message)
+            if match_id is not None:
+                touched.add(match_id)
+                received.append(message.timestamp()[1] / 1000)
+        for match_id in sorted(touched):
+            score = self.scores[match_id]
+            self.producer.produce(self.state_topic, key=f"{self.state_key_prefix}{match_id}".encode(),
+                                  value=pack_state(score.to_state()), partition=self._partition(match_id))
+        positions = self._positions(batch)
+        self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 30)
+        self.producer.commit_transaction(30)
+        now = time.time()
+        for timestamp in received:
+            LATENCY.observe(max(0.0, now - timestamp))
+
+    @staticmethod
+    def _positions(batch: list[Message]) -> list[TopicPartition]:
+        last: dict[tuple[str, int], int] = {}
+        for message in batch:
+            if not message.error():
+                last[(message.topic(), message.partition())] = message.offset()
+        return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+    def _handle(self, message: Message) -> str | None:
+        try:
+            window = decode(message.value(), expect="EmotionWindow")
+        except SchemaError as error:
+            self._dead_letter(message, str(error), "SchemaError")
+            return None
+        match_id = window["match_id"]
+        score = self._score(match_id)
+        score.set_prefs(self.prefs.for_match(match_id))
+        try:
+            outputs = score.on_window(window)
+        except (ValueError, KeyError) as error:
+            self._dead_letter(message, f"cannot compose from this window: {error}", type(error).__name__)
+            return match_id
+        WINDOWS.labels(revised=str(window["revision"] > 0).lower()).inc()
+        self._send(match_id, outputs)
+        return match_id
+
+    def _send(self, match_id: str, outputs: list[Output]) -> None:
+        key = match_key(match_id)
+        for output in outputs:
+            record = output.record
+            if output.kind == "control":
+                if "control" not in self.config.outputs:
+                    continue
+                self.producer.produce(self.settings.topic("music.control.v1"), key=key,
+                                      value=encode("MusicControl", record))
+                CONTROLS.labels(kind=record["kind"].lower()).inc()
+                if record["kind"] == "BAR":
+                    TEMPO.labels(match_id=match_id).set(record["tempo_bpm"])
+                    INTENSITY.labels(match_id=match_id).set(record["intensity"])
+                    if "windows missing" in record["reason"]:
+                        GAP_SECONDS.inc(record["beats_per_bar"] * 60.0 / record["tempo_bpm"])
+            else:
+                self.producer.produce(self.settings.topic("music.audio.v1"), key=key,
+                                      value=encode("AudioChunk", record))
+                AUDIO_SECONDS.inc(record["samples_per_channel"] / record["sample_rate"])
+            self.producer.poll(0)
+
+    def _dead_letter(self, message: Message, reason: str, error_type: str) -> None:
+        topic, key, value = dead_letter_record(
+            self.settings, source_topic=message.topic() or "", source=f"{message.topic()}[{message.partition()}]"
+            f"@{message.offset()}", partition=message.partition(), offset=message.offset(), key=message.key(),
+            value=message.value(), reason=reason, error_type=error_type,
+            match_id=(message.key() or b"").decode("utf-8", "replace") or None, clock=None, processor="composer")
+        self.producer.produce(topic, key=key, value=value)
+        DEAD_LETTERS.labels(topic=message.topic() or "").inc()
+
+    def _dead_letter_now(self, message: Message, reason: str) -> None:
+        """A dead letter outside the batch transaction (preferences are not part of it)."""
+        self.producer.begin_transaction()
+        self._dead_letter(message, reason, "SchemaError")
+        self.producer.commit_transaction(30)
+
+    def _recover(self, error: KafkaException) -> None:
+        """A failed transaction: abort it, forget in-memory state, resume from the last commit."""
+        kafka_error = error.args[0]
+        if kafka_error.fatal():
+            raise BrokerError(f"the composer's transactional producer failed: {kafka_error}") from None
+        log.warning("transaction aborted, resuming from the last commit: %s", kafka_error)
+        if kafka_error.txn_requires_abort():
+            self.producer.abort_transaction(30)
+        self.scores.clear()
+        self.saved.clear()
+        assignment = self.consumer.assignment()
+        self._restore({tp.partition for tp in assignment})
+        committed = self.consumer.committed(assignment, timeout=30)
+        for tp in committed:
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.prefs_consumer.close()
+        self.producer.flush(10)
+
+
+def run_composer(settings: Settings, config: ComposerConfig) -> None:
+    """Run a composer until SIGTERM/SIGINT."""
+    _ensure_state_topic(settings)
+    composer = Composer(settings, config)
+
+    def _stop(signum: int, frame: object) -> None:
+        composer.running = False
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    serve_metrics(settings.metrics_port, healthy=lambda: composer.healthy)
+    log.info("composer started outputs=%s group=%s", ",".join(config.outputs), _group_id(settings, config))
+    try:
+        composer.run()
+    except CrowdsoundError:
+        raise
+    finally:
+        composer.close()

@@ -1,0 +1,21 @@
+"""How a composer process runs (kept apart from the composer so the CLI parses without Kafka)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OUTPUT_CHOICES", "ComposerConfig"]
+
+OUTPUT_CHOICES = ("audio", "control")
+
+
+@dataclass(frozen=True)
+class ComposerConfig:
+    outputs: tuple[str, ...] = OUTPUT_CHOICES
+    instance: str = ""          # stable per replica: it names the transactional id
+    max_batch: int = 500
+    poll_timeout_s: float = 0.1
+
+    @property
+    def group_id_suffix(self) -> str:
+        return "-".join(sorted(self.outputs))

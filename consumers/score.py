@@ -1,0 +1,241 @@
+"""One match's music, from emotion windows to control messages and audio chunks (no Kafka).
+
+``MatchScore`` is what the live composer runs per match and what replay runs per clip. It
+places each emotion window on the match's music timeline, answers match events with
+stingers, and advances the music beat by beat as far as the crowd has been heard:
+
+* a bar's plan is decided when its first beat is reached (the mood at that moment), so
+  preferences and emotions act from the next bar, and key and layer changes land on bars;
+* audio is emitted one beat per chunk, so a stinger lands on the first beat that has not
+  been emitted yet — within one beat of the window that carried the event;
+* emitted audio is never rewritten; a revised window changes only bars still to come;
+* when windows stop, the music stops with them (it cannot know the future); when they
+  resume after a gap, the bars of the gap are composed with the held-then-decaying mood,
+  so the audio stays contiguous in match time.
+
+Determinism: outputs depend only on the sequence of windows and preferences given, never
+on wall-clock time — ``wall_time_ms`` of an output is the venue time its music position
+corresponds to, taken from the windows' audio capture times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from consumers.music.arranger import arrange_bar, arrange_stinger
+from consumers.music.director import Director, DirectorState, MusicPrefs, StingerCue
+from consumers.music.midi import part_midi_events
+from consumers.music.mood import WindowDigest, digest_window, mood_at
+from consumers.music.types import MUSIC_CHANNELS, SAMPLE_RATE, TICKS_PER_BEAT, BarPlan, Part, StingerPlan
+from consumers.render.renderer import MusicRenderer
+from consumers.render.synth import SoundFontSynth, ticks_to_samples
+
+__all__ = ["MatchScore", "Output"]
+
+_KEEP_WINDOWS_MS = 20_000  # windows older than this behind the watermark no longer steer the music
+
+
+@dataclass(frozen=True)
+class Output:
+    kind: Literal["control", "audio"]
+    record: dict[str, Any]
+
+
+def plan_to_json(plan: BarPlan) -> dict[str, Any]:
+    return {**asdict(plan), "layers": list(plan.layers)}
+
+
+def plan_from_json(data: dict[str, Any]) -> BarPlan:
+    return BarPlan(**{**data, "layers": tuple(data["layers"])})
+
+
+def _ms(sample: int) -> int:
+    return sample * 1000 // SAMPLE_RATE
+
+
+class MatchScore:
+    """The music of one match; feed it windows in arrival order, collect its outputs."""
+
+    def __init__(self, match_id: str, *, synth: SoundFontSynth | None = None, hop_ms: int = 1000) -> None:
+        self.match_id = match_id
+        self.hop_ms = hop_ms
+        self.director = Director(match_id)
+        self.prefs = MusicPrefs()
+        self.windows: list[WindowDigest] = []
+        self.anchors: dict[str, list[int]] = {}  # period -> [period_ms, music_ms] of its first window
+        self.latest_start_ms: int | None = None
+        self.watermark_ms = 0
+        self.wall_anchor: list[int] = [0, 0]  # [music_ms, venue wall ms] of the latest window's end
+        self.bar = -1               # the bar being played
+        self.bar_start = 0          # its first sample
+        self.bar_tempo = 0.0
+        self.beats_in_bar = 0
+        self.next_beat = 0          # next beat of the bar to emit (== beats_in_bar: bar done)
+        self.seq = 0                # next audio chunk number
+        self.pending: list[list[Any]] = []  # stingers waiting for their beat: [kind, event_id, at_ms, reason]
+        self.plan: BarPlan | None = None   # the plan of the bar being played
+        self.renderer = MusicRenderer(synth) if synth is not None else None
+
+    # -- state ------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to continue this match's music exactly (JSON-able)."""
+        return {
+            "director": self.director.state.to_json(), "prefs": self.prefs.to_json(),
+            "windows": [w.to_json() for w in self.windows], "anchors": self.anchors,
+            "latest_start_ms": self.latest_start_ms, "watermark_ms": self.watermark_ms,
+            "wall_anchor": self.wall_anchor, "bar": self.bar, "bar_start": self.bar_start,
+            "bar_tempo": self.bar_tempo, "beats_in_bar": self.beats_in_bar, "next_beat": self.next_beat,
+            "seq": self.seq, "pending": self.pending, "plan": None if self.plan is None else plan_to_json(self.plan),
+            "renderer": None if self.renderer is None else self.renderer.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, match_id: str, state: dict[str, Any], *, synth: SoundFontSynth | None = None,
+                   hop_ms: int = 1000) -> MatchScore:
+        score = cls(match_id, synth=None, hop_ms=hop_ms)
+        score.director = Director(match_id, DirectorState.from_json(state["director"]))
+        score.prefs = MusicPrefs.from_json(state["prefs"])
+        score.windows = [WindowDigest.from_json(w) for w in state["windows"]]
+        score.anchors = {k: list(v) for k, v in state["anchors"].items()}
+        score.latest_start_ms = state["latest_start_ms"]
+        score.watermark_ms = state["watermark_ms"]
+        score.wall_anchor = list(state["wall_anchor"])
+        score.bar, score.bar_start, score.bar_tempo = state["bar"], state["bar_start"], state["bar_tempo"]
+        score.beats_in_bar, score.next_beat, score.seq = state["beats_in_bar"], state["next_beat"], state["seq"]
+        score.pending = [list(p) for p in state["pending"]]
+        score.plan = None if state["plan"] is None else plan_from_json(state["plan"])
+        if synth is not None:
+            # A renderer's future audio is rebuilt from the parts it had scheduled; a score
+            # that rendered nothing before starts a fresh renderer at its current position.
+            score.renderer = (MusicRenderer.from_state(state["renderer"], synth) if state["renderer"] is not None
+                              else MusicRenderer(synth))
+        return score
+
+    # -- inputs -----------------------------------------------------------------------------
+    def set_prefs(self, prefs: MusicPrefs) -> None:
+        """Preferences in force from the next bar."""
+        self.prefs = prefs
+
+    def on_window(self, window: dict[str, Any]) -> list[Output]:
+        """Take one decoded EmotionWindow; return the control messages and audio it releases."""
+        start_ms = self._place(window["clock"]["period"], int(window["clock"]["ms"]))
+        digest = digest_window(window, start_ms=start_ms)
+        self._remember(digest)
+        end_ms = digest.end_ms
+        if end_ms >= self.wall_anchor[0]:
+            self.wall_anchor = [end_ms, int(window["audio_wall_time_ms"])]
+        for event in digest.events:
+            at_ms = self._event_ms(event.period, event.period_ms, fallback=start_ms)
+            cue = self.director.stinger_for(event.type, event.side, event.period, event.event_id,
+                                            arousal=digest.arousal, at_ms=at_ms)
+            if cue is not None:
+                self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
+        self.watermark_ms = max(self.watermark_ms, end_ms)
+        return self._advance()
+
+    # -- the music timeline -------------------------------------------------------------------
+    def _place(self, period: str, period_ms: int) -> int:
+        anchor = self.anchors.get(period)
+        if anchor is None:
+            # A new period: the crowd's audio runs on through breaks, so it starts one hop
+            # after the latest window of the previous one.
+            music_ms = 0 if self.latest_start_ms is None else self.latest_start_ms + self.hop_ms
+            anchor = self.anchors[period] = [period_ms, music_ms]
+        start = anchor[1] + period_ms - anchor[0]
+        self.latest_start_ms = start if self.latest_start_ms is None else max(self.latest_start_ms, start)
+        return start
+
+    def _event_ms(self, period: str, period_ms: int, *, fallback: int) -> int:
+        anchor = self.anchors.get(period)
+        return fallback if anchor is None else anchor[1] + period_ms - anchor[0]
+
+    def _remember(self, digest: WindowDigest) -> None:
+        kept = [w for w in self.windows if w.start_ms != digest.start_ms or w.revision > digest.revision]
+        if len(kept) == len(self.windows) or all(w.start_ms != digest.start_ms for w in kept):
+            kept.append(digest)
+        horizon = self.watermark_ms - _KEEP_WINDOWS_MS
+        self.windows = sorted((w for w in kept if w.end_ms >= horizon), key=lambda w: w.start_ms)
+
+    def clock_at(self, music_ms: int) -> dict[str, Any]:
+        """The match clock of a music position (the latest period that began before it)."""
+        best = None
+        for period, (period_ms, start) in self.anchors.items():
+            if start <= music_ms and (best is None or start >= best[2]):
+                best = (period, period_ms, start)
+        if best is None:
+            period, (period_ms, start) = min(self.anchors.items(), key=lambda item: item[1][1])
+            best = (period, period_ms, start)
+        return {"period": best[0], "ms": max(0, best[1] + music_ms - best[2])}
+
+    def wall_at(self, music_ms: int) -> int:
+        return self.wall_anchor[1] + music_ms - self.wall_anchor[0]
+
+    # -- the music --------------------------------------------------------------------------
+    def _beat_start(self, beat: int) -> int:
+        return self.bar_start + ticks_to_samples(beat * TICKS_PER_BEAT, self.bar_tempo)
+
+    def _advance(self) -> list[Output]:
+        outputs: list[Output] = []
+        while True:
+            if self.bar < 0 or self.next_beat >= self.beats_in_bar:
+                next_start = 0 if self.bar < 0 else self._beat_start(self.beats_in_bar)
+                if _ms(next_start) > self.watermark_ms:
+                    break
+                self._start_bar(next_start, outputs)
+            beat_start = self._beat_start(self.next_beat)
+            if _ms(beat_start) > self.watermark_ms:
+                break
+            for stinger in [s for s in self.pending if s[2] <= _ms(beat_start)]:
+                self.pending.remove(stinger)
+                outputs.append(self._stinger(StingerCue(kind=stinger[0], event_id=stinger[1], reason=stinger[3]),
+                                             beat_start))
+            beat_end = self._beat_start(self.next_beat + 1)
+            if self.renderer is not None:
+                outputs.append(self._audio(beat_start, beat_end - beat_start))
+            self.next_beat += 1
+        return outputs
+
+    def _start_bar(self, start: int, outputs: list[Output]) -> None:
+        self.bar += 1
+        decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs)
+        plan = self.plan = decision.plan
+        self.bar_start, self.bar_tempo, self.beats_in_bar, self.next_beat = start, plan.tempo_bpm, plan.beats_per_bar, 0
+        part = arrange_bar(plan)
+        if self.renderer is not None:
+            self.renderer.schedule(start, part, plan.tempo_bpm)
+        outputs.append(Output("control", self._control(plan, decision.reason, part, start, stinger=None)))
+
+    def _stinger(self, cue: StingerCue, start: int) -> Output:
+        assert self.plan is not None
+        st = self.director.state
+        plan = StingerPlan(kind=cue.kind, style=self.plan.style, tempo_bpm=self.bar_tempo, key=st.key,
+                           mode=st.mode, intensity=max(st.intensity, 0.6), seed=self.plan.seed ^ 0x5EED)
+        part = arrange_stinger(plan)
+        if self.renderer is not None:
+            self.renderer.schedule(start, part, self.bar_tempo)
+        return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,
+                                               stinger=cue.kind))
+
+    def _control(self, plan: BarPlan, reason: str, part: Part, start: int, *, stinger: str | None) -> dict[str, Any]:
+        at_ms = _ms(start)
+        return {
+            "match_id": self.match_id, "clock": self.clock_at(at_ms), "wall_time_ms": self.wall_at(at_ms),
+            "bar": self.bar, "kind": "BAR" if stinger is None else "STINGER", "style": plan.style,
+            "tempo_bpm": plan.tempo_bpm, "beats_per_bar": plan.beats_per_bar, "key": plan.key, "mode": plan.mode,
+            "chord": plan.chord, "intensity": plan.intensity, "layers": list(plan.layers), "stinger": stinger,
+            "reason": reason, "ticks_per_beat": TICKS_PER_BEAT,
+            "midi_events": [{"tick": tick, "data": data} for tick, data in part_midi_events(part)],
+        }
+
+    def _audio(self, start: int, samples: int) -> Output:
+        assert self.renderer is not None
+        pcm = self.renderer.pull(samples)
+        at_ms = _ms(start)
+        record = {
+            "match_id": self.match_id, "clock": self.clock_at(at_ms), "wall_time_ms": self.wall_at(at_ms),
+            "seq": self.seq, "first_sample": start, "sample_rate": SAMPLE_RATE, "channels": MUSIC_CHANNELS,
+            "samples_per_channel": samples, "encoding": "PCM_S16LE", "payload": pcm.astype("<i2").tobytes(),
+        }
+        self.seq += 1
+        return Output("audio", record)
