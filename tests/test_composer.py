@@ -1,0 +1,173 @@
+"""The composer against the real broker: music per match, exactly once, through a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+
+import pytest
+from confluent_kafka import Producer
+
+from consumers.score import MatchScore
+from infra.clients import make_producer, match_key
+from schemas.codec import decode, encode
+from tests.conftest import run_cli
+from tests.kafka_helpers import read_topic
+from tests.music_samples import Spell, emotion_windows
+
+pytestmark = pytest.mark.kafka
+
+SPELLS = [
+    Spell(0, 25, "CALM", 0.2, 0.0),
+    Spell(25, 45, "CELEBRATION", 0.95, 0.8, events=[(27, "GOAL", "HOME")]),
+    Spell(45, 70, "ANGER", 0.7, -0.5, events=[(50, "CARD", "AWAY")]),
+]
+
+
+def _env(settings, **extra: str) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "INFO", **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(settings, tmp_path, name: str, *args: str) -> subprocess.Popen:
+    log = open(tmp_path / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "composer", "--instance", name, *args],
+                            cwd=tmp_path, env=_env(settings), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+
+
+def _produce(producer: Producer, settings, windows: list[dict]) -> None:
+    for window in windows:
+        producer.produce(settings.topic("crowd.emotions.v1"), key=match_key(window["match_id"]),
+                         value=encode("EmotionWindow", window))
+    producer.flush(30)
+
+
+def _records(settings, topic: str, record_type: str, expected: int, timeout_s: float = 90) -> list[dict]:
+    return [decode(m.value(), expect=record_type)
+            for m in read_topic(settings, settings.topic(topic), expected=expected, timeout_s=timeout_s)]
+
+
+def _expected(match_id: str, windows: list[dict], *, synth=None) -> tuple[list[dict], list[dict]]:
+    score = MatchScore(match_id, synth=synth)
+    outputs = [o for w in windows for o in score.on_window(w)]
+    return ([o.record for o in outputs if o.kind == "control"], [o.record for o in outputs if o.kind == "audio"])
+
+
+def _strip_wall(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "wall_time_ms"} for r in records]
+
+
+def test_music_for_two_matches_with_metrics_dead_letters_and_listen(topics, tmp_path):
+    settings = topics
+    port = _free_port()
+    composer = _start(settings, tmp_path, "c1", "--metrics-port", str(port))
+    producer = make_producer(settings)
+    windows = {m: emotion_windows(m, SPELLS) for m in ("m-one", "m-two")}
+    try:
+        _produce(producer, settings, windows["m-one"] + windows["m-two"])
+        producer.produce(settings.topic("crowd.emotions.v1"), key=b"m-one", value=b"\x00not avro")
+        producer.flush(10)
+        expected_controls = {m: _expected(m, w)[0] for m, w in windows.items()}
+        total = sum(len(c) for c in expected_controls.values())
+        got = _records(settings, "music.control.v1", "MusicControl", total)
+        for match_id, expected in expected_controls.items():
+            mine = [r for r in got if r["match_id"] == match_id]
+            # The same windows give the same music as the score run here, bar for bar.
+            assert _strip_wall(mine) == _strip_wall(expected)
+        assert [r["stinger"] for r in got if r["match_id"] == "m-one" and r["kind"] == "STINGER"] == ["goal", "card"]
+
+        dead = _records(settings, "crowd.emotions.dlq.v1", "DeadLetter", 1)
+        assert len(dead) == 1 and dead[0]["original_value"] == b"\x00not avro" and dead[0]["reason"]
+
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        for series in ("crowdsound_composer_windows_total", "crowdsound_composer_controls_total",
+                       "crowdsound_composer_audio_seconds_total", "crowdsound_composer_audio_gap_seconds_total",
+                       'crowdsound_composer_tempo_bpm{match_id="m-one"}',
+                       'crowdsound_composer_intensity{match_id="m-two"}',
+                       "crowdsound_composer_emotion_to_output_seconds_bucket",
+                       "crowdsound_composer_dead_letters_total"):
+            assert series in metrics, series
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).status == 200
+
+        audio = [c for c in _records(settings, "music.audio.v1", "AudioChunk", 10_000, timeout_s=8)
+                 if c["match_id"] == "m-one"]
+        assert [c["seq"] for c in audio] == list(range(len(audio))) and len(audio) > 100
+        out = tmp_path / "live.wav"
+        result = run_cli("listen", "--match", "m-one", "--out", str(out), "--timeout", "3", settings=settings)
+        assert result.returncode == 0, result.stderr
+        with wave.open(str(out)) as wav:
+            assert wav.getframerate() == 48_000 and wav.getnchannels() == 2
+            assert wav.getnframes() == sum(c["samples_per_channel"] for c in audio)
+    finally:
+        _stop(composer)
+
+
+def test_a_killed_composer_resumes_without_duplicate_or_missing_bars(topics, tmp_path):
+    settings = topics
+    windows = emotion_windows("m-kill", SPELLS + [Spell(70, 120, "CHANTING", 0.6, 0.4, chant_bpm=120.0)])
+    expected_controls, _ = _expected("m-kill", windows)
+    producer = make_producer(settings)
+    composer = _start(settings, tmp_path, "k1")
+    try:
+        for index in range(0, len(windows), 10):
+            _produce(producer, settings, windows[index:index + 10])
+            time.sleep(0.3)
+            if index == 40:
+                _stop(composer, signal.SIGKILL)  # mid-stream, likely inside a transaction
+                composer = _start(settings, tmp_path, "k1")
+        got = _records(settings, "music.control.v1", "MusicControl", len(expected_controls), timeout_s=120)
+        keys = [(r["bar"], r["kind"], r["stinger"]) for r in got]
+        assert len(keys) == len(set(keys)), "a bar was emitted twice"
+        assert [r["bar"] for r in got if r["kind"] == "BAR"] == list(range(len(
+            [r for r in expected_controls if r["kind"] == "BAR"])))
+        assert _strip_wall(got) == _strip_wall(expected_controls)  # and it is the same music
+        audio = _records(settings, "music.audio.v1", "AudioChunk", 10_000, timeout_s=8)
+        assert [c["seq"] for c in audio] == list(range(len(audio)))
+        assert all(a["first_sample"] + a["samples_per_channel"] == b["first_sample"] for a, b in zip(audio, audio[1:]))
+    finally:
+        _stop(composer)
+
+
+def test_preferences_reach_a_running_composer(topics, tmp_path):
+    settings = topics
+    composer = _start(settings, tmp_path, "p1", "--outputs", "control")
+    producer = make_producer(settings)
+    windows = emotion_windows("m-prefs", [Spell(0, 80, "CELEBRATION", 0.95, 0.8)])
+    try:
+        _produce(producer, settings, windows[:30])
+        before = _records(settings, "music.control.v1", "MusicControl", 10)
+        assert before and all(r["style"] == "orchestral" for r in before)
+        result = run_cli("prefs", "set", "--match", "m-prefs", "--style", "electronic", "--mute", "drums",
+                         "--tempo-range", "100-110", settings=settings)
+        assert result.returncode == 0, result.stderr
+        bad = run_cli("prefs", "set", "--all", "--intensity-min", "0.9", "--intensity-max", "0.2", settings=settings)
+        assert bad.returncode == 1 and "above" in bad.stderr and "Traceback" not in bad.stderr
+        time.sleep(1.0)
+        _produce(producer, settings, windows[30:])
+        got = _records(settings, "music.control.v1", "MusicControl", 60)
+        late = [r for r in got if r["kind"] == "BAR" and r["clock"]["ms"] >= 40_000]
+        assert late and all(r["style"] == "electronic" and "drums" not in r["layers"] and 100 <= r["tempo_bpm"] <= 110
+                            for r in late)
+        shown = run_cli("prefs", "show", "--match", "m-prefs", settings=settings)
+        assert '"style": "electronic"' in shown.stdout
+    finally:
+        _stop(composer)
