@@ -53,12 +53,18 @@ KUBE_VERSIONS = ("1.27.0", "1.37.0")
 # Kinds without a schema in kubernetes-validate, checked structurally below.
 CUSTOM_KINDS = {"KafkaTopic", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 
-# PLACEHOLDER(composer): metrics that the alerts and the dashboard already name but that only
-# the composer will export. When the composer defines one, remove it here (the test says so).
-PENDING_METRICS = {
-    "crowdsound_composer_audio_gap_seconds_total": "seconds of silence inserted into music.audio.v1",
-    "crowdsound_composer_tempo_bpm": "tempo per match",
-    "crowdsound_composer_intensity": "intensity per match, 0..1",
+# The composer's metrics, defined in consumers/composer.py: name -> (type, labels).
+COMPOSER_METRICS = {
+    "crowdsound_composer_windows_total": ("Counter", {"revised"}),
+    "crowdsound_composer_controls_total": ("Counter", {"kind"}),
+    "crowdsound_composer_audio_seconds_total": ("Counter", set()),
+    "crowdsound_composer_audio_gap_seconds_total": ("Counter", set()),
+    "crowdsound_composer_dead_letters_total": ("Counter", {"topic"}),
+    "crowdsound_composer_tempo_bpm": ("Gauge", {"match_id"}),
+    "crowdsound_composer_intensity": ("Gauge", {"match_id"}),
+    "crowdsound_composer_matches": ("Gauge", set()),
+    "crowdsound_composer_emotion_to_output_seconds": ("Histogram", set()),
+    "crowdsound_composer_batch_seconds": ("Histogram", set()),
 }
 # Labels every scraped series has, or that Prometheus/our scrape configs add.
 TARGET_LABELS = {"instance", "job", "venue", "le"}
@@ -293,6 +299,9 @@ def test_notes_render_in_every_mode(values_file, tmp_path):
     assert "helm test demo -n music" in notes
     assert "deploy/demo-crowdsound-worker" in notes
     assert "The venue encoder runs at the venue" in notes
+    assert "deploy/demo-crowdsound-composer" in notes
+    assert re.search(r"consumer group: ([a-z]+\.)?crowdsound-composer-audio-control\n", notes), notes
+    assert "PLACEHOLDER" not in notes
 
 
 def test_worker_deployment_runs_the_worker_with_metrics_and_health_probes():
@@ -333,6 +342,9 @@ def test_chart_sets_every_setting_of_infra_settings():
                          "templates/_helpers.tpl) or, if it only matters on a developer machine, to local_only here")
     assert env["KAFKA_CLIENT_LINGER_MS"] == "20"
     assert env["KAFKA_CLIENT_SOCKET_KEEPALIVE_ENABLE"] == "true"
+    composer = one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]["containers"][0]
+    assert {k: v for k, v in env_of(composer, docs).items() if k not in ("CROWDSOUND_METRICS_PORT", "POD_NAME")} == \
+        {k: v for k, v in env.items() if k not in ("CROWDSOUND_METRICS_PORT", "POD_NAME")}
     # ... and every value the ConfigMap sets is one infra/settings.py reads.
     unknown = {k for k in env if not k.startswith("KAFKA_CLIENT_") and k not in _settings_env_names() | {"POD_NAME"}}
     assert not unknown, unknown
@@ -374,7 +386,7 @@ def test_strimzi_topics_are_the_catalogue():
 
     docs = render(CHART / "ci" / "strimzi-topics-values.yaml")
     topics = {doc["spec"]["topicName"]: doc for doc in kinds(docs, "KafkaTopic")}
-    assert set(topics) == {f"staging.{spec.name}" for spec in CATALOGUE}
+    assert set(topics) == {f"staging.{spec.name}" for spec in CATALOGUE} | {"staging.crowdsound-composer-state"}
     for spec in CATALOGUE:
         topic = topics[f"staging.{spec.name}"]
         assert topic["metadata"]["namespace"] == "kafka"
@@ -383,6 +395,35 @@ def test_strimzi_topics_are_the_catalogue():
         assert topic["spec"]["replicas"] == 3
         assert topic["spec"]["config"] == topic_configs(spec)
     assert not kinds(docs, "Job")
+    # Without the composer, no state topic.
+    docs = render(CHART / "ci" / "strimzi-topics-values.yaml", "composer.enabled=false")
+    assert "staging.crowdsound-composer-state" not in {d["spec"]["topicName"] for d in kinds(docs, "KafkaTopic")}
+
+
+def test_strimzi_state_topic_is_the_one_the_composer_would_create(monkeypatch):
+    """The KafkaTopic of the composer's state topic has the settings consumers/composer.py creates it with."""
+    import consumers.composer as composer
+    from infra.settings import Settings
+
+    created: list[Any] = []
+
+    class FakeAdmin:
+        def list_topics(self, timeout: float) -> Any:
+            return type("Metadata", (), {"topics": {}})()
+
+        def create_topics(self, topics: list[Any]) -> dict[str, Any]:
+            created.extend(topics)
+            return {}
+
+    monkeypatch.setattr(composer, "make_admin", lambda settings: FakeAdmin())
+    settings = Settings.from_env({"CROWDSOUND_TOPIC_PREFIX": "staging.", "CROWDSOUND_PARTITIONS": "24"})
+    composer._ensure_state_topic(settings)
+    (new_topic,) = created
+    assert new_topic.topic == composer.state_topic(settings) == "staging.crowdsound-composer-state"
+    docs = render(CHART / "ci" / "strimzi-topics-values.yaml")
+    (topic,) = [d for d in kinds(docs, "KafkaTopic") if d["spec"]["topicName"] == new_topic.topic]
+    assert topic["spec"]["partitions"] == new_topic.num_partitions == 24
+    assert topic["spec"]["config"] == new_topic.config
 
 
 def test_topics_file_is_generated_from_the_catalogue():
@@ -417,6 +458,9 @@ def test_sasl_tls_from_existing_secrets():
     assert env["CROWDSOUND_TOPIC_PREFIX"] == "prod."
     assert container["args"] == ["worker", "--instance-id=$(POD_NAME)"]
     assert spec["containers"][0]["image"].endswith("@sha256:" + "0123456789abcdef" * 4)
+    composer = one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]
+    assert composer["volumes"] == spec["volumes"]
+    assert env_of(composer["containers"][0], docs)["KAFKA_SASL_PASSWORD"] == env["KAFKA_SASL_PASSWORD"]
 
 
 def _faust_group_suffix() -> str:
@@ -449,6 +493,37 @@ def test_keda_scales_on_the_lag_of_the_faust_group():
     assert auth["spec"]["env"][0]["name"] == "KAFKA_SASL_USERNAME"
 
 
+def _composer_group(prefix: str, outputs: tuple[str, ...]) -> str:
+    """The composer's consumer group, as consumers/composer.py builds it."""
+    from consumers.composer import _group_id
+    from consumers.composer_config import ComposerConfig
+    from infra.settings import Settings
+
+    return _group_id(Settings.from_env({"CROWDSOUND_TOPIC_PREFIX": prefix}), ComposerConfig(outputs=outputs))
+
+
+@pytest.mark.parametrize(("outputs", "args"), [
+    (None, []),
+    ("{control,audio}", []),
+    ("{audio,control}", []),
+    ("{control}", ["--outputs", "control"]),
+    ("{audio}", ["--outputs", "audio"]),
+])
+def test_composer_outputs_pick_the_arguments_and_the_consumer_group_keda_watches(outputs, args):
+    sets = ["config.topicPrefix=prod.", "composer.autoscaling.keda.enabled=true"]
+    if outputs:
+        sets.append(f"composer.outputs={outputs}")
+    docs = render(None, *sets)
+    container = one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["composer", "--instance", "$(POD_NAME)", *args]
+    _parse_cli(container["args"])
+    parsed = _cli_parser().parse_args(container["args"])
+    trigger = one(docs, "ScaledObject", "-composer")["spec"]["triggers"][0]
+    assert trigger["metadata"]["consumerGroup"] == _composer_group("prod.", parsed.outputs)
+    assert "replicas" not in one(docs, "Deployment", "-composer")["spec"], "the autoscaler owns replicas"
+    assert not kinds(docs, "HorizontalPodAutoscaler"), "KEDA makes its own HPA"
+
+
 def test_hpa_and_network_policy():
     docs = render(CHART / "ci" / "hpa-networkpolicy-values.yaml")
     hpa = one(docs, "HorizontalPodAutoscaler", "-worker")
@@ -459,8 +534,10 @@ def test_hpa_and_network_policy():
     assert not kinds(docs, "ServiceAccount")
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [9400]
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [9400, 9402]
     assert "from" not in policy["spec"]["ingress"][0]
+    docs = render(CHART / "ci" / "hpa-networkpolicy-values.yaml", "composer.enabled=false")
+    assert [p["port"] for p in one(docs, "NetworkPolicy")["spec"]["ingress"][0]["ports"]] == [9400]
 
 
 def test_monitoring_resources_and_restricted_egress():
@@ -470,6 +547,10 @@ def test_monitoring_resources_and_restricted_egress():
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
     assert monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "crowdsound-worker"
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    composer_monitor = one(docs, "ServiceMonitor", "-composer")
+    assert composer_monitor["spec"]["selector"]["matchLabels"].items() <= \
+        one(docs, "Service", "-composer-metrics")["metadata"]["labels"].items()
+    assert composer_monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "crowdsound-composer"
     rule = one(docs, "PrometheusRule")
     alerts = yaml_module().safe_load((PROMETHEUS / "alerts.yml").read_text())
     assert rule["spec"] == alerts
@@ -493,20 +574,61 @@ def test_prometheus_rule_rendered_by_the_chart_passes_promtool(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_composer_is_a_disabled_placeholder_that_renders_when_enabled():
+def test_composer_runs_by_default_with_its_pod_name_as_instance_metrics_and_probes():
     docs = render()
-    assert not [d for d in docs if d["metadata"]["name"].endswith("-composer")]
-    values = (CHART / "values.yaml").read_text()
-    assert "PLACEHOLDER(composer)" in values and "PLACEHOLDER(composer)" in (CHART / "templates" / "composer.yaml").read_text()
-    kv = kubernetes_validate()
-    docs = render(None, "composer.enabled=true")
     deployment = one(docs, "Deployment", "-composer")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["composer"]
-    assert container["ports"][0]["containerPort"] == 9402
-    for doc in docs:
-        if doc["kind"] not in CUSTOM_KINDS:
-            kv.validate(doc, KUBE_VERSIONS[-1], strict=True)
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["args"] == ["composer", "--instance", "$(POD_NAME)"]
+    env = env_of(container, docs)
+    # The transactional id is <group>-<instance>: each pod names itself with its own pod name.
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    port = container["ports"][0]
+    assert port == {"name": "metrics", "containerPort": 9402, "protocol": "TCP"}
+    assert env["CROWDSOUND_METRICS_PORT"] == "9402"
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    # Sized for the synthesizer: ~300-500 MiB with the 148 MB SoundFont, about a core per 20 matches.
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] in ("1", "1000m") and resources["requests"]["memory"] == "512Mi"
+    assert resources["limits"]["memory"] == "1Gi"
+    service = one(docs, "Service", "-composer-metrics")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0] == {"name": "metrics", "port": 9402, "targetPort": "metrics", "protocol": "TCP"}
+    assert one(docs, "PodDisruptionBudget", "-composer")["spec"]["selector"] == deployment["spec"]["selector"]
+    assert deployment["spec"]["replicas"] == 1
+    assert int(spec["terminationGracePeriodSeconds"]) >= 30
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "composer"
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9402"
+    # The worker does not get a pod name it does not use.
+    worker = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert "POD_NAME" not in env_of(worker, docs)
+    # composer.enabled=false removes every composer object.
+    off = render(None, "composer.enabled=false")
+    assert not [d for d in off if d["metadata"]["name"].endswith(("-composer", "-composer-metrics"))]
+    assert one(off, "Deployment", "-worker")
+
+
+def test_composer_extra_args_and_env_reach_the_container():
+    docs = render(None, "composer.extraArgs={--metrics-port=9402}", "composer.extraEnv[0].name=CROWDSOUND_SOUNDFONT",
+                  "composer.extraEnv[0].value=/fonts/other.sf2")
+    container = one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["composer", "--instance", "$(POD_NAME)", "--metrics-port=9402"]
+    _parse_cli(container["args"])
+    assert env_of(container, docs)["CROWDSOUND_SOUNDFONT"] == "/fonts/other.sf2"
+
+
+def test_no_placeholders_are_left():
+    found = []
+    for folder in ("helm", "infra", "README.md"):
+        root = REPO / folder
+        for path in [root] if root.is_file() else root.rglob("*"):
+            if path.is_file() and path.suffix in {"", ".md", ".py", ".yaml", ".yml", ".json", ".tpl", ".txt"} \
+                    and "__pycache__" not in path.parts:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                if re.search(r"PLACEHOLDER\(composer\)|\(PENDING\b", text):
+                    found.append(str(path.relative_to(REPO)))
+    assert not found, found
 
 
 @pytest.mark.parametrize(("sets", "message"), [
@@ -518,6 +640,10 @@ def test_composer_is_a_disabled_placeholder_that_renders_when_enabled():
     (("worker.replicasCount=2",), "additional properties 'replicasCount' not allowed"),
     (("kafka.securityProtocol=TLS",), "securityProtocol"),
     (("topics.mode=operator",), "mode"),
+    (("composer.outputs={audio,video}",), "value must be one of 'control', 'audio'"),
+    (("composer.outputs=null",), "outputs"),
+    (("composer.staticMembership=true",), "additional properties 'staticMembership' not allowed"),
+    (("composer.autoscaling.hpa.enabled=true", "composer.autoscaling.keda.enabled=true"), "composer.autoscaling: enable hpa or keda"),
 ])
 def test_bad_values_are_refused_with_a_message(sets, message):
     args = ["template", "demo", str(CHART)]
@@ -626,6 +752,7 @@ def _parse_cli(argv: list[str]) -> None:
 def test_commands_in_the_chart_exist_in_the_cli():
     docs = render(CHART / "ci" / "sasl-tls-values.yaml")
     _parse_cli(one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]["args"])
+    _parse_cli(one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]["containers"][0]["args"])
     _parse_cli(one(render(), "Job", "-topics")["spec"]["template"]["spec"]["containers"][0]["args"])
     script = one(render(), "Pod", "-test-kafka-roundtrip")["spec"]["containers"][0]["args"][0]
     lines = script.replace("\\\n", " ").splitlines()
@@ -663,7 +790,12 @@ def test_compose_has_kafka_in_kraft_mode_topics_worker_prometheus_and_grafana():
     assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert services["worker"]["command"] == ["worker"]
-    assert services["composer"]["profiles"] == ["composer"], "PLACEHOLDER(composer): not started by default"
+    composer = services["composer"]
+    assert "profiles" not in composer, "the composer starts by default"
+    assert composer["command"][:1] == ["composer"] and "--instance" in composer["command"]
+    assert composer["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert composer["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == advertised["INTERNAL"]
+    assert "9402" in composer["healthcheck"]["test"][-1] and composer["environment"]["CROWDSOUND_METRICS_PORT"] == "9402"
     assert services["stadium"]["profiles"] == ["demo"]
 
 
@@ -676,8 +808,6 @@ def test_compose_crowdsound_services_use_the_dockerfile_and_known_settings():
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
         for key in service["environment"]:
             assert key in known, f"{name}: {key} is not a setting of infra/settings.py"
-        if name in ("composer",):  # PLACEHOLDER(composer): no such subcommand yet
-            continue
         _parse_cli(service["command"])
         port = service["environment"].get("CROWDSOUND_METRICS_PORT")
         if port:
@@ -728,6 +858,22 @@ def test_dockerfile_is_python_slim_non_root_and_copies_every_package():
     assert f"--uid {uid}" in text and f"USER {uid}:" in text
 
 
+def test_dockerfile_runtime_image_can_render_the_composers_audio():
+    """libfluidsynth and the General MIDI SoundFont the synthesizer looks for, in the final stage, always."""
+    from consumers.render.synth import DEFAULT_SOUNDFONTS
+
+    text = DOCKERFILE.read_text()
+    runtime = text[[m.start() for m in re.finditer(r"^FROM ", text, re.M)][-1]:]
+    installs = re.findall(r"apt-get install -y --no-install-recommends ([^;&\\\n]+)", runtime)
+    unconditional = [line for line in installs if "ffmpeg" not in line]
+    packages = {p for line in unconditional for p in line.split()}
+    assert {"libfluidsynth3", "fluid-soundfont-gm"} <= packages, installs
+    # fluid-soundfont-gm ships /usr/share/sounds/sf2/FluidR3_GM.sf2, the synthesizer's first choice.
+    assert str(DEFAULT_SOUNDFONTS[0]) == "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+    # The build checks that the composer loads both.
+    assert re.search(r"^RUN .*load_fluidsynth\(\).*find_soundfont\(\)", runtime, re.M)
+
+
 # -- Prometheus and Grafana ------------------------------------------------------------------
 
 def test_promtool_accepts_the_rules_and_their_unit_tests():
@@ -754,13 +900,15 @@ def test_grafana_dashboard_and_provisioning():
     assert dashboard["uid"] == "crowdsound"
     panels = [p for p in dashboard["panels"] if p["type"] not in ("row", "text")]
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    assert "PENDING" not in json.dumps(dashboard)
     for panel in panels:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
         assert panel["targets"] and all(t["expr"] for t in panel["targets"]), panel["title"]
     titles = " ".join(p["title"] for p in dashboard["panels"])
     for needed in ("Emotion windows", "Revisions", "Late match events", "Dead letters", "Emotion delay",
                    "Frames acknowledged", "Bytes acknowledged", "Spool depth", "Send latency", "Consumer lag",
-                   "Tempo per match (PENDING)", "Intensity per match (PENDING)"):
+                   "Composers up", "Tempo per match", "Intensity per match", "Emotion to music latency",
+                   "Music composed without emotions", "Composer consumer lag"):
         assert needed in titles, needed
     datasource = yaml.safe_load((INFRA / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
@@ -797,7 +945,7 @@ def defined_metrics() -> dict[str, tuple[str, frozenset[str]]]:
 
 def _base_name(series: str) -> str:
     defined = defined_metrics()
-    if series in defined or series in PENDING_METRICS:
+    if series in defined:
         return series
     for suffix in ("_bucket", "_sum", "_count", "_created"):
         if series.endswith(suffix) and series[: -len(suffix)] in defined:
@@ -835,11 +983,40 @@ def test_every_documented_metric_exists_in_the_code():
         "the metric definitions were not found: has the way metrics are defined changed?"
     unknown = {}
     for name, where in _documented_metric_names().items():
-        if _base_name(name) not in defined and name not in PENDING_METRICS:
+        if _base_name(name) not in defined:
             unknown[name] = sorted(where)
     assert not unknown, f"metrics named in docs/alerts/dashboards but not defined in the code: {unknown}"
-    landed = sorted(set(PENDING_METRICS) & set(defined))
-    assert not landed, f"{landed} now exist in the code: remove them from PENDING_METRICS in this file"
+
+
+def test_the_composers_metrics_are_found_in_consumers_composer_and_used():
+    definitions = _metric_definitions()
+    for name, (kind, labels) in COMPOSER_METRICS.items():
+        assert name in definitions, f"{name} is not defined in the code (consumers/composer.py)"
+        assert definitions[name] == (kind, frozenset(labels), "consumers.composer"), (name, definitions[name])
+    used = " ".join(expr for _, expr in _expressions())
+    for name in ("crowdsound_composer_tempo_bpm", "crowdsound_composer_intensity",
+                 "crowdsound_composer_emotion_to_output_seconds_bucket", "crowdsound_composer_audio_gap_seconds_total"):
+        assert name in used, f"no alert or dashboard panel uses {name}"
+    documented = _documented_metric_names()
+    missing = [name for name in COMPOSER_METRICS if "README.md" not in documented.get(name, set())]
+    assert not missing, f"the chart's README does not list {missing}"
+
+
+def test_composer_lag_queries_match_the_composers_groups_only():
+    """The alerts' and the dashboard's composer lag selector matches every group the composer joins."""
+    pattern = None
+    for _, expr in _expressions():
+        match = re.search(r'kafka_consumergroup_lag\{consumergroup=~"([^"]*crowdsound-composer[^"]*)"\}', expr)
+        if match:
+            assert pattern in (None, match.group(1)), "the composer's lag selectors differ"
+            pattern = match.group(1)
+    assert pattern, "no alert or panel watches the composer's consumer lag"
+    for outputs in (("audio", "control"), ("control",), ("audio",)):
+        group = _composer_group("prod.", outputs)
+        assert re.fullmatch(pattern, group), group
+        # Its assign-only helper consumers commit nothing and are not the group.
+        assert not re.fullmatch(pattern, group + "-restore")
+    assert not re.fullmatch(pattern, "prod.crowdsound-streams")
 
 
 def test_queries_use_each_metric_as_its_type_and_with_its_labels():
@@ -852,9 +1029,6 @@ def test_queries_use_each_metric_as_its_type_and_with_its_labels():
             allowed |= KAFKA_EXPORTER_LABELS
         for series in names:
             base = _base_name(series)
-            if base in PENDING_METRICS:
-                allowed |= {"match_id"}  # PLACEHOLDER(composer): the composer's per-match gauges
-                continue
             if base not in defined:
                 problems.append(f"{where}: {series} is not defined")
                 continue
@@ -878,7 +1052,7 @@ def test_queries_use_each_metric_as_its_type_and_with_its_labels():
 
 
 def test_the_documented_metrics_are_registered_when_their_modules_load():
-    """Importing the modules that define the metrics registers every non-pending documented series."""
+    """Importing the modules that define the metrics registers every documented series."""
     import importlib
 
     from prometheus_client import REGISTRY
@@ -888,8 +1062,6 @@ def test_the_documented_metrics_are_registered_when_their_modules_load():
     registered = {sample.name for family in REGISTRY.collect() for sample in family.samples} | \
         {family.name for family in REGISTRY.collect()}
     for name in _documented_metric_names():
-        if name in PENDING_METRICS:
-            continue
         base = _base_name(name)
         if base not in defined_metrics():
             continue  # reported by test_every_documented_metric_exists_in_the_code

@@ -19,7 +19,8 @@ Values come from .Values.<component> (same shape for every component, see values
 {{- $args = append $args "--instance-id=$(POD_NAME)" }}
 {{- end }}
 {{- $env := list (dict "name" "CROWDSOUND_METRICS_PORT" "value" (toString $values.metricsPort)) }}
-{{- if $values.staticMembership }}
+{{- /* The pod name from the downward API, for every argument that names $(POD_NAME). */}}
+{{- if contains "$(POD_NAME)" (join " " $args) }}
 {{- $env = append $env (dict "name" "POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name"))) }}
 {{- end }}
 {{- $env = concat $env $values.extraEnv }}
@@ -39,7 +40,7 @@ spec:
     matchLabels:
       {{- include "crowdsound.componentSelectorLabels" $ctx | nindent 6 }}
   strategy:
-    # One worker at a time: every leaving or joining member rebalances the group.
+    # One pod at a time: every leaving or joining member rebalances the consumer group.
     type: RollingUpdate
     rollingUpdate:
       maxSurge: 1
@@ -253,7 +254,7 @@ metadata:
     {{- include "crowdsound.componentLabels" $ctx | nindent 4 }}
 spec:
   {{- if include "crowdsound.sasl" $root }}
-  # The username comes from the worker container's environment (the ConfigMap).
+  # The username comes from the container's environment (the ConfigMap).
   env:
     - parameter: username
       name: KAFKA_SASL_USERNAME

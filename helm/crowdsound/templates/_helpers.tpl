@@ -71,16 +71,32 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The consumer group of a component: worker -> <prefix>crowdsound-streams (the Faust app id). */}}
+{{/*
+The consumer group of a component: worker -> <prefix>crowdsound-streams (the Faust app id);
+composer -> <prefix>crowdsound-composer-<outputs> (consumers/composer.py, e.g.
+crowdsound-composer-audio-control).
+*/}}
 {{- define "crowdsound.consumerGroup" -}}
 {{- $values := index .root.Values .component }}
 {{- if $values.consumerGroup }}
 {{- $values.consumerGroup }}
 {{- else if eq .component "worker" }}
 {{- printf "%scrowdsound-streams" .root.Values.config.topicPrefix }}
+{{- else if eq .component "composer" }}
+{{- printf "%scrowdsound-composer-%s" .root.Values.config.topicPrefix (include "crowdsound.composerOutputs" .root | replace "," "-") }}
 {{- else }}
 {{- printf "%scrowdsound-%s" .root.Values.config.topicPrefix .component }}
 {{- end }}
+{{- end }}
+
+{{/* The composer's outputs, sorted and comma separated as its --outputs: "audio,control". */}}
+{{- define "crowdsound.composerOutputs" -}}
+{{- .Values.composer.outputs | uniq | sortAlpha | join "," }}
+{{- end }}
+
+{{/* The composer's internal state topic (consumers/composer.py state_topic), with the prefix. */}}
+{{- define "crowdsound.composerStateTopic" -}}
+{{- printf "%scrowdsound-composer-state" .Values.config.topicPrefix }}
 {{- end }}
 
 {{/* True ("true") when the protocol uses SASL. */}}
