@@ -128,7 +128,8 @@ class MatchScore:
         for event in digest.events:
             at_ms = self._event_ms(event.period, event.period_ms, fallback=start_ms)
             cue = self.director.stinger_for(event.type, event.side, event.period, event.event_id,
-                                            arousal=digest.arousal, at_ms=at_ms)
+                                            arousal=digest.arousal, at_ms=at_ms,
+                                            period_ms=event.period_ms)
             if cue is not None:
                 self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
         self.watermark_ms = max(self.watermark_ms, end_ms)

@@ -69,7 +69,9 @@ def _records(settings, topic: str, record_type: str, expected: int, timeout_s: f
 def _expected(match_id: str, windows: list[dict], *, synth=None) -> tuple[list[dict], list[dict]]:
     score = MatchScore(match_id, synth=synth)
     outputs = [o for w in windows for o in score.on_window(w)]
-    return ([o.record for o in outputs if o.kind == "control"], [o.record for o in outputs if o.kind == "audio"])
+    # Through the codec, as a consumer sees them (Avro floats are float32).
+    return ([decode(encode("MusicControl", o.record), expect="MusicControl") for o in outputs if o.kind == "control"],
+            [o.record for o in outputs if o.kind == "audio"])
 
 
 def _strip_wall(records: list[dict]) -> list[dict]:

@@ -90,7 +90,9 @@ def _pitch_classes(record: dict) -> list[int]:
 
 def test_notes_stay_in_key_and_key_changes_land_on_phrase_boundaries(match_outputs):
     bars = controls(match_outputs, "BAR")
-    for bar in controls(match_outputs):
+    # Stingers may carry planned chromatic notes (a bVI-bVII-I fanfare); tests/test_arranger.py
+    # checks those are flagged. Bars must stay in the key and chord they announce.
+    for bar in bars:
         allowed = set(scale(bar["key"], bar["mode"])) | set(chord_tones(bar["key"], bar["mode"], bar["chord"]))
         outside = [pc for pc in _pitch_classes(bar) if pc not in allowed]
         assert not outside, (bar["bar"], bar["key"], bar["mode"], bar["chord"], outside)

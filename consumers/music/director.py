@@ -201,7 +201,7 @@ class Director:
 
     # -- stingers ---------------------------------------------------------------------------
     def stinger_for(self, cue_type: str, side: str, period: str, event_id: str, *, arousal: float,
-                    at_ms: int) -> StingerCue | None:
+                    at_ms: int, period_ms: int) -> StingerCue | None:
         """The stinger an event calls for at music time ``at_ms``, honouring cooldowns.
 
         Each event is answered at most once (its id is remembered), so a revised window that
@@ -225,7 +225,7 @@ class Director:
                     else (fifth_up(self.state.key, self.state.mode), self.state.mode)
                 self.state.pending_key = [target[0], target[1]]
         side_text = "" if side == "NONE" else f" ({side.lower()})"
-        return StingerCue(kind=kind, event_id=event_id, reason=f"{cue_type}{side_text} at {period} {at_ms // 1000}s")
+        return StingerCue(kind=kind, event_id=event_id, reason=f"{cue_type}{side_text} at {period} {period_ms // 60_000}:{period_ms // 1000 % 60:02d}")
 
     # -- bars -------------------------------------------------------------------------------
     def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs) -> BarDecision:
