@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crowdsound needs Python 3.11+, found " + sys.version.split()[0])'
 	@command -v java >/dev/null || { echo "Java 17+ is needed for the Kafka broker: apt-get install openjdk-17-jre-headless"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is needed to assemble the Kafka broker: apt-get install maven"; exit 1; }
+	@ldconfig -p | grep -q 'libfluidsynth\.so\.3' && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libfluidsynth3 fluid-soundfont-gm; \
+	  else echo "The composer needs FluidSynth and a General MIDI SoundFont: sudo apt-get install libfluidsynth3 fluid-soundfont-gm"; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -14,6 +14,7 @@ import wave
 import pytest
 from confluent_kafka import Producer
 
+from consumers.music.director import MusicPrefs
 from consumers.score import MatchScore
 from infra.clients import make_producer, match_key
 from schemas.codec import decode, encode
@@ -163,9 +164,15 @@ def test_preferences_reach_a_running_composer(topics, tmp_path):
         assert result.returncode == 0, result.stderr
         bad = run_cli("prefs", "set", "--all", "--intensity-min", "0.9", "--intensity-max", "0.2", settings=settings)
         assert bad.returncode == 1 and "above" in bad.stderr and "Traceback" not in bad.stderr
-        time.sleep(1.0)
+        time.sleep(1.0)  # the composer reads preferences before each poll: they apply from window 30 on
         _produce(producer, settings, windows[30:])
-        got = _records(settings, "music.control.v1", "MusicControl", 60)
+        score = MatchScore("m-prefs")
+        expected = [o for w in windows[:30] for o in score.on_window(w)]
+        score.set_prefs(MusicPrefs(style="electronic", tempo_min_bpm=100, tempo_max_bpm=110, muted_layers=("drums",)))
+        expected += [o for w in windows[30:] for o in score.on_window(w)]
+        got = _records(settings, "music.control.v1", "MusicControl", len(expected))
+        assert _strip_wall(got) == _strip_wall([decode(encode("MusicControl", o.record), expect="MusicControl")
+                                                for o in expected])
         late = [r for r in got if r["kind"] == "BAR" and r["clock"]["ms"] >= 40_000]
         assert late and all(r["style"] == "electronic" and "drums" not in r["layers"] and 100 <= r["tempo_bpm"] <= 110
                             for r in late)
