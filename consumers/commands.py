@@ -33,6 +33,7 @@ def register(commands: Any) -> None:
     _register_composer(commands)
     _register_prefs(commands)
     _register_listen(commands)
+    _register_replay(commands)
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -183,4 +184,91 @@ def _listen(args: argparse.Namespace, settings: Settings) -> int:
     seconds_written = result.samples / result.sample_rate if result.sample_rate else 0.0
     print(f"{result.chunks} chunks, {seconds_written:.1f} s of music written to {args.out}"
           + (f"; {result.missing_chunks} chunks missing" if result.missing_chunks else ""), file=sys.stderr)
+    return 0
+
+
+def _clock_range(text: str) -> tuple[Any, Any]:
+    from infra.errors import CrowdsoundError
+    from schemas.clock import parse_clock
+
+    first, dash, second = text.partition("-")
+    if not dash:
+        raise argparse.ArgumentTypeError(f"expected a range like 23:00-25:30, got {text!r}")
+    try:
+        start, end = parse_clock(first), parse_clock(second)
+    except CrowdsoundError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if start.period is not end.period:
+        raise argparse.ArgumentTypeError(f"range {text!r} spans two periods ({start.period.value}, {end.period.value}); "
+                                         "give one range per period")
+    if end.ms <= start.ms:
+        raise argparse.ArgumentTypeError(f"range {text!r} is empty or inverted: its end must come after its start")
+    if end.ms - start.ms > 10 * 60_000:
+        raise argparse.ArgumentTypeError(f"range {text!r} is longer than 10 minutes; a highlight is shorter")
+    return start, end
+
+
+def _register_replay(commands: Any) -> None:
+    from consumers.music.types import STYLES
+
+    replay = commands.add_parser(
+        "replay", help="score highlight clips of a retained match (WAV, MIDI, JSON, reel, timeline)",
+        description="Rebuild music for the highlights of a match from the retained topics. Reads only the "
+        "match's partition of each topic, seeking by time. Finds highlights itself (--auto N: goals, "
+        "penalties, cards, VAR, near misses and crowd peaks, with pre- and post-roll, overlaps merged, "
+        "ranked) or takes --range. Composes with the live composer's code plus foresight: the music "
+        "builds towards a goal and lands a bar line and the stinger on it. Writes per clip a WAV "
+        "(EBU R128: -23 LUFS, true peak <= -1 dBTP), a MIDI file and a JSON sidecar, then reel.wav "
+        "(clips joined with bar-aligned crossfades), timeline.png and index.json/index.md. Two runs "
+        "with the same data and options write byte-identical files.",
+        epilog="examples:\n  crowdsound replay --match m1 --out out/ --auto 5\n"
+        "  crowdsound replay --match m1 --out out/ --range 23:00-25:30 --range 45+1:00-45+2:30 --style electronic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("--match", required=True, metavar="M", help="the match")
+    replay.add_argument("--out", required=True, metavar="DIR", help="folder for the files (created if missing)")
+    replay.add_argument("--auto", type=whole_number(low=1, high=50), metavar="N",
+                        help="find the N best highlights (default 5 when no --range is given)")
+    replay.add_argument("--range", dest="ranges", type=_clock_range, action="append", default=[], metavar="A-B",
+                        help="a clip by match time, e.g. 23:00-25:30, 45+1:00-45+2:30, 'HT 1:00-HT 2:00' (repeatable)")
+    replay.add_argument("--style", choices=STYLES, help="music style (default: orchestral)")
+    replay.add_argument("--from-audio", action="store_true",
+                        help="recompute the emotions from crowd.audio.v1 instead of reading crowd.emotions.v1")
+    replay.add_argument("--mix-crowd", action="store_true", help="lay the music over the crowd audio of the clip")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    replay.add_argument("--quiet", action="store_true", help="no progress bars")
+    replay.set_defaults(handler=_replay)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from consumers.replay.replay import ReplayOptions, replay
+
+    if args.auto and args.ranges:
+        print("crowdsound replay: error: give --auto or --range, not both (see crowdsound replay --help)",
+              file=sys.stderr)
+        return 2
+    options = ReplayOptions(match_id=args.match, out_dir=Path(args.out), auto=args.auto, ranges=args.ranges,
+                            style=args.style, from_audio=args.from_audio, mix_crowd=args.mix_crowd,
+                            progress=not args.quiet)
+    result = replay(settings, options)
+    summary = {
+        "match_id": result.match_id, "out": str(result.out_dir), "emotions_from": result.source,
+        "windows": result.windows, "goals": result.goals,
+        "clips": [{"rank": c.rank, "name": c.name, "start": str(c.highlight.start), "end": str(c.highlight.end),
+                   "reason": c.highlight.reason, "duration_s": round(c.duration_s, 2), "stingers": c.stingers}
+                  for c in result.clips],
+        "files": result.files,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{result.match_id}: {len(result.clips)} clips from {result.windows} emotion windows "
+              f"({result.source}), {result.goals} goals", file=sys.stderr)
+        for clip in summary["clips"]:
+            print(f"  #{clip['rank']} {clip['start']}-{clip['end']}  {clip['reason']}  ({clip['duration_s']:.1f} s)")
+        print(f"{len(result.files)} files written to {result.out_dir}/", file=sys.stderr)
     return 0

@@ -34,12 +34,17 @@ from consumers.render.synth import SoundFontSynth, ticks_to_samples
 __all__ = ["MatchScore", "Output"]
 
 _KEEP_WINDOWS_MS = 20_000  # windows older than this behind the watermark no longer steer the music
+# A stinger due this soon after a beat starts goes on that beat: replay lands a goal on a
+# bar line to within a few ms, and the stinger belongs on it, not a beat later.
+_STINGER_SLACK_MS = 60
 
 
 @dataclass(frozen=True)
 class Output:
     kind: Literal["control", "audio"]
     record: dict[str, Any]
+    part: Part | None = None  # a control's notes (for MIDI files); not part of the record
+    sample: int = 0           # first sample of the bar, stinger or chunk in the match's music
 
 
 def plan_to_json(plan: BarPlan) -> dict[str, Any]:
@@ -75,6 +80,7 @@ class MatchScore:
         self.seq = 0                # next audio chunk number
         self.pending: list[list[Any]] = []  # stingers waiting for their beat: [kind, event_id, at_ms, reason]
         self.plan: BarPlan | None = None   # the plan of the bar being played
+        self.climaxes: list[int] = []       # foresight (replay): music ms of known climaxes
         self.renderer = MusicRenderer(synth) if synth is not None else None
 
     # -- state ------------------------------------------------------------------------------
@@ -87,6 +93,7 @@ class MatchScore:
             "wall_anchor": self.wall_anchor, "bar": self.bar, "bar_start": self.bar_start,
             "bar_tempo": self.bar_tempo, "beats_in_bar": self.beats_in_bar, "next_beat": self.next_beat,
             "seq": self.seq, "pending": self.pending, "plan": None if self.plan is None else plan_to_json(self.plan),
+            "climaxes": self.climaxes,
             "renderer": None if self.renderer is None else self.renderer.to_state(),
         }
 
@@ -104,6 +111,7 @@ class MatchScore:
         score.bar, score.bar_start, score.bar_tempo = state["bar"], state["bar_start"], state["bar_tempo"]
         score.beats_in_bar, score.next_beat, score.seq = state["beats_in_bar"], state["next_beat"], state["seq"]
         score.pending = [list(p) for p in state["pending"]]
+        score.climaxes = list(state.get("climaxes", []))
         score.plan = None if state["plan"] is None else plan_from_json(state["plan"])
         if synth is not None:
             # A renderer's future audio is rebuilt from the parts it had scheduled; a score
@@ -134,6 +142,25 @@ class MatchScore:
                 self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
         self.watermark_ms = max(self.watermark_ms, end_ms)
         return self._advance()
+
+    def foresee(self, events: list[dict[str, Any]], *, climax_types: frozenset[str] = frozenset({"GOAL"})) -> None:
+        """Replay's foresight: the events still to come, known in advance.
+
+        Their stingers are queued now, so they land exactly on their beat, and the ones of
+        ``climax_types`` become climaxes the music builds towards. Needs the period of each
+        event to be placed already (feed a window of it first); others are ignored.
+        """
+        for event in sorted(events, key=lambda e: (e["clock"]["ms"], e["event_id"])):
+            period, period_ms = event["clock"]["period"], int(event["clock"]["ms"])
+            if period not in self.anchors:
+                continue
+            at_ms = self._event_ms(period, period_ms, fallback=0)
+            cue = self.director.stinger_for(event["type"], event["side"], period, event["event_id"],
+                                            arousal=1.0, at_ms=at_ms, period_ms=period_ms)
+            if cue is not None:
+                self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
+            if event["type"] in climax_types:
+                self.climaxes.append(at_ms)
 
     # -- the music timeline -------------------------------------------------------------------
     def _place(self, period: str, period_ms: int) -> int:
@@ -187,7 +214,7 @@ class MatchScore:
             beat_start = self._beat_start(self.next_beat)
             if _ms(beat_start) > self.watermark_ms:
                 break
-            for stinger in [s for s in self.pending if s[2] <= _ms(beat_start)]:
+            for stinger in [s for s in self.pending if s[2] <= _ms(beat_start) + _STINGER_SLACK_MS]:
                 self.pending.remove(stinger)
                 outputs.append(self._stinger(StingerCue(kind=stinger[0], event_id=stinger[1], reason=stinger[3]),
                                              beat_start))
@@ -199,13 +226,15 @@ class MatchScore:
 
     def _start_bar(self, start: int, outputs: list[Output]) -> None:
         self.bar += 1
-        decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs)
+        ahead = [c - _ms(start) for c in self.climaxes if c > _ms(start) + _STINGER_SLACK_MS]
+        decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs,
+                                            climax_in_ms=min(ahead) if ahead else None)
         plan = self.plan = decision.plan
         self.bar_start, self.bar_tempo, self.beats_in_bar, self.next_beat = start, plan.tempo_bpm, plan.beats_per_bar, 0
         part = arrange_bar(plan)
         if self.renderer is not None:
             self.renderer.schedule(start, part, plan.tempo_bpm)
-        outputs.append(Output("control", self._control(plan, decision.reason, part, start, stinger=None)))
+        outputs.append(Output("control", self._control(plan, decision.reason, part, start, stinger=None), part, start))
 
     def _stinger(self, cue: StingerCue, start: int) -> Output:
         assert self.plan is not None
@@ -213,10 +242,11 @@ class MatchScore:
         plan = StingerPlan(kind=cue.kind, style=self.plan.style, tempo_bpm=self.bar_tempo, key=st.key,
                            mode=st.mode, intensity=max(st.intensity, 0.6), seed=self.plan.seed ^ 0x5EED)
         part = arrange_stinger(plan)
+        self.director.stinger_played(cue.kind)
         if self.renderer is not None:
             self.renderer.schedule(start, part, self.bar_tempo)
         return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,
-                                               stinger=cue.kind))
+                                               stinger=cue.kind), part, start)
 
     def _control(self, plan: BarPlan, reason: str, part: Part, start: int, *, stinger: str | None) -> dict[str, Any]:
         at_ms = _ms(start)
@@ -239,4 +269,4 @@ class MatchScore:
             "samples_per_channel": samples, "encoding": "PCM_S16LE", "payload": pcm.astype("<i2").tobytes(),
         }
         self.seq += 1
-        return Output("audio", record)
+        return Output("audio", record, None, start)

@@ -58,6 +58,7 @@ _TEMPO_SLEW = 3.0  # bpm per bar when following arousal (a lock to a chant jumps
 _MODE_BARS = 6     # bars of consistent valence before the mode turns
 _KEY_BARS = 48     # bars in one key before the harmony drifts along the circle of fifths
 _SURGE_BARS = 4    # bars held near full intensity after a home goal
+_FORESIGHT_MS = 20_000  # replay: how far ahead a known climax shapes the music
 
 COOLDOWN_MS: dict[str, int] = {
     "goal": 5_000, "goal_against": 5_000, "near_miss": 15_000, "card": 10_000, "var": 20_000, "full_time": 0,
@@ -181,6 +182,16 @@ def _character(state: DirectorState, mood: Mood) -> str:
     return "calm"
 
 
+def _land_on(climax_in_ms: int, tempo: float, prefs: MusicPrefs) -> tuple[float, int | None]:
+    """A tempo near ``tempo`` at which a whole number of bars ends on the climax, and that number."""
+    bar_ms = BEATS_PER_BAR * 60_000 / tempo
+    bars = max(1, round(climax_in_ms / bar_ms))
+    aligned = BEATS_PER_BAR * 60_000 * bars / climax_in_ms
+    if abs(aligned / tempo - 1) <= 0.15 and prefs.tempo_min_bpm <= aligned <= prefs.tempo_max_bpm:
+        return aligned, bars  # not quantised: landing on the climax matters more here
+    return tempo, None
+
+
 def _fold_tempo(bpm: float, low: float, high: float) -> float | None:
     """``bpm`` moved by octaves into [low, high], or None when no octave fits."""
     value = bpm
@@ -217,23 +228,39 @@ class Director:
             return None
         self.state.stinger_last_ms[kind] = at_ms
         self.state.stung = (self.state.stung + [event_id])[-64:]
-        if kind == "goal":
-            self.state.surge_bars = _SURGE_BARS
-            if self.state.pending_key is None:
-                # A home goal lifts the music: up a fifth, or out of the minor into its relative major.
-                target = relative(self.state.key, self.state.mode) if self.state.mode == "MINOR" \
-                    else (fifth_up(self.state.key, self.state.mode), self.state.mode)
-                self.state.pending_key = [target[0], target[1]]
         side_text = "" if side == "NONE" else f" ({side.lower()})"
-        return StingerCue(kind=kind, event_id=event_id, reason=f"{cue_type}{side_text} at {period} {period_ms // 60_000}:{period_ms // 1000 % 60:02d}")
+        return StingerCue(kind=kind, event_id=event_id,
+                          reason=f"{cue_type}{side_text} at {period} {period_ms // 60_000}:{period_ms // 1000 % 60:02d}")
+
+    def stinger_played(self, kind: str) -> None:
+        """A stinger sounds now: a home goal surges the music and lifts the key."""
+        if kind != "goal":
+            return
+        self.state.surge_bars = _SURGE_BARS
+        if self.state.pending_key is None:
+            # Up a fifth, or out of the minor into its relative major.
+            target = relative(self.state.key, self.state.mode) if self.state.mode == "MINOR" \
+                else (fifth_up(self.state.key, self.state.mode), self.state.mode)
+            self.state.pending_key = [target[0], target[1]]
 
     # -- bars -------------------------------------------------------------------------------
-    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs) -> BarDecision:
-        """The plan of bar ``bar`` given the crowd's mood at its start."""
+    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: int | None = None) -> BarDecision:
+        """The plan of bar ``bar`` given the crowd's mood at its start.
+
+        ``climax_in_ms`` is foresight (replay only): a known climax — a goal — that far
+        ahead. The music then builds towards it (intensity and tension rise, the dominant
+        is held) and the tempo bends, within 15 % and the preferred range, so that a bar
+        line lands on the climax.
+        """
         st = self.state
         notes: list[str] = []
+        build = None
+        if climax_in_ms is not None and 0 < climax_in_ms <= _FORESIGHT_MS:
+            build = 1.0 - climax_in_ms / _FORESIGHT_MS
 
         target = _intensity_target(mood)
+        if build is not None:
+            target = max(target, 0.3 + 0.6 * build)
         if st.surge_bars > 0:
             target = max(target, 0.92)
             st.surge_bars -= 1
@@ -242,10 +269,16 @@ class Director:
         intensity = min(prefs.intensity_max, max(prefs.intensity_min, st.intensity))
 
         tension_target = min(1.0, mood.anticipation + 0.5 * mood.anger)
+        if build is not None:
+            tension_target = max(tension_target, 0.45 + 0.5 * build)
         st.tension = round(st.tension + 0.5 * (tension_target - st.tension), 4)
         st.valence = round(st.valence + 0.3 * (mood.valence - st.valence), 4)
 
         st.tempo_bpm = self._next_tempo(mood, prefs, notes)
+        bars_to_climax = None
+        if build is not None and climax_in_ms is not None:
+            st.tempo_bpm, bars_to_climax = _land_on(climax_in_ms, st.tempo_bpm, prefs)
+            notes.append(f"building to the climax in {climax_in_ms / 1000:.1f}s")
         st.layers = self._next_layers(intensity, prefs)
 
         phrase_pos = bar % 4
@@ -259,7 +292,9 @@ class Director:
             chord = "V7" if phrase_pos % 2 else "V"  # anticipation holds the dominant
             next_chord = None
             notes.append("holding the dominant")
-        if phrase_pos == 3 and st.pending_key is not None:
+        if bars_to_climax == 1:
+            chord, next_chord = "V7", None  # the climax resolves it
+        elif phrase_pos == 3 and st.pending_key is not None:
             chord, next_chord = self._pivot_chord()
             notes.append(f"preparing {st.pending_key[0]} {st.pending_key[1].lower()}")
         self._vote_mode()

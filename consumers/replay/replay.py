@@ -1,0 +1,438 @@
+"""``crowdsound replay``: highlight music for a retained match, with foresight.
+
+1. Read the match's events (and the ones the live join called late) from its partition.
+2. Take its final emotion windows from crowd.emotions.v1 — or recompute them from
+   crowd.audio.v1 with the worker's own code (``--from-audio``).
+3. Pick the clips: the editor's ranges, or the best ``--auto N`` highlights.
+4. Compose each clip with the live composer's code (``consumers.score.MatchScore``) plus
+   foresight: the events to come are known, so the music builds towards a goal and a bar
+   line and the stinger land on it.
+5. Write per clip a WAV, a MIDI file and a JSON sidecar, then the reel, the timeline PNG
+   and the index. Every file is a function of the retained data and the options only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from consumers.music.director import MusicPrefs
+from consumers.music.midi import clip_overlaps, write_midi_file
+from consumers.music.types import SAMPLE_RATE, TICKS_PER_BEAT, Note, Part
+from consumers.replay.emotions import final_windows, recompute_windows, window_key
+from consumers.replay.highlights import Highlight, find_highlights, highlight_for_range
+from consumers.replay.reader import PartitionReader, RetentionError
+from consumers.score import MatchScore, Output
+from infra.errors import CrowdsoundError
+from infra.progress import Progress
+from infra.settings import Settings
+from schemas.clock import MatchClock, Period
+
+__all__ = ["ClipResult", "ReplayOptions", "ReplayResult", "replay"]
+
+log = logging.getLogger("crowdsound.replay")
+
+_WARM_MS = 16_000   # music composed before a clip starts, so smoothing and harmony have settled
+_TAIL_MS = 12_000   # emotion windows read past a clip's end, so its last bar completes
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    match_id: str
+    out_dir: Path
+    auto: int | None = None
+    ranges: Sequence[tuple[MatchClock, MatchClock]] = ()
+    style: str | None = None
+    from_audio: bool = False
+    mix_crowd: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ClipResult:
+    rank: int
+    name: str
+    highlight: Highlight
+    files: dict[str, str]
+    duration_s: float
+    bars: int
+    stingers: list[str]
+
+
+@dataclass
+class ReplayResult:
+    match_id: str
+    out_dir: Path
+    clips: list[ClipResult] = field(default_factory=list)
+    goals: int = 0
+    windows: int = 0
+    source: str = "crowd.emotions.v1"
+    files: list[str] = field(default_factory=list)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crowdsound")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _latest_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per event id (a re-sent event keeps its id; the latest wins), in match order."""
+    by_id = {e["event_id"]: e for e in events}
+    return sorted(by_id.values(), key=lambda e: (Period(e["clock"]["period"]).order, e["clock"]["ms"], e["event_id"]))
+
+
+def _teams(events: list[dict[str, Any]]) -> dict[str, str]:
+    teams: dict[str, str] = {}
+    for event in events:
+        if event.get("team") and event["side"] in ("HOME", "AWAY"):
+            teams.setdefault(event["side"].lower(), event["team"])
+    return teams
+
+
+def _clock_label(period: str, ms: int) -> str:
+    return str(MatchClock(Period(period), ms))
+
+
+def replay(settings: Settings, options: ReplayOptions) -> ReplayResult:
+    """Run a replay; raises CrowdsoundError with a one-line reason on bad input or missing data."""
+    reader = PartitionReader(settings, options.match_id)
+    try:
+        return _replay(settings, options, reader)
+    finally:
+        reader.close()
+
+
+def _replay(settings: Settings, options: ReplayOptions, reader: PartitionReader) -> ReplayResult:
+    events = _latest_events(list(reader.read("match.events.v1", "MatchEvent")))
+    late_ids = {e["event_id"] for e in reader.read("match.events.late.v1", "MatchEvent")}
+    starts = [e["wall_time_ms"] for e in events]
+    from_ms = min(starts) - 10 * 60_000 if starts else None
+    needed = _needed_span(options)
+    stop = _stop_after(needed)
+
+    if options.from_audio:
+        frames = reader.read("crowd.audio.v1", "AudioFrame", from_ms=from_ms, stop=stop,
+                             progress="recomputing emotions from crowd audio" if options.progress else None)
+        windows = recompute_windows(settings, options.match_id, frames, events, late_event_ids=late_ids)
+        source = "crowd.audio.v1 (recomputed)"
+    else:
+        windows = final_windows(reader.read("crowd.emotions.v1", "EmotionWindow", from_ms=from_ms, stop=stop))
+        source = "crowd.emotions.v1"
+    if not events and not windows:
+        raise CrowdsoundError(f"unknown match {options.match_id!r}: no events or emotion windows are retained for it "
+                              f"in {settings.topic_prefix or ''}match.events.v1 / crowd.emotions.v1")
+    if not windows:
+        oldest = reader.oldest_timestamp("crowd.audio.v1" if options.from_audio else "crowd.emotions.v1")
+        raise RetentionError(f"match {options.match_id!r} has events but its "
+                             f"{'audio' if options.from_audio else 'emotion windows'} are no longer retained"
+                             + (f" (oldest retained record: {_iso(oldest)})" if oldest else ""))
+
+    if options.ranges:
+        clips = [highlight_for_range(start, end, events) for start, end in options.ranges]
+        _check_covered(clips, windows, options)
+    else:
+        clips = find_highlights(events, windows, count=options.auto or 5)
+    result = ReplayResult(match_id=options.match_id, out_dir=options.out_dir, windows=len(windows), source=source,
+                          goals=sum(1 for e in events if e["type"] == "GOAL" and e["event_id"] not in late_ids))
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    _write_outputs(settings, options, reader, events, windows, clips, result)
+    return result
+
+
+def _needed_span(options: ReplayOptions) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """(first, last) (period order, ms) the clips need, or None for the whole match."""
+    if not options.ranges:
+        return None
+    first = min((s.period.order, max(0, s.ms - _WARM_MS - 5_000)) for s, _ in options.ranges)
+    last = max((e.period.order, e.ms + _TAIL_MS + 5_000) for _, e in options.ranges)
+    return first, last
+
+
+def _stop_after(needed: tuple[tuple[int, int], tuple[int, int]] | None):
+    if needed is None:
+        return None
+    last = needed[1]
+
+    def stop(record: dict[str, Any]) -> bool:
+        # Stop a little past the last clip: grace and revisions put records slightly out of order.
+        order, ms = Period(record["clock"]["period"]).order, int(record["clock"]["ms"])
+        return (order, ms) > (last[0], last[1] + 60_000) or order > last[0] + 1
+    return stop
+
+
+def _check_covered(clips: list[Highlight], windows: list[dict[str, Any]], options: ReplayOptions) -> None:
+    for clip in clips:
+        inside = [w for w in windows if w["clock"]["period"] == clip.period
+                  and clip.start_ms - 3_000 <= w["clock"]["ms"] <= clip.end_ms]
+        if not inside:
+            raise RetentionError(f"no emotion windows of match {options.match_id!r} cover "
+                                 f"{clip.start}-{clip.end}: that part of the match was not recorded or is no longer retained")
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "unknown"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- composing a clip -------------------------------------------------------------------------
+@dataclass
+class ComposedClip:
+    controls: list[Output]
+    audio: np.ndarray          # int16 (n, 2) of the clip, bar-aligned
+    bar_samples: int           # length of the clip's last bar
+    first_sample: int
+    intensity: list[tuple[int, float]]  # (period ms, intensity) per bar
+    windows: list[dict[str, Any]]        # the emotion windows it was composed from
+
+
+def compose_clip(match_id: str, clip: Highlight, windows: list[dict[str, Any]], events: list[dict[str, Any]], *,
+                 prefs: MusicPrefs, synth: Any, hop_ms: int) -> ComposedClip:
+    """The music of one clip, bar-aligned: from the first bar line at or after its start to
+    the first bar line at or after its end."""
+    from consumers.render.mastering import LATENCY
+
+    feed = [w for w in windows if w["clock"]["period"] == clip.period
+            and clip.start_ms - _WARM_MS <= w["clock"]["ms"] <= clip.end_ms + _TAIL_MS]
+    if not feed:
+        raise CrowdsoundError(f"no emotion windows around {clip.start}-{clip.end}")
+    score = MatchScore(match_id, synth=synth, hop_ms=hop_ms)
+    score.set_prefs(prefs)
+    outputs = list(score.on_window(feed[0]))
+    score.foresee([e for e in events if e["clock"]["period"] == clip.period
+                   and feed[0]["clock"]["ms"] <= e["clock"]["ms"] <= clip.end_ms])
+    for window in feed[1:]:
+        outputs.extend(score.on_window(window))
+    bars = [o for o in outputs if o.kind == "control" and o.record["kind"] == "BAR"]
+    inside = [b for b in bars if b.record["clock"]["ms"] >= clip.start_ms]
+    if not inside:
+        raise CrowdsoundError(f"the emotion windows end before {clip.start}")
+    first = inside[0]
+    after_end = [b for b in inside if b.record["clock"]["ms"] >= clip.end_ms]
+    chosen = [b for b in inside if b.record["clock"]["ms"] < clip.end_ms] or [first]
+    last = chosen[-1]
+    end_sample = after_end[0].sample if after_end else None
+    chunks = [o for o in outputs if o.kind == "audio"]
+    pcm = np.concatenate([np.frombuffer(o.record["payload"], "<i2").reshape(-1, 2) for o in chunks])
+    if end_sample is None:
+        end_sample = min(len(pcm) - LATENCY, last.sample + int(round(last.record["beats_per_bar"] * 60 * SAMPLE_RATE
+                                                                      / last.record["tempo_bpm"])))
+    audio = pcm[first.sample + LATENCY:end_sample + LATENCY]
+    stingers = [o for o in outputs if o.kind == "control" and o.record["kind"] == "STINGER"
+                and first.sample <= o.sample < end_sample]
+    bar_samples = int(round(last.record["beats_per_bar"] * 60 * SAMPLE_RATE / last.record["tempo_bpm"]))
+    return ComposedClip(controls=chosen + stingers, audio=audio, bar_samples=bar_samples, first_sample=first.sample,
+                        intensity=[(b.record["clock"]["ms"], float(b.record["intensity"])) for b in chosen],
+                        windows=feed)
+
+
+def _midi_bars(controls: list[Output]) -> list[tuple[float, Part]]:
+    """The clip's bars with each stinger's notes merged into the bar it sounds in."""
+    bars = sorted((c for c in controls if c.record["kind"] == "BAR"), key=lambda c: c.sample)
+    stingers = [c for c in controls if c.record["kind"] == "STINGER"]
+    out = []
+    for index, bar in enumerate(bars):
+        assert bar.part is not None
+        tempo = float(bar.record["tempo_bpm"])
+        end = bars[index + 1].sample if index + 1 < len(bars) else None
+        notes = list(bar.part.notes)
+        programs = dict(bar.part.programs)
+        for stinger in stingers:
+            if stinger.sample >= bar.sample and (end is None or stinger.sample < end) and stinger.part is not None:
+                offset = round((stinger.sample - bar.sample) * tempo * TICKS_PER_BEAT / (60 * SAMPLE_RATE))
+                notes += [Note(n.tick + offset, n.duration_ticks, n.channel, n.pitch, n.velocity, n.chromatic)
+                          for n in stinger.part.notes]
+                programs.update(stinger.part.programs)
+        out.append((tempo, Part(notes=tuple(clip_overlaps(notes)), programs=programs,
+                                length_ticks=bar.part.length_ticks, controls=bar.part.controls)))
+    return out
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def _clip_name(rank: int, clip: Highlight) -> str:
+    kind = clip.reason.split(" ", 1)[0].replace(";", "") or "clip"
+    start = _clock_label(clip.period, clip.start_ms).replace(":", "").replace("+", "p").replace(" ", "-")
+    return f"{rank:02d}-{start}-{kind}"
+
+
+def _emotion_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    if not windows:
+        return {}
+    states: dict[str, float] = {}
+    for w in windows:
+        states[w["state"]] = states.get(w["state"], 0.0) + 1.0
+    peak = max(windows, key=lambda w: (w["arousal"], -w["clock"]["ms"]))
+    return {
+        "windows": len(windows),
+        "mean_arousal": round(float(np.mean([w["arousal"] for w in windows])), 3),
+        "max_arousal": round(float(peak["arousal"]), 3),
+        "peak_at": _clock_label(peak["clock"]["period"], peak["clock"]["ms"]),
+        "mean_valence": round(float(np.mean([w["valence"] for w in windows])), 3),
+        "states_s": {k: v for k, v in sorted(states.items())},
+    }
+
+
+def _write_outputs(settings: Settings, options: ReplayOptions, reader: PartitionReader, events: list[dict[str, Any]],
+                   windows: list[dict[str, Any]], clips: list[Highlight], result: ReplayResult) -> None:
+    from consumers.render.synth import SoundFontSynth
+    from consumers.replay.artifacts import (
+        ReelClip, broadcast_master, join_reel, timeline_png, write_index_markdown, write_json, write_wav,
+    )
+
+    teams = _teams(events)
+    title = f"{teams['home']} v {teams['away']}" if {"home", "away"} <= set(teams) else f"match {options.match_id}"
+    prefs = MusicPrefs(style=options.style) if options.style else MusicPrefs()
+    created = _iso(max([w["audio_wall_time_ms"] for w in windows] + [e["wall_time_ms"] for e in events]))
+    versions = {"crowdsound": _version(), "model": windows[0].get("model_version", "unknown"),
+                "emotions_from": result.source}
+    synth = SoundFontSynth()
+    total_s = sum(c.duration_ms for c in clips) / 1000
+    progress = Progress(total_s, "composing highlights", unit="s", enabled=options.progress)
+    done = 0.0
+    reel_clips = []
+    intensity_points: list[tuple[float, float]] = []
+    for rank, clip in enumerate(clips, start=1):
+        composed = compose_clip(options.match_id, clip, windows, events, prefs=prefs, synth=synth,
+                                hop_ms=settings.window_hop_ms)
+        audio = composed.audio.astype(np.float64) / 32768.0
+        if options.mix_crowd:
+            audio = _mix_crowd(settings, options, reader, clip, composed, audio)
+        mastered = broadcast_master(audio, SAMPLE_RATE)
+        name = _clip_name(rank, clip)
+        files = {"wav": f"{name}.wav", "midi": f"{name}.mid", "json": f"{name}.json"}
+        write_wav(options.out_dir / files["wav"], mastered, SAMPLE_RATE)
+        write_midi_file(options.out_dir / files["midi"], _midi_bars(composed.controls))
+        clip_windows = [w for w in windows if w["clock"]["period"] == clip.period
+                        and clip.start_ms <= w["clock"]["ms"] <= clip.end_ms]
+        clip_events = [e for e in events if e["clock"]["period"] == clip.period
+                       and clip.start_ms <= e["clock"]["ms"] <= clip.end_ms]
+        bars = [c.record for c in composed.controls if c.record["kind"] == "BAR"]
+        stingers = [c.record for c in composed.controls if c.record["kind"] == "STINGER"]
+        duration_s = len(mastered) / SAMPLE_RATE
+        sidecar = {
+            "title": f"{title} — {clip.reason}", "match_id": options.match_id, "teams": teams, "rank": rank,
+            "reason": clip.reason, "score": round(clip.score, 3), "created": created, "versions": versions,
+            "start": {"clock": str(clip.start), "period": clip.period, "ms": clip.start_ms},
+            "end": {"clock": str(clip.end), "period": clip.period, "ms": clip.end_ms},
+            "music_start": {"clock": _clock_label(bars[0]["clock"]["period"], bars[0]["clock"]["ms"]),
+                            "wall_time_ms": bars[0]["wall_time_ms"], "wall_time": _iso(bars[0]["wall_time_ms"])},
+            "duration_s": round(duration_s, 3),
+            "events": [{"event_id": e["event_id"], "type": e["type"], "side": e["side"], "team": e.get("team"),
+                        "player": e.get("player"), "clock": _clock_label(e["clock"]["period"], e["clock"]["ms"]),
+                        "wall_time": _iso(e["wall_time_ms"])} for e in clip_events],
+            "emotion": _emotion_summary(clip_windows),
+            "music": {
+                "style": prefs.style,
+                "bars": [{"bar": b["bar"], "clock": _clock_label(b["clock"]["period"], b["clock"]["ms"]),
+                          "tempo_bpm": round(float(b["tempo_bpm"]), 3), "key": b["key"], "mode": b["mode"],
+                          "chord": b["chord"], "intensity": round(float(b["intensity"]), 3), "layers": b["layers"],
+                          "reason": b["reason"]} for b in bars],
+                "stingers": [{"stinger": s["stinger"], "clock": _clock_label(s["clock"]["period"], s["clock"]["ms"]),
+                              "reason": s["reason"]} for s in stingers],
+            },
+            "files": files,
+        }
+        write_json(options.out_dir / files["json"], sidecar)
+        reel_clips.append(ReelClip(audio=mastered, bar_samples=composed.bar_samples))
+        intensity_points += [(_axis_s(clip.period, ms), value) for ms, value in composed.intensity]
+        result.clips.append(ClipResult(rank=rank, name=name, highlight=clip, files=files, duration_s=duration_s,
+                                       bars=len(bars), stingers=[s["stinger"] for s in stingers]))
+        result.files += list(files.values())
+        done += clip.duration_ms / 1000
+        progress.update(done, name)
+    if options.progress:
+        progress.update(total_s, "done")
+
+    reel = join_reel(reel_clips, sample_rate=SAMPLE_RATE) if reel_clips else None
+    index_files: dict[str, Any] = {}
+    if reel is not None:
+        reel_audio = broadcast_master(reel.audio, SAMPLE_RATE)
+        write_wav(options.out_dir / "reel.wav", reel_audio, SAMPLE_RATE)
+        index_files["reel"] = {"wav": "reel.wav", "duration_s": round(len(reel_audio) / SAMPLE_RATE, 3)}
+        result.files.append("reel.wav")
+    _timeline(options, title, windows, events, clips, intensity_points, timeline_png)
+    result.files.append("timeline.png")
+    index = {
+        "title": title, "match_id": options.match_id, "teams": teams, "created": created, "versions": versions,
+        "clips": [{"rank": c.rank, "name": c.name, "start_clock": str(c.highlight.start),
+                   "end_clock": str(c.highlight.end), "duration_s": round(c.duration_s, 3), "reason": c.highlight.reason,
+                   "stingers": c.stingers, "files": c.files} for c in result.clips],
+        "reel": index_files.get("reel", {}), "timeline": "timeline.png",
+    }
+    write_json(options.out_dir / "index.json", index)
+    write_index_markdown(options.out_dir / "index.md", index)
+    result.files += ["index.json", "index.md"]
+
+
+# The timeline's x axis: seconds on one line through the periods (breaks keep their length).
+_PERIOD_OFFSET_S = {"PRE_MATCH": -900, "FIRST_HALF": 0, "HALF_TIME": 3000, "SECOND_HALF": 4000,
+                    "EXTRA_TIME_BREAK": 7000, "EXTRA_FIRST_HALF": 7400, "EXTRA_HALF_TIME": 8400,
+                    "EXTRA_SECOND_HALF": 8700, "PENALTIES_BREAK": 9700, "PENALTIES": 10000, "POST_MATCH": 11000}
+
+
+def _axis_s(period: str, ms: int) -> float:
+    return _PERIOD_OFFSET_S[period] + ms / 1000
+
+
+def _axis_label(seconds: float) -> str:
+    period = max((p for p, o in _PERIOD_OFFSET_S.items() if o <= seconds), key=lambda p: _PERIOD_OFFSET_S[p],
+                 default="PRE_MATCH")
+    return _clock_label(period, int(max(0.0, seconds - _PERIOD_OFFSET_S[period]) * 1000))
+
+
+def _timeline(options: ReplayOptions, title: str, windows: list[dict[str, Any]], events: list[dict[str, Any]],
+              clips: list[Highlight], intensity: list[tuple[float, float]], timeline_png: Any) -> None:
+    ordered = sorted(windows, key=window_key)
+    timeline_png(
+        options.out_dir / "timeline.png", title=f"{title}: crowd emotion, events and highlight music",
+        seconds=[_axis_s(w["clock"]["period"], w["clock"]["ms"]) for w in ordered],
+        arousal=[float(w["arousal"]) for w in ordered], valence=[float(w["valence"]) for w in ordered],
+        states=[str(w["state"]) for w in ordered],
+        events=[(_axis_s(e["clock"]["period"], e["clock"]["ms"]), e["type"], e["side"]) for e in events
+                if e["type"] in ("GOAL", "CARD", "PENALTY_AWARDED", "VAR_REVIEW", "SHOT", "SAVE")],
+        intensity=intensity,
+        spans=[(_axis_s(c.period, c.start_ms), _axis_s(c.period, c.end_ms), f"#{i}") for i, c in enumerate(clips, 1)],
+        tick_labels=_axis_label,
+    )
+
+
+def _mix_crowd(settings: Settings, options: ReplayOptions, reader: PartitionReader, clip: Highlight,
+               composed: ComposedClip, music: np.ndarray) -> np.ndarray:
+    """The clip's music laid over the crowd it was made from (the same match time)."""
+    from consumers.replay.artifacts import mix_under_crowd
+    from streams.processor import RecordProcessor
+
+    music_start_ms = composed.controls[0].record["clock"]["ms"]
+    length_ms = int(len(music) * 1000 / SAMPLE_RATE)
+    pieces, rate = [], None
+
+    def past_end(frame: dict[str, Any]) -> bool:
+        order = Period(frame["clock"]["period"]).order
+        return order > Period(clip.period).order or (frame["clock"]["period"] == clip.period
+                                                       and frame["clock"]["ms"] > music_start_ms + length_ms)
+
+    walls = [w["audio_wall_time_ms"] for w in composed.windows]
+    for frame in reader.read("crowd.audio.v1", "AudioFrame", from_ms=min(walls) - 10_000 if walls else None,
+                             stop=past_end):
+        if frame["clock"]["period"] != clip.period or frame["clock"]["ms"] < music_start_ms:
+            continue
+        rate = frame["sample_rate"]
+        try:
+            pieces.append(RecordProcessor._samples(frame))
+        except Exception:  # noqa: BLE001 - an unusable frame is a short silence in the mix
+            continue
+    if not pieces or rate is None:
+        log.warning("no crowd audio retained for %s-%s; the clip is music only", clip.start, clip.end)
+        return music
+    crowd = np.concatenate(pieces)
+    return mix_under_crowd(music, crowd, music_sample_rate=SAMPLE_RATE, crowd_sample_rate=rate)
