@@ -24,11 +24,7 @@ $(STAMP): pyproject.toml
 bootstrap: $(STAMP)
 
 demo: bootstrap
-	$(BIN)/crowdsound broker up
-	$(BIN)/crowdsound topics apply
-	$(BIN)/crowdsound topics list
-	@echo
-	@echo "The broker keeps running; stop it with: $(BIN)/crowdsound broker down"
+	$(BIN)/crowdsound demo
 
 # The test session starts its own broker on port 19092 (fresh data) and stops it at the end;
 # set KAFKA_BOOTSTRAP_SERVERS to run the tests against another cluster instead.

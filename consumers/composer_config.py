@@ -15,6 +15,7 @@ class ComposerConfig:
     instance: str = ""          # stable per replica: it names the transactional id
     max_batch: int = 500
     poll_timeout_s: float = 0.1
+    transaction_budget_s: float = 2.0  # stop adding records to a transaction after this long
 
     @property
     def group_id_suffix(self) -> str:

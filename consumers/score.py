@@ -80,7 +80,7 @@ class MatchScore:
         self.seq = 0                # next audio chunk number
         self.pending: list[list[Any]] = []  # stingers waiting for their beat: [kind, event_id, at_ms, reason]
         self.plan: BarPlan | None = None   # the plan of the bar being played
-        self.climaxes: list[int] = []       # foresight (replay): music ms of known climaxes
+        self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, lifts the key] of known climaxes
         self.renderer = MusicRenderer(synth) if synth is not None else None
 
     # -- state ------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ class MatchScore:
         score.bar, score.bar_start, score.bar_tempo = state["bar"], state["bar_start"], state["bar_tempo"]
         score.beats_in_bar, score.next_beat, score.seq = state["beats_in_bar"], state["next_beat"], state["seq"]
         score.pending = [list(p) for p in state["pending"]]
-        score.climaxes = list(state.get("climaxes", []))
+        score.climaxes = [list(c) for c in state.get("climaxes", [])]
         score.plan = None if state["plan"] is None else plan_from_json(state["plan"])
         if synth is not None:
             # A renderer's future audio is rebuilt from the parts it had scheduled; a score
@@ -160,7 +160,7 @@ class MatchScore:
             if cue is not None:
                 self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
             if event["type"] in climax_types:
-                self.climaxes.append(at_ms)
+                self.climaxes.append([at_ms, event["type"] == "GOAL" and event["side"] == "HOME"])
 
     # -- the music timeline -------------------------------------------------------------------
     def _place(self, period: str, period_ms: int) -> int:
@@ -210,25 +210,37 @@ class MatchScore:
                 next_start = 0 if self.bar < 0 else self._beat_start(self.beats_in_bar)
                 if _ms(next_start) > self.watermark_ms:
                     break
-                self._start_bar(next_start, outputs)
+                # Stingers due on this downbeat shape the bar itself (a goal's surge, its key).
+                due = self._due(next_start)
+                for stinger in due:
+                    self.director.stinger_played(stinger[0])
+                self._start_bar(next_start, outputs, climax_now=any(s[0] == "goal" for s in due))
+                for stinger in due:
+                    outputs.append(self._stinger(stinger, next_start))
             beat_start = self._beat_start(self.next_beat)
             if _ms(beat_start) > self.watermark_ms:
                 break
-            for stinger in [s for s in self.pending if s[2] <= _ms(beat_start) + _STINGER_SLACK_MS]:
-                self.pending.remove(stinger)
-                outputs.append(self._stinger(StingerCue(kind=stinger[0], event_id=stinger[1], reason=stinger[3]),
-                                             beat_start))
+            for stinger in self._due(beat_start):
+                self.director.stinger_played(stinger[0])
+                outputs.append(self._stinger(stinger, beat_start))
             beat_end = self._beat_start(self.next_beat + 1)
             if self.renderer is not None:
                 outputs.append(self._audio(beat_start, beat_end - beat_start))
             self.next_beat += 1
         return outputs
 
-    def _start_bar(self, start: int, outputs: list[Output]) -> None:
+    def _due(self, sample: int) -> list[list[Any]]:
+        """Pending stingers due at ``sample`` (removed from the queue)."""
+        due = [s for s in self.pending if s[2] <= _ms(sample) + _STINGER_SLACK_MS]
+        self.pending = [s for s in self.pending if s not in due]
+        return due
+
+    def _start_bar(self, start: int, outputs: list[Output], *, climax_now: bool = False) -> None:
         self.bar += 1
-        ahead = [c - _ms(start) for c in self.climaxes if c > _ms(start) + _STINGER_SLACK_MS]
+        ahead = sorted((at - _ms(start), lifts) for at, lifts in self.climaxes if at > _ms(start) + _STINGER_SLACK_MS)
         decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs,
-                                            climax_in_ms=min(ahead) if ahead else None)
+                                            climax_in_ms=ahead[0][0] if ahead else None,
+                                            climax_lifts=bool(ahead and ahead[0][1]), climax_now=climax_now)
         plan = self.plan = decision.plan
         self.bar_start, self.bar_tempo, self.beats_in_bar, self.next_beat = start, plan.tempo_bpm, plan.beats_per_bar, 0
         part = arrange_bar(plan)
@@ -236,13 +248,15 @@ class MatchScore:
             self.renderer.schedule(start, part, plan.tempo_bpm)
         outputs.append(Output("control", self._control(plan, decision.reason, part, start, stinger=None), part, start))
 
-    def _stinger(self, cue: StingerCue, start: int) -> Output:
+    def _stinger(self, pending: list[Any], start: int) -> Output:
+        """Emit a pending stinger [kind, event_id, at_ms, reason] at ``start`` (already played
+        into the director's state by the caller)."""
+        cue = StingerCue(kind=pending[0], event_id=pending[1], reason=pending[3])
         assert self.plan is not None
         st = self.director.state
         plan = StingerPlan(kind=cue.kind, style=self.plan.style, tempo_bpm=self.bar_tempo, key=st.key,
                            mode=st.mode, intensity=max(st.intensity, 0.6), seed=self.plan.seed ^ 0x5EED)
         part = arrange_stinger(plan)
-        self.director.stinger_played(cue.kind)
         if self.renderer is not None:
             self.renderer.schedule(start, part, self.bar_tempo)
         return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,

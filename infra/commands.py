@@ -6,13 +6,15 @@ import argparse
 from typing import Any
 
 from infra.cliargs import whole_number
+from infra.errors import CrowdsoundError
 from infra.settings import Settings
 
 __all__ = ["register"]
 
 
 def register(commands: Any) -> None:
-    """Add the broker and topics subcommands to the CLI."""
+    """Add the broker, topics and demo subcommands to the CLI."""
+    _register_demo(commands)
     broker = commands.add_parser(
         "broker", help="run a local Apache Kafka broker (KRaft, single node, 127.0.0.1)",
         description="Run a real single-node Apache Kafka 4 broker on 127.0.0.1 for development, "
@@ -112,3 +114,31 @@ def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _register_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="the whole platform in a few minutes: a synthetic match, live music, highlights",
+        description="Start the local broker, apply the topics, start a stream worker and a composer, "
+        "stream a scripted synthetic match (accelerated) through the venue encoder and the match feed, "
+        "write the live music with `listen`, then replay the match's highlights into --out and print "
+        "a summary. The broker keeps running afterwards; stop it with `crowdsound broker down`.",
+    )
+    demo.add_argument("--out", default="out", metavar="DIR", help="folder for the files (default: ./out)")
+    demo.add_argument("--script", metavar="FILE", help="match script (default: the stadium's demo.toml)")
+    demo.add_argument("--highlights", type=whole_number(low=1, high=20), default=4, metavar="N",
+                      help="how many highlights to replay (default 4)")
+    demo.add_argument("--style", choices=("orchestral", "electronic", "stadium_rock"), help="music style of the replay")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from infra.demo import DEMO_SCRIPT, DemoOptions, run_demo
+
+    script = Path(args.script) if args.script else DEMO_SCRIPT
+    if not script.is_file():
+        raise CrowdsoundError(f"match script {script} does not exist")
+    return run_demo(settings, DemoOptions(out_dir=Path(args.out), script=script, highlights=args.highlights,
+                                          style=args.style))

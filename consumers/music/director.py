@@ -117,6 +117,7 @@ class DirectorState:
     bars_in_key: int = 0
     pending_key: list[str] | None = None  # [key, mode] to take at the next phrase start
     surge_bars: int = 0
+    phrase_start: int = 0  # bar where the current run of 4-bar phrases began (a climax restarts it)
     chant_locked: bool = False
     stinger_last_ms: dict[str, int] = field(default_factory=dict)
     stung: list[str] = field(default_factory=list)  # event ids already answered (the latest 64)
@@ -244,13 +245,17 @@ class Director:
             self.state.pending_key = [target[0], target[1]]
 
     # -- bars -------------------------------------------------------------------------------
-    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: int | None = None) -> BarDecision:
+    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: int | None = None,
+                   climax_lifts: bool = False, climax_now: bool = False) -> BarDecision:
         """The plan of bar ``bar`` given the crowd's mood at its start.
 
         ``climax_in_ms`` is foresight (replay only): a known climax — a goal — that far
         ahead. The music then builds towards it (intensity and tension rise, the dominant
         is held) and the tempo bends, within 15 % and the preferred range, so that a bar
-        line lands on the climax.
+        line lands on the climax; ``climax_lifts`` (a home goal) makes the last bar before
+        it the dominant of the key the goal will lift to. ``climax_now``: a goal's stinger sounds on this bar's
+        downbeat, so a new phrase (and a pending key) starts here rather than at the next
+        phrase boundary.
         """
         st = self.state
         notes: list[str] = []
@@ -258,6 +263,7 @@ class Director:
         if climax_in_ms is not None and 0 < climax_in_ms <= _FORESIGHT_MS:
             build = 1.0 - climax_in_ms / _FORESIGHT_MS
 
+        surging = st.surge_bars > 0
         target = _intensity_target(mood)
         if build is not None:
             target = max(target, 0.3 + 0.6 * build)
@@ -272,6 +278,8 @@ class Director:
         if build is not None:
             tension_target = max(tension_target, 0.45 + 0.5 * build)
         st.tension = round(st.tension + 0.5 * (tension_target - st.tension), 4)
+        if climax_now:
+            st.tension = 0.0  # the climax releases what the build-up held
         st.valence = round(st.valence + 0.3 * (mood.valence - st.valence), 4)
 
         st.tempo_bpm = self._next_tempo(mood, prefs, notes)
@@ -281,19 +289,23 @@ class Director:
             notes.append(f"building to the climax in {climax_in_ms / 1000:.1f}s")
         st.layers = self._next_layers(intensity, prefs)
 
-        phrase_pos = bar % 4
+        if climax_now:
+            st.phrase_start = bar
+        phrase_pos = (bar - st.phrase_start) % 4
         if phrase_pos == 0:
             self._turn_phrase(bar, mood, notes)
         family = _PROGRESSIONS[st.mode][st.family]
         progression = family[st.variant % len(family)]
         chord = progression[phrase_pos]
         next_chord: str | None = progression[phrase_pos + 1] if phrase_pos < 3 else None
-        if st.tension >= 0.55 and st.family != "tense":
+        if st.tension >= 0.55 and st.family != "tense" and not surging:
             chord = "V7" if phrase_pos % 2 else "V"  # anticipation holds the dominant
             next_chord = None
             notes.append("holding the dominant")
         if bars_to_climax == 1:
-            chord, next_chord = "V7", None  # the climax resolves it
+            # The climax resolves it: into the key a home goal lifts to, or home.
+            chord = "V7/V" if climax_lifts and st.mode == "MAJOR" else "V7"
+            next_chord = None
         elif phrase_pos == 3 and st.pending_key is not None:
             chord, next_chord = self._pivot_chord()
             notes.append(f"preparing {st.pending_key[0]} {st.pending_key[1].lower()}")

@@ -300,7 +300,7 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
     progress = Progress(total_s, "composing highlights", unit="s", enabled=options.progress)
     done = 0.0
     reel_clips = []
-    intensity_points: list[tuple[float, float]] = []
+    intensity_points: list[tuple[str, int, float]] = []
     for rank, clip in enumerate(clips, start=1):
         composed = compose_clip(options.match_id, clip, windows, events, prefs=prefs, synth=synth,
                                 hop_ms=settings.window_hop_ms)
@@ -344,7 +344,8 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
         }
         write_json(options.out_dir / files["json"], sidecar)
         reel_clips.append(ReelClip(audio=mastered, bar_samples=composed.bar_samples))
-        intensity_points += [(_axis_s(clip.period, ms), value) for ms, value in composed.intensity]
+        intensity_points += [(clip.period, ms, value) for ms, value in composed.intensity]
+        intensity_points.append((clip.period, clip.end_ms, float("nan")))  # no music between clips
         result.clips.append(ClipResult(rank=rank, name=name, highlight=clip, files=files, duration_s=duration_s,
                                        bars=len(bars), stingers=[s["stinger"] for s in stingers]))
         result.files += list(files.values())
@@ -374,35 +375,45 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
     result.files += ["index.json", "index.md"]
 
 
-# The timeline's x axis: seconds on one line through the periods (breaks keep their length).
-_PERIOD_OFFSET_S = {"PRE_MATCH": -900, "FIRST_HALF": 0, "HALF_TIME": 3000, "SECOND_HALF": 4000,
-                    "EXTRA_TIME_BREAK": 7000, "EXTRA_FIRST_HALF": 7400, "EXTRA_HALF_TIME": 8400,
-                    "EXTRA_SECOND_HALF": 8700, "PENALTIES_BREAK": 9700, "PENALTIES": 10000, "POST_MATCH": 11000}
+class _Axis:
+    """The timeline's x axis: seconds on one line through the periods, each as long as the
+    data in it (breaks included), so a short demo match and a full match both fill the plot."""
 
+    def __init__(self, windows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        lengths: dict[str, int] = {}
+        for record in list(windows) + list(events):
+            period, ms = record["clock"]["period"], int(record["clock"]["ms"]) + int(record.get("length_ms", 0))
+            lengths[period] = max(lengths.get(period, 0), ms)
+        self.offsets: dict[str, float] = {}
+        total = 0.0
+        for period in sorted(lengths, key=lambda p: Period(p).order):
+            self.offsets[period] = total
+            total += lengths[period] / 1000
 
-def _axis_s(period: str, ms: int) -> float:
-    return _PERIOD_OFFSET_S[period] + ms / 1000
+    def seconds(self, period: str, ms: int) -> float:
+        return self.offsets.get(period, 0.0) + ms / 1000
 
-
-def _axis_label(seconds: float) -> str:
-    period = max((p for p, o in _PERIOD_OFFSET_S.items() if o <= seconds), key=lambda p: _PERIOD_OFFSET_S[p],
-                 default="PRE_MATCH")
-    return _clock_label(period, int(max(0.0, seconds - _PERIOD_OFFSET_S[period]) * 1000))
+    def label(self, seconds: float) -> str:
+        starts = [(offset, period) for period, offset in self.offsets.items() if offset <= seconds + 1e-9]
+        offset, period = max(starts) if starts else (0.0, "PRE_MATCH")
+        return _clock_label(period, int(round(max(0.0, seconds - offset) * 1000)))
 
 
 def _timeline(options: ReplayOptions, title: str, windows: list[dict[str, Any]], events: list[dict[str, Any]],
-              clips: list[Highlight], intensity: list[tuple[float, float]], timeline_png: Any) -> None:
+              clips: list[Highlight], intensity: list[tuple[str, int, float]], timeline_png: Any) -> None:
     ordered = sorted(windows, key=window_key)
+    axis = _Axis(ordered, events)
     timeline_png(
         options.out_dir / "timeline.png", title=f"{title}: crowd emotion, events and highlight music",
-        seconds=[_axis_s(w["clock"]["period"], w["clock"]["ms"]) for w in ordered],
+        seconds=[axis.seconds(w["clock"]["period"], w["clock"]["ms"]) for w in ordered],
         arousal=[float(w["arousal"]) for w in ordered], valence=[float(w["valence"]) for w in ordered],
         states=[str(w["state"]) for w in ordered],
-        events=[(_axis_s(e["clock"]["period"], e["clock"]["ms"]), e["type"], e["side"]) for e in events
+        events=[(axis.seconds(e["clock"]["period"], e["clock"]["ms"]), e["type"], e["side"]) for e in events
                 if e["type"] in ("GOAL", "CARD", "PENALTY_AWARDED", "VAR_REVIEW", "SHOT", "SAVE")],
-        intensity=intensity,
-        spans=[(_axis_s(c.period, c.start_ms), _axis_s(c.period, c.end_ms), f"#{i}") for i, c in enumerate(clips, 1)],
-        tick_labels=_axis_label,
+        intensity=[(axis.seconds(period, ms), value) for period, ms, value in intensity],
+        spans=[(axis.seconds(c.period, c.start_ms), axis.seconds(c.period, c.end_ms), f"#{i}")
+               for i, c in enumerate(clips, 1)],
+        tick_labels=axis.label,
     )
 
 

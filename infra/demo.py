@@ -1,0 +1,164 @@
+"""``crowdsound demo`` (= ``make demo``): the whole platform on one machine in a few minutes.
+
+Starts the local broker, applies the topic catalogue, starts a stream worker and a
+composer, streams a scripted synthetic match (accelerated) through the venue encoder and
+the match feed, waits until the emotions and the music have caught up, writes the live
+music with ``listen``, replays the match's highlights into the output folder and prints
+what it found. The broker keeps running afterwards (its topics hold the match for more
+replays); the worker and the composer are stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import CrowdsoundError
+from infra.progress import Progress
+from infra.settings import Settings
+
+__all__ = ["DemoOptions", "run_demo"]
+
+DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "producers" / "stadium" / "scripts" / "demo.toml"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    out_dir: Path
+    script: Path = DEMO_SCRIPT
+    highlights: int = 4
+    style: str | None = None
+
+
+def _say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "infra.cli", *args]
+
+
+class _Background:
+    """A crowdsound subprocess with its log in the demo's folder."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(_cli(*args), stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True, env={**os.environ, "CROWDSOUND_LOG_LEVEL": "WARNING"})
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            raise CrowdsoundError(f"the {self.name} stopped (exit {self.process.returncode}); see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self._log.close()
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    from consumers.replay.replay import ReplayOptions, replay
+    from infra.broker import broker_up
+    from infra.clients import make_admin
+    from infra.topics import apply_catalogue
+    from producers.stadium import load_script
+
+    started = time.monotonic()
+    script = load_script(options.script)
+    match_id = f"{script.match_id}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = settings.state_dir / "demo"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    status, _ = broker_up(settings)
+    _say(f"Kafka {status.kafka_version or ''} broker on {status.bootstrap} (data in {status.data_dir})")
+    changes = apply_catalogue(make_admin(settings), settings)
+    _say(f"topics: {sum(1 for c in changes if c.kind == 'created')} created, {len(changes)} in the catalogue")
+
+    worker = _Background("worker", ["worker"], log_dir)
+    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir)
+    try:
+        _say(f"worker and composer started (logs in {log_dir})")
+        _say(f"streaming the synthetic match {match_id} ({script.duration_ms / 1000:.0f} s of crowd audio, accelerated)")
+        stream = subprocess.run(_cli("stadium", "--script", str(options.script), "--match", match_id, "--fast",
+                                     "--quiet"), capture_output=True, text=True, check=False)
+        if stream.returncode != 0:
+            raise CrowdsoundError(f"streaming the match failed: {stream.stderr.strip().splitlines()[-1:]}")
+        _wait_for_music(settings, match_id, script.duration_ms, (worker, composer))
+        live = options.out_dir / "live.wav"
+        subprocess.run(_cli("listen", "--match", match_id, "--out", str(live), "--timeout", "3"),
+                       capture_output=True, text=True, check=False)
+        _say(f"the live music of the match: {live}")
+    finally:
+        worker.stop()
+        composer.stop()
+
+    _say(f"replaying the {options.highlights} best highlights into {options.out_dir}/")
+    result = replay(settings, ReplayOptions(match_id=match_id, out_dir=options.out_dir, auto=options.highlights,
+                                            style=options.style))
+    print()
+    print(f"crowdsound demo — match {match_id}, {time.monotonic() - started:.0f} s")
+    print(f"  goals in the match feed: {result.goals}")
+    print(f"  emotion windows: {result.windows}")
+    print(f"  highlight clips: {len(result.clips)}")
+    for clip in result.clips:
+        stingers = f"  [stingers: {', '.join(clip.stingers)}]" if clip.stingers else ""
+        print(f"    #{clip.rank} {clip.highlight.start}-{clip.highlight.end}  {clip.highlight.reason}{stingers}")
+    print(f"  files written to {options.out_dir}/: live.wav, " + ", ".join(result.files))
+    print(f"  open {options.out_dir}/index.md and {options.out_dir}/timeline.png; listen to {options.out_dir}/reel.wav")
+    print()
+    print("The broker keeps running with the match on its topics; try:")
+    print(f"  crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")
+    print("Stop it with:  crowdsound broker down   (or: make broker-down)")
+    return 0
+
+
+def _wait_for_music(settings: Settings, match_id: str, duration_ms: int, processes: tuple[_Background, ...]) -> None:
+    """Follow the match's music until it reaches the end of the match's audio (the music
+    follows the emotions, which follow the audio, so all three are then done)."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    from infra.clients import make_consumer, match_key
+    from infra.partitioning import partition_for
+    from schemas.codec import decode
+
+    consumer = make_consumer(settings, group_id="crowdsound-demo-unused")
+    topics = {settings.topic("music.audio.v1"): "AudioChunk"}
+    partition = partition_for(match_key(match_id), settings.partitions)
+    consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for topic in topics])
+    music_s = 0.0
+    total_s = duration_ms / 1000
+    bar = Progress(total_s, "emotions and music", unit="s")
+    last_change = time.monotonic()
+    try:
+        while music_s < total_s - 8:
+            for process in processes:
+                process.check()
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                if time.monotonic() - last_change > 90:
+                    raise CrowdsoundError("no emotions or music for 90 s; see the worker and composer logs in "
+                                          f"{settings.state_dir / 'demo'}")
+                continue
+            if message.key() != match_key(match_id):
+                continue
+            record = decode(message.value(), expect=topics[message.topic()])  # type: ignore[arg-type]
+            last_change = time.monotonic()
+            if message.topic() == settings.topic("music.audio.v1"):
+                music_s = (record["first_sample"] + record["samples_per_channel"]) / record["sample_rate"]
+            bar.update(music_s, f"music {music_s:.0f} s")
+    finally:
+        bar.close()
+        consumer.close()
