@@ -1,0 +1,117 @@
+"""Benchmark of ``crowdsound replay`` on a whole retained match (a script, not a test).
+
+    .venv/bin/python tests/benchmarks/bench_replay.py [--script full_match.toml] [--auto 5] [--keep]
+
+1. Puts a full synthetic match on fresh topics of a broker of its own (port 26092):
+   ``crowdsound stadium --fast`` with producers/stadium/scripts/full_match.toml — 1 h 55 min
+   of crowd audio (48 kHz mono, 100 ms frames, ~69,000 frames) and its event feed.
+2. Times ``crowdsound replay --match M --auto N --from-audio`` end to end as a user runs it
+   (a fresh process: imports, model load, reading the audio from Kafka, recomputing every
+   emotion window, finding highlights, composing and rendering the clips, writing files),
+   and the same replay reading crowd.emotions.v1 instead — those windows are first made
+   by recomputing once and writing them, as the live worker would have.
+3. Prints the figures and PASS/FAIL against the target (<= 60 s for --from-audio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from infra.broker import broker_up  # noqa: E402
+from infra.clients import make_admin, make_producer, match_key  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+from infra.topics import apply_catalogue  # noqa: E402
+from schemas.codec import encode  # noqa: E402
+
+PORT = 26092
+TARGET_S = 60.0
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
+
+
+def _run(args: list[str], settings: Settings) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "infra.cli", *args], env=_env(settings), cwd=REPO,
+                            capture_output=True, text=True, check=False)
+    return time.perf_counter() - started, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--script", default=str(REPO / "producers/stadium/scripts/full_match.toml"))
+    parser.add_argument("--auto", type=int, default=5)
+    args = parser.parse_args()
+
+    base = Settings.from_env()
+    settings = base.with_overrides(bootstrap_servers=f"127.0.0.1:{PORT}", broker_port=PORT,
+                                   topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
+    broker_up(settings)
+    apply_catalogue(make_admin(settings), settings)
+    match_id = "bench-full-match"
+    print(f"broker 127.0.0.1:{PORT}, topics {settings.topic_prefix}*")
+
+    took, result = _run(["stadium", "--script", args.script, "--match", match_id, "--fast", "--quiet",
+                         "--spool-dir", tempfile.mkdtemp(prefix="bench-spool-")], settings)
+    if result.returncode != 0:
+        print(result.stderr)
+        return 1
+    print(f"published the match's audio and events in {took:.1f} s")
+
+    out = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    took_audio, result = _run(["replay", "--match", match_id, "--out", str(out / "from-audio"), "--auto",
+                               str(args.auto), "--from-audio", "--json", "--quiet"], settings)
+    if result.returncode != 0:
+        print(result.stderr)
+        return 1
+    summary = json.loads(result.stdout)
+
+    # The live worker's output for the same match: recompute once, write as the worker would.
+    from consumers.replay.emotions import recompute_windows
+    from consumers.replay.reader import PartitionReader
+
+    reader = PartitionReader(settings, match_id)
+    try:
+        events = list(reader.read("match.events.v1", "MatchEvent"))
+        windows = recompute_windows(settings, match_id, reader.read("crowd.audio.v1", "AudioFrame"), events,
+                                    late_event_ids=set())
+    finally:
+        reader.close()
+    producer = make_producer(settings)
+    for window in windows:
+        producer.produce(settings.topic("crowd.emotions.v1"), key=match_key(match_id),
+                         value=encode("EmotionWindow", window), timestamp=window["audio_wall_time_ms"])
+        producer.poll(0)
+    producer.flush(60)
+    took_emotions, result = _run(["replay", "--match", match_id, "--out", str(out / "emotions"), "--auto",
+                                  str(args.auto), "--json", "--quiet"], settings)
+    if result.returncode != 0:
+        print(result.stderr)
+        return 1
+
+    print()
+    print(f"match: {args.script} ({len(windows)} emotion windows)")
+    print(f"clips: {len(summary['clips'])}: " + "; ".join(f"{c['start']}-{c['end']} {c['reason'][:40]}"
+                                                        for c in summary["clips"]))
+    print(f"replay --auto {args.auto} --from-audio : {took_audio:6.1f} s  (target <= {TARGET_S:.0f} s)  "
+          f"{'PASS' if took_audio <= TARGET_S else 'FAIL'}")
+    print(f"replay --auto {args.auto} (emotions topic): {took_emotions:6.1f} s")
+    print(f"files in {out}")
+    return 0 if took_audio <= TARGET_S else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
