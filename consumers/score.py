@@ -37,6 +37,7 @@ _KEEP_WINDOWS_MS = 20_000  # windows older than this behind the watermark no lon
 # A stinger due this soon after a beat starts goes on that beat: replay lands a goal on a
 # bar line to within a few ms, and the stinger belongs on it, not a beat later.
 _STINGER_SLACK_MS = 60
+_RING_OUT_MS = 8_000  # a bar (3 s at the slowest tempo) and its tail still sound this long after it starts
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class MatchScore:
         self.pending: list[list[Any]] = []  # stingers waiting for their beat: [kind, event_id, at_ms, reason]
         self.plan: BarPlan | None = None   # the plan of the bar being played
         self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, lifts the key] of known climaxes
+        # Replay: bars and stingers that start before this music ms (less a bar's ring-out)
+        # are composed but not rendered — their audio is cut away anyway.
+        self.render_from_ms = 0
         self.renderer = MusicRenderer(synth) if synth is not None else None
 
     # -- state ------------------------------------------------------------------------------
@@ -244,7 +248,7 @@ class MatchScore:
         plan = self.plan = decision.plan
         self.bar_start, self.bar_tempo, self.beats_in_bar, self.next_beat = start, plan.tempo_bpm, plan.beats_per_bar, 0
         part = arrange_bar(plan)
-        if self.renderer is not None:
+        if self._renders(start):
             self.renderer.schedule(start, part, plan.tempo_bpm)
         outputs.append(Output("control", self._control(plan, decision.reason, part, start, stinger=None), part, start))
 
@@ -257,10 +261,13 @@ class MatchScore:
         plan = StingerPlan(kind=cue.kind, style=self.plan.style, tempo_bpm=self.bar_tempo, key=st.key,
                            mode=st.mode, intensity=max(st.intensity, 0.6), seed=self.plan.seed ^ 0x5EED)
         part = arrange_stinger(plan)
-        if self.renderer is not None:
+        if self._renders(start):
             self.renderer.schedule(start, part, self.bar_tempo)
         return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,
                                                stinger=cue.kind), part, start)
+
+    def _renders(self, start: int) -> bool:
+        return self.renderer is not None and _ms(start) >= self.render_from_ms - _RING_OUT_MS
 
     def _control(self, plan: BarPlan, reason: str, part: Part, start: int, *, stinger: str | None) -> dict[str, Any]:
         at_ms = _ms(start)

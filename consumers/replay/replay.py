@@ -39,7 +39,7 @@ __all__ = ["ClipResult", "ReplayOptions", "ReplayResult", "replay"]
 log = logging.getLogger("crowdsound.replay")
 
 _WARM_MS = 16_000   # music composed before a clip starts, so smoothing and harmony have settled
-_TAIL_MS = 12_000   # emotion windows read past a clip's end, so its last bar completes
+_TAIL_MS = 6_000    # emotion windows read past a clip's end, so the bar line after it is reached
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,7 @@ def compose_clip(match_id: str, clip: Highlight, windows: list[dict[str, Any]], 
         raise CrowdsoundError(f"no emotion windows around {clip.start}-{clip.end}")
     score = MatchScore(match_id, synth=synth, hop_ms=hop_ms)
     score.set_prefs(prefs)
+    score.render_from_ms = clip.start_ms - feed[0]["clock"]["ms"]  # music ms 0 is the first window
     outputs = list(score.on_window(feed[0]))
     score.foresee([e for e in events if e["clock"]["period"] == clip.period
                    and feed[0]["clock"]["ms"] <= e["clock"]["ms"] <= clip.end_ms])
