@@ -120,6 +120,11 @@ def test_music_for_two_matches_with_metrics_dead_letters_and_listen(topics, tmp_
         with wave.open(str(out)) as wav:
             assert wav.getframerate() == 48_000 and wav.getnchannels() == 2
             assert wav.getnframes() == sum(c["samples_per_channel"] for c in audio)
+            frames = wav.readframes(wav.getnframes())
+        # --out - streams the same samples as raw s16le, e.g. into ffmpeg.
+        raw = subprocess.run([sys.executable, "-m", "infra.cli", "listen", "--match", "m-one", "--out", "-",
+                              "--timeout", "3"], env=_env(settings), capture_output=True, timeout=60, check=False)
+        assert raw.returncode == 0 and raw.stdout == frames
     finally:
         _stop(composer)
 
