@@ -83,6 +83,15 @@ def _ensure_state_topic(settings: Settings) -> None:
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise BrokerError(f"cannot create {name}: {error}") from None
+    # A new topic's partitions reach the client's metadata a moment later; restoring state
+    # from a partition not known yet fails (_UNKNOWN_PARTITION), so wait for all of them.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = admin.list_topics(name, timeout=10).topics.get(name)
+        if found is not None and found.error is None and len(found.partitions) == settings.partitions:
+            return
+        time.sleep(0.2)
+    raise BrokerError(f"{name} was created but its {settings.partitions} partitions did not appear within 30 s")
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
