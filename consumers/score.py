@@ -118,10 +118,15 @@ class MatchScore:
         score.climaxes = [list(c) for c in state.get("climaxes", [])]
         score.plan = None if state["plan"] is None else plan_from_json(state["plan"])
         if synth is not None:
-            # A renderer's future audio is rebuilt from the parts it had scheduled; a score
-            # that rendered nothing before starts a fresh renderer at its current position.
-            score.renderer = (MusicRenderer.from_state(state["renderer"], synth) if state["renderer"] is not None
-                              else MusicRenderer(synth))
+            # The renderer's future audio is rebuilt from the parts it had scheduled. A
+            # control-only state cannot continue audio mid-stream (the composer keeps the
+            # states of its output sets apart, so this does not happen there).
+            if state["renderer"] is not None:
+                score.renderer = MusicRenderer.from_state(state["renderer"], synth)
+            elif score.bar < 0:
+                score.renderer = MusicRenderer(synth)
+            else:
+                raise ValueError("this state was made without audio; it cannot continue the match's audio")
         return score
 
     # -- inputs -----------------------------------------------------------------------------
