@@ -408,8 +408,11 @@ def test_strimzi_state_topic_is_the_one_the_composer_would_create(monkeypatch):
     created: list[Any] = []
 
     class FakeAdmin:
-        def list_topics(self, timeout: float) -> Any:
-            return type("Metadata", (), {"topics": {}})()
+        def list_topics(self, topic: str | None = None, timeout: float = 10) -> Any:
+            # After the create, the topic shows up with its partitions (the composer waits for that).
+            topics = {t.topic: type("TopicMetadata", (), {"error": None, "partitions": dict.fromkeys(
+                range(t.num_partitions))})() for t in created}
+            return type("Metadata", (), {"topics": topics})()
 
         def create_topics(self, topics: list[Any]) -> dict[str, Any]:
             created.extend(topics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyloudnorm
@@ -32,7 +33,8 @@ def _event(event_id: str, kind: str, side: str, second: int, wall0: int, *, team
 def retained(topics):
     """A first half's worth of the match around two goals, as the live pipeline leaves it."""
     settings = topics
-    wall0 = 1_760_000_000_000
+    # Recent record times: the topics' retention (365 days for emotions) would delete older ones.
+    wall0 = int(time.time() * 1000) - 3_600_000
     spells = [
         Spell(HOME_GOAL_S - 120, HOME_GOAL_S - 15, "CALM", 0.25, 0.0),
         Spell(HOME_GOAL_S - 15, HOME_GOAL_S, "ANTICIPATION", 0.55, 0.1),

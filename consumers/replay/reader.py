@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from infra.clients import make_consumer, match_key
-from infra.errors import CrowdsoundError, SchemaError
+from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.progress import Progress
 from infra.settings import Settings
@@ -84,6 +84,8 @@ class PartitionReader:
         if from_ms is not None:
             found = self.consumer.offsets_for_times([TopicPartition(topic, partition, max(0, from_ms - _SEEK_MARGIN_MS))],
                                                     timeout=10)[0]
+            if found.error is not None:
+                raise BrokerError(f"cannot seek {topic}[{partition}] by time: {found.error}")
             start = high if found.offset < 0 else max(low, found.offset)
         counter = [0]
         if start < high:
