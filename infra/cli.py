@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from confluent_kafka import KafkaException
+
 from infra.errors import CrowdsoundError
 from infra.logs import configure_logging
 from infra.settings import Settings
@@ -78,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args, settings) or 0)
     except CrowdsoundError as exc:
         print(f"crowdsound {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KafkaException as exc:  # a Kafka failure nothing more specific caught: one line, no traceback
+        error = exc.args[0] if exc.args else exc
+        print(f"crowdsound {args.command}: error: Kafka: {getattr(error, 'str', lambda: error)()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         logging.getLogger("crowdsound").info("interrupted")
