@@ -3,10 +3,17 @@
 Run it with ``crowdsound worker`` or ``faust -A streams.app worker -l info``. Settings come
 from the environment (see ``infra/settings.py``), read when this module is imported.
 
-The agent is thin: it hands each record to :class:`streams.processor.RecordProcessor` with
-the match's state from a changelog-backed table, sends the outputs through Faust's producer
-(Faust flushes it before committing offsets) and waits for their acknowledgement before it
-stores the new state, so a crash can only repeat an emission, never lose one.
+The agent is thin: it hands each record to :class:`streams.processor.RecordProcessor`, which
+keeps each match's join state in memory (loaded from a changelog-backed table the first time),
+and sends the outputs through Faust's producer. The state is written to the table as
+checkpoints (every 10 records of a match, ~1 s of audio), not after every frame, and a
+source record is acked — may be committed — only once a checkpoint including it is in the
+table and its outputs are acknowledged (:mod:`streams.checkpoints`). So a crash can only
+repeat an emission, never lose one, and a restarted worker rebuilds exactly the same state.
+
+Records are taken in small batches (up to 5 ms of them): a helper process analyses a
+batch's audio frames on another core while the previous batch is applied
+(:mod:`streams.offload`); that changes no result.
 
 Keys are raw bytes (``key_serializer="raw"``): a JSON-serialised key would hash to a
 different partition than the producers' and break co-partitioning.
@@ -14,13 +21,16 @@ different partition than the producers' and break co-partitioning.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from typing import Any
 
 import faust
 
 from infra.settings import Settings
-from streams.processor import RecordProcessor
+from streams.checkpoints import Checkpoints, exit_without_commit
+from streams.processor import Applied, RecordProcessor
 
 __all__ = ["app", "settings"]
 
@@ -57,7 +67,9 @@ app = faust.App(
     topic_allow_declare=True,
     table_standby_replicas=0,
     consumer_auto_offset_reset="earliest",
-    broker_commit_every=200,
+    # Commit on the interval only: a count-triggered commit runs inside Faust's fetch loop and
+    # stalls it for a producer flush and a commit round trip.
+    broker_commit_every=1_000_000,
     broker_commit_interval=1.0,
     broker_session_timeout=10.0,
     broker_heartbeat_interval=3.0,
@@ -72,7 +84,7 @@ sources = app.topic(settings.topic("crowd.audio.v1"), settings.topic("match.even
                     key_type=bytes, value_type=bytes)
 match_state = app.Table(
     "match-join-state", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions,
-    # Compact often: every audio frame rewrites its match's state, and recovery reads it all.
+    # Compact often: each match's state is rewritten every few seconds, and recovery reads it all.
     extra_topic_configs={"segment.ms": "120000", "min.cleanable.dirty.ratio": "0.05",
                          "max.message.bytes": str(4 * 1024 * 1024)},
 )
@@ -92,7 +104,7 @@ def processor() -> RecordProcessor:
         def predict(features):
             return [AcousticEmotion(e.probabilities, e.arousal, e.valence) for e in model.predict(features)]
 
-        _processor = RecordProcessor(settings, predict=predict, model_version=model.version)
+        _processor = RecordProcessor(settings, predict=predict, model_version=model.version, load=match_state.get)
     return _processor
 
 
@@ -102,19 +114,145 @@ def _topic(name: str) -> faust.types.TopicT:
     return _outputs[name]
 
 
+def _write_state(partition: int, key: bytes, state: bytes) -> None:
+    """``match_state[key] = state`` from outside the record's stream context: the changelog
+    partition is the match's (the source topics are co-partitioned with the table)."""
+    match_state.send_changelog(partition, key, state)
+    match_state.data[key] = state
+
+
+def _in_table(work: RecordProcessor, key: bytes) -> bool:
+    """Whether the table holds the match's current state (what snapshot() last gave, written)."""
+    live = work.matches.get(key)
+    return live is not None and live.snapshot is not None and match_state.data.get(key) is live.snapshot
+
+
+# A match's state is checkpointed after this many of its records (1 s of 100 ms frames) or
+# when its oldest unsaved record is this old: ~40 kB of JSON per match per second. The
+# committed offsets trail the records read by about this many records per match (plus
+# Faust's 1 s commit interval): ~1500 records at 100 matches, under the 3000 of the
+# CrowdsoundConsumerLagHigh alert.
+CHECKPOINT_RECORDS = 10
+CHECKPOINT_AGE_S = 3.0
+IDLE_MATCH_S = 600.0  # a match with no record for this long is dropped from memory (kept in the table)
+_checkpoints: list[Checkpoints] = []  # of the running agent (one per worker process)
+
+
+async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
+    """Checkpoint quiet matches; and every match when Faust asks the streams to drain
+    (flow suspended: a rebalance or a shutdown waits for all records to be acked). Now and
+    then, let go of matches that ended (their state is in the table)."""
+    ticks = 0
+    while True:
+        await asyncio.sleep(0.05)
+        try:
+            if not app.flow_control.is_active():
+                keeper.checkpoint_all()
+            else:
+                keeper.checkpoint_stale()
+            ticks += 1
+            if ticks % 1200 == 0:  # every minute
+                work.forget([key for key in work.idle(IDLE_MATCH_S) if _in_table(work, key)])
+        except Exception as exc:  # noqa: BLE001 - without checkpoints nothing is acked again
+            exit_without_commit(exc, "checkpointing failed")
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
+    """The revoked partitions were drained (all checkpointed and acked): forget their
+    matches, so that a partition coming back is loaded from the table, not from memory."""
+    work = processor()
+    partitions = {tp.partition for tp in revoked if tp.topic in (work.audio_topic, work.events_topic)}
+    work.forget([key for key, live in work.matches.items() if live.partition in partitions])
+    for keeper in _checkpoints:
+        keeper.forget(revoked)
+
+
+# Records are taken in batches of up to BATCH_MAX, or what arrived within BATCH_WITHIN_S. A
+# helper process analyses a batch's audio frames (streams/offload.py) while the previous batch
+# is applied here; frames it has not finished when their batch is applied are analysed here.
+BATCH_MAX = 256
+BATCH_WITHIN_S = 0.005
+BATCHES_AHEAD = 2  # batches taken and sent to the helper before the one being applied is done
+HELPER_PATIENCE_S = 0.03  # how long a batch may wait for the helper, when nothing else is waiting
+# CROWDSOUND_FRAME_HELPER=0: no helper process, the worker analyses every frame itself.
+FRAME_HELPER = os.environ.get("CROWDSOUND_FRAME_HELPER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 @app.agent(sources)
 async def join_crowd_and_match(stream: faust.StreamT) -> None:
+    from streams.offload import FrameOffload
+
     work = processor()
-    async for event in stream.events():
+    keeper = Checkpoints(snapshot=work.snapshot, write=_write_state, every_records=CHECKPOINT_RECORDS,
+                         max_age_s=CHECKPOINT_AGE_S)
+    offload = FrameOffload(enabled=FRAME_HELPER)
+    offload.start()
+    batches: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
+    applier = asyncio.ensure_future(_apply_batches(work, keeper, offload, batches))
+    tasks = [asyncio.ensure_future(keeper.run()), asyncio.ensure_future(_tick(keeper, work)), applier]
+    _checkpoints.append(keeper)
+    try:
+        async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):  # acked by `keeper`
+            if applier.done():
+                applier.result()  # it failed: raise here
+            decoded = [_decode(work, event.message) for event in events]
+            submitted = offload.submit([d for d in decoded if d is not None])
+            await batches.put((events, decoded, submitted))
+    finally:
+        for task in tasks:
+            task.cancel()
+        offload.close()
+        _checkpoints.remove(keeper)
+
+
+async def _apply_batches(work: RecordProcessor, keeper: Checkpoints, offload: Any,
+                         batches: asyncio.Queue[tuple[Any, ...]]) -> None:
+    """Apply the batches in order, send their outputs, and hand their records to `keeper`."""
+    try:
+        while True:
+            batch = await batches.get()
+            # Wait a little for the helper's features only when there is nothing else to do:
+            # waiting while other batches queue up would slow the worker down, not speed it up.
+            patience = HELPER_PATIENCE_S if batches.empty() else 0.0
+            await _apply_batch(work, keeper, offload, patience, *batch)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - records of this batch would never be acked
+        exit_without_commit(exc, "applying a batch failed")
+
+
+async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any, patience_s: float, events: Any,
+                       decoded: Any, submitted: Any) -> None:
+    # The helper's features if they are there (in time); frames it has not done are analysed here.
+    analyses = await offload.ready_within(submitted, patience_s)
+    index = 0
+    for event, record in zip(events, decoded, strict=True):
         message = event.message
-        key = message.key
-        result = work.process(
-            state=match_state.get(key) if key else None, topic=message.topic, partition=message.partition,
-            offset=message.offset, key=key, value=message.value,
-        )
-        pending = [await _topic(out.topic).send(key=out.key, value=out.value, timestamp=(
-            out.timestamp_ms / 1000 if out.timestamp_ms else None)) for out in result.outputs]
-        for future in pending:
-            await future  # acknowledged before the state moves on
-        if result.state is not None and key:
-            match_state[key] = result.state
+        analysis = None
+        if record is not None:
+            analysis = analyses.get(index)
+            index += 1
+        try:
+            applied = work.apply(topic=message.topic, partition=message.partition, offset=message.offset,
+                                 key=message.key, value=message.value, decoded=record, analysis=analysis)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the other matches
+            applied = _failed(work, message, exc)
+        sent = [await _topic(out.topic).send(key=out.key, value=out.value, timestamp=(
+            out.timestamp_ms / 1000 if out.timestamp_ms else None)) for out in applied.outputs]
+        keeper.add(message.tp, event, match=applied.match, partition=message.partition, outputs=sent)
+    offload.done(submitted)
+
+
+def _decode(work: RecordProcessor, message: Any) -> Any:
+    try:
+        return work.decode_record(topic=message.topic, partition=message.partition, offset=message.offset,
+                                  key=message.key, value=message.value)
+    except Exception:  # noqa: BLE001 - apply() decodes it again and reports the failure
+        return None
+
+
+def _failed(work: RecordProcessor, message: Any, exc: Exception) -> Applied:
+    log.exception("record %s[%s]@%s failed", message.topic, message.partition, message.offset)
+    return Applied(outputs=[work.dead_letter(message.topic, message.partition, message.offset, message.key,
+                                             message.value, exc)])

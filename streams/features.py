@@ -15,6 +15,8 @@ and in replay.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -25,9 +27,12 @@ __all__ = [
     "FEATURE_NAMES",
     "ONSET_RATE_HZ",
     "Baseline",
+    "FrameAnalysis",
     "FrameFeatures",
+    "FrameTail",
     "analyze_frame",
     "feature_vector",
+    "tail_after",
     "tempo_from_onsets",
     "window_summary",
 ]
@@ -57,50 +62,139 @@ ONSET_WINDOW_S = 0.128  # long analysis windows: a crowd's syllables and claps, 
 ONSET_BANDS = np.geomspace(100.0, 8000.0, 41)  # 40 log-spaced bands for onset strength
 
 
-def _hop_spectra(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Hann-windowed power spectra per 20 ms hop (for spectral shape), shape (hops, bins)."""
+@dataclass(frozen=True)
+class FrameTail:
+    """What the next frame's onsets need of the audio before it: the last 128 ms of samples
+    and the log band energies (dB) of the onset window that ends with them."""
+
+    samples: np.ndarray
+    bands_db: np.ndarray | None  # None: not known (computed from the samples when needed)
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """A frame's place in a chain of frames analysed ahead (:mod:`streams.offload`): valid
+    for the frame that follows the tail with token ``after``; the tail it leaves gets the
+    token ``token``. With :func:`analyze_frame`'s result for it (``features``, and the new
+    tail's ``bands_db``; the tail's samples follow from the frame: :func:`tail_after`) when
+    it was computed elsewhere, else None."""
+
+    after: int
+    token: int
+    features: FrameFeatures | None = None
+    bands_db: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about the analysis that depends only on the sample rate (computed once)."""
+
+    hop: int
+    size: int
+    hop_window: np.ndarray  # Hann window of one 20 ms hop
+    onset_window: np.ndarray  # Hann window of the 128 ms onset window
+    freqs: np.ndarray  # bin frequencies of a hop spectrum
+    band_index: tuple[int, ...]  # the BAND_EDGES_HZ bands that have bins
+    band_starts: np.ndarray  # their first bins; each runs to the next (bands are contiguous)
+    band_end: int  # end of the last of them
+    whistle: slice
+    onset_starts: np.ndarray  # first bin of each onset band (for np.add.reduceat)
+    onset_bins: slice  # the bins that fall into an onset band
+    onset_empty: np.ndarray  # onset bands without a bin (their energy is 0)
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(sample_rate: int) -> _Plan:
     hop = sample_rate // ONSET_RATE_HZ
-    count = max(1, len(samples) // hop)
-    padded = np.zeros(count * hop, dtype=np.float64)
-    usable = min(len(samples), count * hop)
-    padded[:usable] = samples[:usable]
-    return np.abs(np.fft.rfft(padded.reshape(count, hop) * np.hanning(hop), axis=1)) ** 2
+    size = int(round(ONSET_WINDOW_S * sample_rate))
+    freqs = np.fft.rfftfreq(hop, d=1 / sample_rate)
+
+    def bins(low: float, high: float, *, inclusive: bool = False) -> slice | None:
+        first = int(np.searchsorted(freqs, low, side="left"))
+        last = int(np.searchsorted(freqs, high, side="right" if inclusive else "left"))
+        return slice(first, last) if last > first else None
+
+    bands = [bins(low, high) for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True)]
+    with_bins = [(i, b) for i, b in enumerate(bands) if b is not None]
+    whistle = bins(2000, 4000, inclusive=True) or slice(0, 0)
+    onset_freqs = np.fft.rfftfreq(size, d=1 / sample_rate)
+    # Bin b belongs to band j when ONSET_BANDS[j] <= f_b < ONSET_BANDS[j + 1]; bins are sorted,
+    # so each band is a run of consecutive bins.
+    edges = np.searchsorted(onset_freqs, ONSET_BANDS, side="left")
+    starts = edges[:-1]
+    empty = starts == edges[1:]
+    return _Plan(
+        hop=hop, size=size, hop_window=np.hanning(hop), onset_window=np.hanning(size), freqs=freqs,
+        band_index=tuple(i for i, _ in with_bins), band_starts=np.array([b.start for _, b in with_bins], dtype=np.intp),
+        band_end=with_bins[-1][1].stop if with_bins else 0, whistle=whistle,
+        onset_starts=np.minimum(starts, edges[-1] - 1) - edges[0], onset_bins=slice(int(edges[0]), int(edges[-1])),
+        onset_empty=empty,
+    )
 
 
-def _onset_envelope(samples: np.ndarray, tail: np.ndarray | None, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+def _log_bands(plan: _Plan, windows: np.ndarray) -> np.ndarray:
+    """Log energy (dB) of each onset band, per row of ``windows`` (n, size) of raw audio.
+
+    Row by row the same numbers whatever the number of rows (FFT and reduceat work row by
+    row; a matrix product would not), so live, replay and training agree to the last bit."""
+    spectrum = np.fft.rfft(windows * plan.onset_window, axis=1)[:, plan.onset_bins]
+    bands = np.add.reduceat(spectrum.real ** 2 + spectrum.imag ** 2, plan.onset_starts, axis=1)
+    bands[:, plan.onset_empty] = 0.0
+    return 10 * np.log10(bands + 1e-10)
+
+
+def _joined(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[np.ndarray, bool]:
+    """The previous 128 ms (zeros at the start of a stream: ``fresh``) and the frame's whole
+    hops: the audio the frame's onset windows cover."""
+    fresh = tail is None or len(tail.samples) != plan.size
+    history = np.zeros(plan.size) if fresh or tail is None else tail.samples
+    hops = len(samples) // plan.hop
+    return np.concatenate([history, samples[:hops * plan.hop]]), fresh
+
+
+def tail_after(samples: np.ndarray, sample_rate: int, tail: FrameTail | None) -> np.ndarray:
+    """The samples of the tail :func:`analyze_frame` returns for this frame (its last 128
+    ms of audio), without analysing anything: cheap, for a caller that has the frame's
+    features from elsewhere (:mod:`streams.offload`)."""
+    plan = _plan(sample_rate)
+    joined, _ = _joined(plan, _as_audio(samples), tail)
+    return joined[-plan.size:].copy()
+
+
+def _as_audio(samples: np.ndarray) -> np.ndarray:
+    audio = np.asarray(samples, dtype=np.float64)
+    if not np.isfinite(audio).all():
+        audio = np.where(np.isfinite(audio), audio, 0.0)
+    return audio
+
+
+def _onset_envelope(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[np.ndarray, FrameTail]:
     """Onset strength per 20 ms hop of ``samples`` and the tail to pass to the next frame.
 
     Like librosa's onset strength: log band energies from long (128 ms) overlapping
-    windows, and the mean positive change from one hop to the next. Long windows average
-    out the random flicker of hundreds of voices, so the rhythm of a chant or of clapping
-    stands out; they need the end of the previous frame (``tail``).
+    windows, one ending at each hop, and the mean positive change from one hop to the next.
+    Long windows average out the random flicker of hundreds of voices, so the rhythm of a
+    chant or of clapping stands out; they need the end of the previous frame (``tail``),
+    whose last window's band energies are kept so that each window is analysed once.
     """
-    hop = sample_rate // ONSET_RATE_HZ
-    size = int(round(ONSET_WINDOW_S * sample_rate))
-    hops = len(samples) // hop
-    fresh = tail is None or len(tail) != size
-    history = np.zeros(size) if fresh else tail
-    joined = np.concatenate([history, samples[:hops * hop]])
+    hop, size = plan.hop, plan.size
+    joined, fresh = _joined(plan, samples, tail)
+    hops = (len(joined) - size) // hop
+    known = None if fresh or tail is None else tail.bands_db
+    previous = known if known is not None else _log_bands(plan, joined[None, :size])[0]
     if hops == 0:
-        return np.zeros(0), joined[-size:]
-    ends = size + hop * np.arange(-1, hops)  # the hop before the frame, then each hop of it
-    windows = joined[ends[:, None] - size + np.arange(size)[None, :]] * np.hanning(size)
-    power = np.abs(np.fft.rfft(windows, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(size, d=1 / sample_rate)
-    band_index = np.searchsorted(ONSET_BANDS, freqs, side="right") - 1
-    valid = (band_index >= 0) & (band_index < len(ONSET_BANDS) - 1)
-    bands = np.zeros((len(windows), len(ONSET_BANDS) - 1))
-    for column in range(bands.shape[1]):
-        bands[:, column] = power[:, valid & (band_index == column)].sum(axis=1)
-    log_bands = 10 * np.log10(bands + 1e-10)
-    onsets = np.maximum(0.0, np.diff(log_bands, axis=0)).mean(axis=1)
+        return np.zeros(0), FrameTail(joined[-size:].copy(), previous)
+    # Window k ends where hop k of the frame ends.
+    windows = np.lib.stride_tricks.sliding_window_view(joined, size)[hop::hop]
+    log_bands = _log_bands(plan, windows)
+    onsets = np.maximum(0.0, np.diff(np.vstack([previous, log_bands]), axis=0)).mean(axis=1)
     if fresh:  # no past audio: the first frame of a stream has no onsets to speak of
         onsets[:] = 0.0
-    return onsets, joined[-size:]
+    return onsets, FrameTail(joined[-size:].copy(), log_bands[-1].copy())
 
 
 def analyze_frame(samples: np.ndarray, sample_rate: int, *,
-                  tail: np.ndarray | None = None) -> tuple[FrameFeatures, np.ndarray]:
+                  tail: FrameTail | None = None) -> tuple[FrameFeatures, FrameTail]:
     """Features of one frame of mono audio.
 
     Parameters
@@ -109,39 +203,56 @@ def analyze_frame(samples: np.ndarray, sample_rate: int, *,
         Float audio, full scale 1.0 (int16 callers divide by 32768).
     sample_rate : int
         Samples per second.
-    tail : np.ndarray, optional
-        The last 128 ms of the previous frames (returned by the previous call), so onsets
-        are continuous across frames. None at the start of a stream.
+    tail : FrameTail, optional
+        What the previous call returned, so onsets are continuous across frames. None at
+        the start of a stream.
 
     Returns
     -------
-    (FrameFeatures, np.ndarray)
+    (FrameFeatures, FrameTail)
         The features, and the tail to pass with the next frame.
     """
-    audio = np.asarray(samples, dtype=np.float64)
-    audio = np.where(np.isfinite(audio), audio, 0.0)
-    rms = float(np.sqrt(np.mean(audio ** 2))) if len(audio) else 0.0
-    rms_db = max(_SILENCE_DB, 20 * np.log10(rms + _EPS))
-    spectra = _hop_spectra(audio, sample_rate)
-    freqs = np.fft.rfftfreq((sample_rate // ONSET_RATE_HZ), d=1 / sample_rate)
-    power = spectra.mean(axis=0)
-    total = float(power.sum()) + _EPS
-    centroid = float((freqs * power).sum() / total)
+    plan = _plan(sample_rate)
+    audio = _as_audio(samples)
+    n = len(audio)
+    rms = math.sqrt(float(np.add.reduce(audio * audio)) / n) if n else 0.0
+    rms_db = max(_SILENCE_DB, 20 * math.log10(rms + _EPS))
+    # Spectral shape: the mean Hann-windowed power spectrum of the frame's 20 ms hops.
+    hop = plan.hop
+    count = n // hop
+    if count:
+        hops = audio[:count * hop].reshape(count, hop)
+    else:
+        count, hops = 1, np.zeros((1, hop))
+        hops[0, :n] = audio
+    spectrum = np.fft.rfft(hops * plan.hop_window, axis=1)
+    power = np.add.reduce(spectrum.real ** 2 + spectrum.imag ** 2, axis=0) / count
+    freqs = plan.freqs
     cumulative = np.cumsum(power)
+    total = float(cumulative[-1]) + _EPS
+    centroid = float(np.add.reduce(freqs * power)) / total
     rolloff = float(freqs[min(len(freqs) - 1, int(np.searchsorted(cumulative, 0.85 * cumulative[-1])))])
-    flatness = float(np.exp(np.mean(np.log(power[1:] + _EPS))) / (np.mean(power[1:]) + _EPS))
-    bands = []
-    for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True):
-        mask = (freqs >= low) & (freqs < high)
-        bands.append(10 * np.log10((power[mask].sum() + _EPS) / total) if mask.any() else _SILENCE_DB)
-    whistle_mask = (freqs >= 2000) & (freqs <= 4000)
-    band = power[whistle_mask]
-    whistle_db = float(10 * np.log10((band.max() + _EPS) / (np.median(band) + _EPS))) if band.size else 0.0
-    onsets, new_tail = _onset_envelope(audio, tail, sample_rate)
+    inner = power[1:] + _EPS
+    flatness = math.exp(float(np.add.reduce(np.log(inner))) / len(inner)) / (
+        float(np.add.reduce(power[1:])) / len(inner) + _EPS)
+    bands = [_SILENCE_DB] * (len(BAND_EDGES_HZ) - 1)
+    if plan.band_index:
+        levels = 10 * np.log10((np.add.reduceat(power[:plan.band_end], plan.band_starts) + _EPS) / total)
+        for index, level in zip(plan.band_index, levels.tolist(), strict=True):
+            bands[index] = level
+    band = power[plan.whistle]
+    if band.size:
+        middle = np.partition(band, [(band.size - 1) // 2, band.size // 2])
+        median = 0.5 * (float(middle[(band.size - 1) // 2]) + float(middle[band.size // 2]))
+        whistle_db = 10 * math.log10((float(band.max()) + _EPS) / (median + _EPS))
+    else:
+        whistle_db = 0.0
+    onsets, new_tail = _onset_envelope(plan, audio, tail)
+    onset_list = onsets.tolist()
     features = FrameFeatures(
-        rms_db=float(rms_db), band_db=tuple(float(b) for b in bands), centroid_hz=centroid, rolloff_hz=rolloff,
-        flatness=min(1.0, flatness), flux=float(onsets.mean()) if len(onsets) else 0.0, whistle_db=whistle_db,
-        onsets=tuple(float(o) for o in onsets),
+        rms_db=float(rms_db), band_db=tuple(bands), centroid_hz=centroid, rolloff_hz=rolloff,
+        flatness=min(1.0, flatness), flux=sum(onset_list) / len(onset_list) if onset_list else 0.0,
+        whistle_db=whistle_db, onsets=tuple(onset_list),
     )
     return features, new_tail
 

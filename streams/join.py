@@ -31,6 +31,7 @@ import numpy as np
 
 from schemas.clock import MatchClock, Period
 from streams.context import apply_context
+from streams.features import FrameAnalysis
 from streams.windows import AnalyzedWindow, CrowdAnalyzer, WindowSpec
 
 __all__ = ["AcousticEmotion", "JoinConfig", "JoinOutput", "MatchJoin", "Predict"]
@@ -91,8 +92,9 @@ class MatchJoin:
 
     # -- audio ------------------------------------------------------------------------------
     def add_audio(self, frame: dict[str, Any], samples: np.ndarray, *, predict: Predict,
-                  now_ms: int) -> JoinOutput:
-        """One decoded AudioFrame (``samples``: mono float, full scale 1.0)."""
+                  now_ms: int, analysis: FrameAnalysis | None = None) -> JoinOutput:
+        """One decoded AudioFrame (``samples``: mono float, full scale 1.0; ``analysis``: its
+        features computed ahead, see :meth:`CrowdAnalyzer.add_frame`)."""
         clock = MatchClock.from_avro(frame["clock"])
         last_seq = self.sessions.get(frame["session_id"])
         if last_seq is not None and frame["seq"] <= last_seq:
@@ -106,7 +108,7 @@ class MatchJoin:
             self.dropped_frames += 1
             return JoinOutput(dropped=f"frame at {clock} is older than the audio already joined ({self.watermark})")
         self.sessions[frame["session_id"]] = frame["seq"]
-        analysed = self.analyzer.add_frame(clock, samples, frame["sample_rate"])
+        analysed = self.analyzer.add_frame(clock, samples, frame["sample_rate"], analysis=analysis)
         self.watermark = MatchClock(self.analyzer.period, self.analyzer.end_ms)
         end_wall = frame["wall_time_ms"] + int(1000 * frame["samples_per_channel"] / frame["sample_rate"])
         output = JoinOutput(windows=self._emit_new(analysed, predict, end_wall, now_ms))

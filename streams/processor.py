@@ -1,7 +1,11 @@
 """One record in, join state and output records out: the stream worker's logic, without Kafka.
 
-The Faust agent is a thin loop around :meth:`RecordProcessor.process`; the replay CLI uses
-the same class over retained records, so live and replay compute the same windows.
+The Faust agent is a thin loop around :meth:`RecordProcessor.apply`; the benchmark's plain
+loop and the tests use the same class, so every way of running it computes the same windows.
+
+The join state of each match lives in memory (:class:`LiveMatch`) while the worker owns its
+partition; :meth:`RecordProcessor.snapshot` packs it for the changelog-backed table, which
+the worker does every few records, not every record (see :mod:`streams.checkpoints`).
 
 Idempotence: the state of a match carries the last offset applied per source topic. A
 record at or below it (redelivered after a crash or a rebalance) is skipped, so state and
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +31,12 @@ from infra.settings import Settings
 from schemas.audio import decode_payload
 from schemas.clock import MatchClock
 from schemas.codec import decode, encode
+from streams.features import FrameAnalysis
 from streams.join import JoinConfig, MatchJoin, Predict
 from streams.windows import WindowSpec
 
-__all__ = ["OutputRecord", "ProcessResult", "RecordProcessor", "join_config"]
+__all__ = ["Applied", "Decoded", "LiveMatch", "OutputRecord", "ProcessResult", "RecordProcessor", "join_config",
+           "pack_state", "pcm_samples", "unpack_state"]
 
 RECORDS = Counter("crowdsound_stream_records_total", "Records consumed by the stream worker.", ["topic"])
 WINDOWS = Counter("crowdsound_stream_windows_total", "Emotion windows emitted (revision 0 = first emission).",
@@ -59,90 +66,228 @@ class ProcessResult:
     skipped: bool = False  # already applied (redelivered)
 
 
+@dataclass
+class Applied:
+    """What one record did."""
+
+    outputs: list[OutputRecord] = field(default_factory=list)
+    match: bytes | None = None  # key of the live match the record was applied to or skipped by; None: no state
+    skipped: bool = False  # already applied (redelivered): the match's state is unchanged
+    windows: int = 0  # emotion windows among the outputs (first emissions and revisions)
+
+
+@dataclass
+class LiveMatch:
+    """The join state of one match in memory."""
+
+    join: MatchJoin
+    applied: dict[str, int]  # last offset applied per source topic
+    partition: int  # of the match's records (the source topics are co-partitioned)
+    snapshot: bytes | None = None  # what snapshot() last returned, while nothing has changed since
+    touched: float = field(default_factory=time.monotonic)  # when a record was last applied
+
+
+@dataclass
+class Decoded:
+    """A source record decoded once (:meth:`RecordProcessor.decode_record`), so that its frame
+    can be analysed ahead (:mod:`streams.offload`) before it is applied."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    kind: str  # AudioFrame or MatchEvent
+    record: dict[str, Any] | None = None  # None: not a record of that kind (error says why)
+    error: str | None = None
+    live: LiveMatch | None = None  # the match it belongs to (None: it will be dead-lettered)
+    samples: np.ndarray | None = None  # an audio frame's mono samples, full scale 1.0
+    pcm: np.ndarray | None = None  # the same as decoded: int16, shape (n, channels)
+    bad_audio: str | None = None  # why the samples could not be decoded
+
+
+def pcm_samples(pcm: np.ndarray) -> np.ndarray:
+    """Decoded int16 PCM (n, channels) as mono float samples, full scale 1.0."""
+    # int16 cannot hold NaN or inf: decoding is the sanitising step.
+    if pcm.shape[1] == 1:  # the same numbers as the mean of one channel, without the mean
+        return pcm[:, 0].astype(np.float64) / 32768.0
+    return pcm.astype(np.float64).mean(axis=1) / 32768.0
+
+
 def join_config(settings: Settings) -> JoinConfig:
     return JoinConfig(window=WindowSpec(hop_ms=settings.window_hop_ms, length_ms=settings.window_length_ms),
                       grace_ms=settings.grace_ms)
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+    """JSON. Not compressed here: the changelog producer compresses its batches (zstd)."""
+    return json.dumps(state, separators=(",", ":")).encode()
 
 
 def unpack_state(blob: bytes) -> dict[str, Any]:
-    return json.loads(zlib.decompress(blob))
+    if blob[:1] != b"{":  # written by an earlier version: zlib-compressed JSON
+        blob = zlib.decompress(blob)
+    return json.loads(blob)
 
 
 class RecordProcessor:
-    """Applies records of crowd.audio.v1 and match.events.v1 to per-match join state."""
+    """Applies records of crowd.audio.v1 and match.events.v1 to per-match join state.
 
-    def __init__(self, settings: Settings, *, predict: Predict, model_version: str = "") -> None:
+    ``load`` returns the stored (packed) state of a match the processor has not seen yet, or
+    None for a new match.
+    """
+
+    def __init__(self, settings: Settings, *, predict: Predict, model_version: str = "",
+                 load: Callable[[bytes], bytes | None] | None = None) -> None:
         self.settings = settings
         self.predict = predict
         self.model_version = model_version
+        self.load = load
         self.config = join_config(settings)
         self.audio_topic = settings.topic("crowd.audio.v1")
         self.events_topic = settings.topic("match.events.v1")
-        # The last state this processor produced per match, unpacked: when the table hands the
-        # same bytes back (the normal case), decoding them again would be wasted work.
-        self._cache: dict[bytes, tuple[bytes, dict[str, Any], MatchJoin]] = {}
+        self._emotions = settings.topic("crowd.emotions.v1")
+        self.matches: dict[bytes, LiveMatch] = {}
+        self._counters: dict[str, Any] = {}
 
+    # -- state ----------------------------------------------------------------------------
+    def snapshot(self, key: bytes) -> bytes:
+        """The packed state of a live match (for the table)."""
+        live = self.matches[key]
+        if live.snapshot is None:
+            live.snapshot = pack_state({"join": live.join.to_state(), "applied": live.applied})
+        return live.snapshot
+
+    def forget(self, keys: Iterable[bytes]) -> None:
+        """Drop live matches (their partition went to another worker); they are loaded
+        again from the table if they come back."""
+        for key in list(keys):
+            self.matches.pop(key, None)
+
+    def idle(self, seconds: float) -> list[bytes]:
+        """Live matches that have had no record for ``seconds`` (finished matches: once their
+        state is in the table, they need not stay in memory)."""
+        horizon = time.monotonic() - seconds
+        return [key for key, live in self.matches.items() if live.touched < horizon]
+
+    def _live(self, key: bytes, match_id: str, partition: int) -> LiveMatch:
+        live = self.matches.get(key)
+        if live is None:
+            stored = self.load(key) if self.load is not None else None
+            if stored:
+                payload = unpack_state(stored)
+                live = LiveMatch(MatchJoin.from_state(payload["join"]), dict(payload["applied"]), partition,
+                                 snapshot=stored)
+            else:
+                live = LiveMatch(MatchJoin(match_id, self.config, model_version=self.model_version), {}, partition)
+            self.matches[key] = live
+        return live
+
+    # -- records --------------------------------------------------------------------------
     def process(self, *, state: bytes | None, topic: str, partition: int, offset: int, key: bytes | None,
                 value: bytes | None, now_ms: int | None = None) -> ProcessResult:
-        """Apply one record. ``state`` is the match's packed state (None for a new match)."""
-        RECORDS.labels(topic=topic.removeprefix(self.settings.topic_prefix)).inc()
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        """Apply one record to ``state`` (the match's packed state, None for a new match) and
+        return the new packed state: the stateless form of :meth:`apply`, for tests and tools."""
+        if key is not None:
+            live = self.matches.get(key)
+            if live is None or state is None or live.snapshot is not state:
+                self.matches.pop(key, None)
+                if state is not None:
+                    payload = unpack_state(state)
+                    self.matches[key] = LiveMatch(MatchJoin.from_state(payload["join"]), dict(payload["applied"]),
+                                                  partition, snapshot=state)
+        applied = self.apply(topic=topic, partition=partition, offset=offset, key=key, value=value, now_ms=now_ms)
+        if applied.match is None or applied.skipped:
+            return ProcessResult(outputs=applied.outputs, skipped=applied.skipped)
+        return ProcessResult(state=self.snapshot(applied.match), outputs=applied.outputs)
+
+    def decode_record(self, *, topic: str, partition: int, offset: int, key: bytes | None,
+                      value: bytes | None) -> Decoded:
+        """Decode a source record, find its match (loading it if new) and decode its audio."""
         kind = "AudioFrame" if topic == self.audio_topic else "MatchEvent"
+        decoded = Decoded(topic, partition, offset, key, value, kind)
         try:
-            record = decode(value, expect=kind)
+            decoded.record = decode(value, expect=kind)
         except SchemaError as exc:
-            return ProcessResult(outputs=[self._dead_letter(topic, partition, offset, key, value, str(exc),
-                                                            "SchemaError", None)])
-        match_id = record["match_id"]
+            decoded.error = str(exc)
+            return decoded
+        match_id = decoded.record["match_id"]
         if key is None or key.decode("utf-8", errors="replace") != match_id:
-            return ProcessResult(outputs=[self._dead_letter(
+            return decoded
+        decoded.live = self._live(key, match_id, partition)
+        if kind == "AudioFrame":
+            try:
+                decoded.pcm = self._pcm(decoded.record)
+                decoded.samples = pcm_samples(decoded.pcm)
+            except SchemaError as exc:
+                decoded.bad_audio = str(exc)
+        return decoded
+
+    def apply(self, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+              now_ms: int | None = None, decoded: Decoded | None = None,
+              analysis: FrameAnalysis | None = None) -> Applied:
+        """Apply one record to the live state of its match. ``decoded`` is what
+        :meth:`decode_record` made of it (decoded here if not given); ``analysis`` its audio
+        frame's analysis computed ahead (used only if still valid, see CrowdAnalyzer.add_frame)."""
+        counter = self._counters.get(topic)
+        if counter is None:
+            counter = self._counters[topic] = RECORDS.labels(topic=topic.removeprefix(self.settings.topic_prefix))
+        counter.inc()
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if decoded is None:
+            decoded = self.decode_record(topic=topic, partition=partition, offset=offset, key=key, value=value)
+        record = decoded.record
+        if record is None:
+            return Applied(outputs=[self._dead_letter(topic, partition, offset, key, value, decoded.error or "",
+                                                      "SchemaError", None)])
+        match_id = record["match_id"]
+        live = decoded.live
+        if key is None or live is None:
+            return Applied(outputs=[self._dead_letter(
                 topic, partition, offset, key, value, f"Kafka key {key!r} is not the record's match_id {match_id!r}",
                 "KeyMismatch", match_id)])
-        cached = self._cache.get(key)
-        if state and cached and cached[0] is state:
-            applied, join = cached[1], cached[2]
+        if self.matches.get(key) is not live:  # forgotten since it was decoded (a rebalance)
+            live = self._live(key, match_id, partition)
+        if offset <= live.applied.get(topic, -1):
+            return Applied(match=key, skipped=True)
+        if decoded.kind == "AudioFrame":
+            outputs = self._audio(live.join, decoded, now, analysis)
         else:
-            payload = unpack_state(state) if state else None
-            applied = payload["applied"] if payload else {}
-            join = MatchJoin.from_state(payload["join"]) if payload else MatchJoin(
-                match_id, self.config, model_version=self.model_version)
-        if offset <= applied.get(topic, -1):
-            return ProcessResult(skipped=True)
-        if kind == "AudioFrame":
-            outputs = self._audio(join, record, topic, partition, offset, key, value, now)
-        else:
-            outputs = self._event(join, record, value, now)
-        applied = {**applied, topic: offset}
-        packed = pack_state({"join": join.to_state(), "applied": applied})
-        self._cache[key] = (packed, applied, join)
-        return ProcessResult(state=packed, outputs=outputs)
+            outputs = self._event(live.join, record, value, now)
+        live.applied[topic] = offset
+        live.snapshot = None
+        live.touched = time.monotonic()
+        return Applied(outputs=outputs, match=key, windows=sum(o.topic == self._emotions for o in outputs))
 
     # -- audio ----------------------------------------------------------------------------
-    def _audio(self, join: MatchJoin, frame: dict[str, Any], topic: str, partition: int, offset: int,
-               key: bytes, value: bytes, now: int) -> list[OutputRecord]:
-        clock = MatchClock.from_avro(frame["clock"])
-        try:
-            samples = self._samples(frame)
-        except SchemaError as exc:
+    def _audio(self, join: MatchJoin, decoded: Decoded, now: int, analysis: FrameAnalysis | None
+               ) -> list[OutputRecord]:
+        frame = decoded.record
+        assert frame is not None
+        topic, partition, offset, key, value = (decoded.topic, decoded.partition, decoded.offset, decoded.key,
+                                                decoded.value)
+        if decoded.samples is None:
             DROPPED_FRAMES.labels(reason="bad_audio").inc()
-            return [self._dead_letter(topic, partition, offset, key, value, str(exc), "BadAudio", frame["match_id"],
-                                      clock)]
-        result = join.add_audio(frame, samples, predict=self.predict, now_ms=now)
+            return [self._dead_letter(topic, partition, offset, key, value, decoded.bad_audio or "", "BadAudio",
+                                      frame["match_id"], MatchClock.from_avro(frame["clock"]))]
+        result = join.add_audio(frame, decoded.samples, predict=self.predict, now_ms=now, analysis=analysis)
         if result.dropped:
             reason = "duplicate" if result.dropped.startswith("duplicate") else "out_of_order"
             DROPPED_FRAMES.labels(reason=reason).inc()
             if reason == "duplicate":  # a resent frame (encoder spool after a crash): expected, just counted
                 return []
             return [self._dead_letter(topic, partition, offset, key, value, result.dropped, "OutOfOrderFrame",
-                                      frame["match_id"], clock)]
+                                      frame["match_id"], MatchClock.from_avro(frame["clock"]))]
         return self._windows(result.windows, now)
 
     @staticmethod
     def _samples(frame: dict[str, Any]) -> np.ndarray:
+        """A decoded AudioFrame's mono float samples, as the worker decodes and checks them
+        (raises SchemaError for audio it dead-letters). Used by ``replay --from-audio``."""
+        return pcm_samples(RecordProcessor._pcm(frame))
+
+    @staticmethod
+    def _pcm(frame: dict[str, Any]) -> np.ndarray:
         rate, channels, count = frame["sample_rate"], frame["channels"], frame["samples_per_channel"]
         if not 8000 <= rate <= 192_000:
             raise SchemaError(f"sample rate {rate} Hz is outside 8000..192000")
@@ -153,8 +298,7 @@ class RecordProcessor:
             raise SchemaError(f"payload holds {len(pcm)} samples per channel, record says {count}")
         if count == 0:
             raise SchemaError("empty frame")
-        # int16 cannot hold NaN or inf: decoding is the sanitising step.
-        return pcm.astype(np.float64).mean(axis=1) / 32768.0
+        return pcm
 
     # -- events ---------------------------------------------------------------------------
     def _event(self, join: MatchJoin, event: dict[str, Any], value: bytes, now: int) -> list[OutputRecord]:
@@ -172,9 +316,15 @@ class RecordProcessor:
             WINDOWS.labels(kind="first" if window["revision"] == 0 else "revision").inc()
             if window["revision"] == 0:
                 EMOTION_DELAY.observe(max(0.0, (now - window["audio_wall_time_ms"]) / 1000))
-            out.append(OutputRecord(self.settings.topic("crowd.emotions.v1"), window["match_id"].encode(),
+            out.append(OutputRecord(self._emotions, window["match_id"].encode(),
                                     encode("EmotionWindow", window), window["audio_wall_time_ms"]))
         return out
+
+    def dead_letter(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                    error: BaseException) -> OutputRecord:
+        """A dead letter for a record whose processing failed unexpectedly."""
+        return self._dead_letter(topic, partition, offset, key, value, f"{type(error).__name__}: {error}"[:500],
+                                 "ProcessingError", None)
 
     def _dead_letter(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                      reason: str, error_type: str, match_id: str | None, clock: MatchClock | None = None

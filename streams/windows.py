@@ -19,19 +19,27 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from prometheus_client import Counter
 
 from schemas.clock import MatchClock, Period
 from streams.features import (
     ONSET_RATE_HZ,
     Baseline,
+    FrameAnalysis,
     FrameFeatures,
+    FrameTail,
     WindowSummary,
     analyze_frame,
     feature_vector,
+    tail_after,
     window_summary,
 )
 
-__all__ = ["AnalyzedWindow", "CrowdAnalyzer", "WindowSpec"]
+__all__ = ["ANALYSED", "AnalyzedWindow", "CrowdAnalyzer", "WindowSpec"]
+
+ANALYSED = Counter("crowdsound_stream_frames_analysed_total",
+                   "Audio frames analysed, by where: ahead in the helper process, or here.", ["where"])
+_AHEAD, _HERE = ANALYSED.labels(where="helper"), ANALYSED.labels(where="worker")
 
 
 @dataclass(frozen=True)
@@ -76,34 +84,53 @@ class CrowdAnalyzer:
         self.next_window = 0  # index of the next window of `period` to close
         self.frames: list[_Frame] = []  # frames of `period` still needed by open windows
         self.onsets: list[float] = []  # onset envelope of the last tempo_history_ms
-        self.tail: np.ndarray | None = None  # last 128 ms of audio, for continuous onsets
+        self.tail: FrameTail | None = None  # last 128 ms of audio, for continuous onsets
         self.baseline = Baseline()
+        # Names `tail` for a helper that analyses frames ahead (streams.offload); not state.
+        self.tail_token: int | None = None
 
     # -- feeding --------------------------------------------------------------------------
-    def add_frame(self, clock: MatchClock, samples: np.ndarray, sample_rate: int) -> list[AnalyzedWindow]:
+    def add_frame(self, clock: MatchClock, samples: np.ndarray, sample_rate: int, *,
+                  analysis: FrameAnalysis | None = None) -> list[AnalyzedWindow]:
         """Analyse one frame (mono float samples, full scale 1.0) starting at ``clock``.
 
         Returns the windows this frame completes (oldest first). Frames must come in
         clock order; the caller drops or dead-letters anything older than :attr:`end_ms`.
+        ``analysis`` is this frame's place in a chain of frames analysed ahead
+        (:mod:`streams.offload`), with its features if they are ready. It is used only if
+        the frame was planned to follow this analyzer's current tail (``analysis.after ==
+        tail_token``); otherwise, or without features, the frame is analysed here. Either
+        way the result is the same.
         """
         closed: list[AnalyzedWindow] = []
         if self.period is not None and clock.period is not self.period:
             closed.extend(self._close_period())
         if self.period is None or clock.period is not self.period:
             self.period, self.end_ms, self.next_window, self.frames = clock.period, 0, clock.ms // self.spec.hop_ms, []
-        features, self.tail = analyze_frame(samples, sample_rate, tail=self.tail)
+        in_chain = analysis is not None and self.tail_token is not None and analysis.after == self.tail_token
+        if in_chain and analysis is not None and analysis.features is not None:
+            features = analysis.features
+            self.tail = FrameTail(tail_after(samples, sample_rate, self.tail), analysis.bands_db)
+            _AHEAD.inc()
+        else:
+            features, self.tail = analyze_frame(samples, sample_rate, tail=self.tail)
+            _HERE.inc()
+        # The tail now is the one the chain named (whoever analysed the frame), or unnamed.
+        self.tail_token = analysis.token if in_chain and analysis is not None else None
         duration = int(round(1000 * len(samples) / sample_rate))
         self.frames.append(_Frame(clock.ms, duration, features))
         self.end_ms = max(self.end_ms, clock.ms + duration)
         self.onsets.extend(features.onsets)
         keep = self.spec.tempo_history_ms * ONSET_RATE_HZ // 1000
         del self.onsets[:-keep]
+        first_open = self.next_window
         while self._window_end(self.next_window) <= self.end_ms:
             window = self._close(self.next_window)
             if window is not None:
                 closed.append(window)
             self.next_window += 1
-        self._forget_old_frames()
+        if self.next_window != first_open or clock.ms + duration <= self.next_window * self.spec.hop_ms:
+            self._forget_old_frames()  # (nothing to forget otherwise)
         return closed
 
     def flush(self) -> list[AnalyzedWindow]:
@@ -156,8 +183,10 @@ class CrowdAnalyzer:
             "end_ms": self.end_ms,
             "next_window": self.next_window,
             "frames": [{"ms": f.ms, "d": f.duration_ms, "f": _features_state(f.features)} for f in self.frames],
-            "onsets": self.onsets,
-            "tail": _pcm16(self.tail),
+            "onsets": _floats_state(self.onsets),
+            "tail": _pcm16(self.tail.samples) if self.tail is not None else None,
+            "tail_bands": _floats_state(self.tail.bands_db) if self.tail is not None and self.tail.bands_db is not None
+            else None,
             "baseline": asdict(self.baseline),
         }
 
@@ -168,32 +197,60 @@ class CrowdAnalyzer:
         analyzer.end_ms = state["end_ms"]
         analyzer.next_window = state["next_window"]
         analyzer.frames = [_Frame(f["ms"], f["d"], _features_from_state(f["f"])) for f in state["frames"]]
-        analyzer.onsets = list(state["onsets"])
-        analyzer.tail = _from_pcm16(state["tail"])
+        analyzer.onsets = _floats_from_state(state["onsets"])
+        samples, bands = _from_pcm16(state["tail"]), state.get("tail_bands")
+        analyzer.tail = None if samples is None else FrameTail(
+            samples, None if bands is None else np.asarray(_floats_from_state(bands), dtype=np.float64))
         analyzer.baseline = Baseline(**state["baseline"])
         return analyzer
 
 
-def _pcm16(samples: np.ndarray | None) -> str | None:
-    """Audio tail as base64 int16: a tenth of the JSON of the floats, and exact enough for
-    onset detection. Frames arrive as int16, so with the same scale the round trip is exact
-    and a restarted worker continues exactly where it stopped."""
+def _pcm16(samples: np.ndarray | None) -> str | dict[str, str] | None:
+    """Audio tail as base64 int16: a tenth of the JSON of the floats. Mono frames arrive as
+    int16, so with the same scale the round trip is exact and a restarted worker continues
+    exactly where it stopped. A tail that int16 cannot hold exactly (the mean of several
+    channels) is kept as float64: ``{"f64": base64}``."""
     if samples is None:
         return None
-    return base64.b64encode(np.clip(np.rint(samples * 32768), -32768, 32767).astype("<i2").tobytes()).decode()
+    pcm = np.clip(np.rint(samples * 32768), -32768, 32767).astype("<i2")
+    if not np.array_equal(pcm.astype(np.float64) / 32768, samples):
+        return {"f64": base64.b64encode(np.asarray(samples, dtype="<f8").tobytes()).decode()}
+    return base64.b64encode(pcm.tobytes()).decode()
 
 
-def _from_pcm16(text: str | None) -> np.ndarray | None:
+def _from_pcm16(text: str | dict[str, str] | None) -> np.ndarray | None:
     if text is None:
         return None
+    if isinstance(text, dict):
+        return np.frombuffer(base64.b64decode(text["f64"]), dtype="<f8").astype(np.float64)
     return np.frombuffer(base64.b64decode(text), dtype="<i2").astype(np.float64) / 32768
 
 
-def _features_state(features: FrameFeatures) -> list[Any]:
-    return [features.rms_db, list(features.band_db), features.centroid_hz, features.rolloff_hz, features.flatness,
-            features.flux, features.whistle_db, list(features.onsets)]
+def _floats_state(values: Sequence[float]) -> dict[str, str]:
+    """Floats as base64 float64: exact, and far quicker to write and read than JSON numbers."""
+    return {"f64": base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode()}
 
 
-def _features_from_state(values: Sequence[Any]) -> FrameFeatures:
-    rms, bands, centroid, rolloff, flatness, flux, whistle, onsets = values
+def _floats_from_state(state: dict[str, str] | Sequence[float]) -> list[float]:
+    if isinstance(state, dict):
+        return np.frombuffer(base64.b64decode(state["f64"]), dtype="<f8").tolist()
+    return [float(v) for v in state]  # written by an earlier version: JSON numbers
+
+
+def _features_state(features: FrameFeatures) -> str:
+    """A frame's features as "<number of bands>:<base64 float64 values>"."""
+    values = np.array([features.rms_db, *features.band_db, features.centroid_hz, features.rolloff_hz,
+                       features.flatness, features.flux, features.whistle_db, *features.onsets], dtype="<f8")
+    return f"{len(features.band_db)}:{base64.b64encode(values.tobytes()).decode()}"
+
+
+def _features_from_state(state: str | Sequence[Any]) -> FrameFeatures:
+    if isinstance(state, str):
+        count, data = state.split(":", 1)
+        n = int(count)
+        values = np.frombuffer(base64.b64decode(data), dtype="<f8").tolist()
+        centroid, rolloff, flatness, flux, whistle = values[1 + n:6 + n]
+        return FrameFeatures(values[0], tuple(values[1:1 + n]), centroid, rolloff, flatness, flux, whistle,
+                             tuple(values[6 + n:]))
+    rms, bands, centroid, rolloff, flatness, flux, whistle, onsets = state  # an earlier version's JSON list
     return FrameFeatures(rms, tuple(bands), centroid, rolloff, flatness, flux, whistle, tuple(onsets))

@@ -16,13 +16,16 @@ log = logging.getLogger("crowdsound.worker")
 _HELP = """\
 Join crowd.audio.v1 and match.events.v1 by match time into crowd.emotions.v1.
 
-One Faust agent consumes both co-partitioned topics; each match's join state (features,
-baseline, watermark, recent windows and events) lives in a changelog-backed table, so a
-restarted or rebalanced worker recovers it. Windows (CROWDSOUND_WINDOW_HOP_MS /
-_LENGTH_MS, default 1 s / 3 s) are emitted as soon as their audio is complete (revision 0)
-and re-emitted with a higher revision when a match event arriving within the grace
-(CROWDSOUND_GRACE_MS, default 15 s) changes them. Later events go to match.events.late.v1;
-bad records to the *.dlq.v1 topics with the reason.
+One Faust agent consumes both co-partitioned topics. Each match's join state (features,
+baseline, watermark, recent windows and events) is kept in memory and checkpointed to a
+changelog-backed table every 10 of its records; a record is committed only once a
+checkpoint includes it, so a restarted or rebalanced worker recovers exactly where it
+stopped. A helper process analyses the audio frames ahead on another core
+(CROWDSOUND_FRAME_HELPER=0 turns it off; the results are the same). Windows
+(CROWDSOUND_WINDOW_HOP_MS / _LENGTH_MS, default 1 s / 3 s) are emitted as soon as their
+audio is complete (revision 0) and re-emitted with a higher revision when a match event
+arriving within the grace (CROWDSOUND_GRACE_MS, default 15 s) changes them. Later events
+go to match.events.late.v1; bad records to the *.dlq.v1 topics with the reason.
 
 Start more workers to scale out: partitions (and their tables) are shared among them.
 SIGTERM stops cleanly, committing what was processed.
@@ -71,5 +74,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     os.environ.setdefault("F_FORCE_COLOR", "0")
     level = logging.getLevelName(logging.getLogger().level).lower()
     worker = faust.Worker(app, loglevel=level if level != "notset" else "info", quiet=True, redirect_stdouts=False)
+    # No terminal spinner: at log level WARNING and above Faust drives it with a DEBUG handler on
+    # the root logger, which makes every library's debug call build a log record (~10 % of
+    # the worker's CPU).
+    worker.spinner = None
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0

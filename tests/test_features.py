@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from streams.features import (
     FEATURE_NAMES,
     Baseline,
+    FrameTail,
     analyze_frame,
     feature_vector,
+    tail_after,
     tempo_from_onsets,
     window_summary,
 )
@@ -78,6 +80,32 @@ def test_a_click_on_a_frame_boundary_is_still_an_onset():
     x[4800 * 3] = 1.0  # exactly where a frame (and a 20 ms hop) starts
     frames = _frames(x)
     assert max(frames[3].onsets) > 20 * max(frames[1].onsets + (1e-9,))
+
+
+@pytest.mark.parametrize("hop", range(5))
+def test_an_onset_starts_in_the_20_ms_hop_where_it_happens(hop):
+    # Onset k of a frame is the change from the 128 ms window ending where hop k starts to
+    # the one ending where it ends. A click is heard in its own hop (at the edge of the Hann
+    # window, so the jump is largest as it moves in, one hop later).
+    x = 0.001 * np.random.default_rng(2).standard_normal(RATE)
+    x[4800 * 4 + 960 * hop + 300] += 1.0  # in hop `hop` of frame 4
+    envelope = np.concatenate([f.onsets for f in _frames(x)])
+    at = 4 * 5 + hop
+    assert envelope[at] > 5 * np.median(envelope) and envelope[at - 1] < envelope[at] / 4
+    assert int(np.argmax(envelope)) in (at, at + 1)
+
+
+def test_the_tail_carries_the_last_window_so_a_restarted_stream_continues_exactly():
+    x = 0.1 * np.random.default_rng(4).standard_normal(RATE)
+    straight = _frames(x)
+    first, tail = None, None
+    for start in range(0, 4800 * 4, 4800):
+        first, tail = analyze_frame(x[start:start + 4800], RATE, tail=tail)
+    restored = FrameTail(tail.samples.copy(), None)  # band energies unknown: computed from the samples
+    again, _ = analyze_frame(x[4800 * 4:4800 * 5], RATE, tail=restored)
+    assert again == straight[4]
+    assert tail_after(x[4800 * 4:4800 * 5], RATE, tail).tolist() == \
+        analyze_frame(x[4800 * 4:4800 * 5], RATE, tail=tail)[1].samples.tolist()
 
 
 @settings(max_examples=25, deadline=None)

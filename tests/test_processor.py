@@ -98,3 +98,33 @@ def test_late_events_are_kept_on_the_late_topic(processor):
     [kept] = result.outputs
     assert kept.topic == "p.match.events.late.v1" and kept.value == late
     assert unpack_state(result.state)["join"]["late_events"] == 1
+
+
+def test_a_state_written_by_the_previous_version_still_loads(processor):
+    # The earlier worker wrote zlib-compressed JSON, with features, onsets and band energies
+    # as JSON numbers; a worker upgraded mid-match must continue from it unchanged.
+    import base64
+    import json
+    import zlib
+
+    state, _ = _feed(processor, [(AUDIO, i, _frame(i)) for i in range(40)])
+    payload = unpack_state(state)
+    analyzer = payload["join"]["analyzer"]
+
+    def floats(encoded):
+        return np.frombuffer(base64.b64decode(encoded["f64"]), dtype="<f8").tolist()
+
+    def features(encoded):
+        count, data = encoded.split(":", 1)
+        values = np.frombuffer(base64.b64decode(data), dtype="<f8").tolist()
+        n = int(count)
+        return [values[0], values[1:1 + n], *values[1 + n:6 + n], values[6 + n:]]
+
+    analyzer["onsets"] = floats(analyzer["onsets"])
+    analyzer["tail_bands"] = floats(analyzer["tail_bands"])
+    analyzer["frames"] = [dict(f, f=features(f["f"])) for f in analyzer["frames"]]
+    old = zlib.compress(json.dumps(payload).encode(), 1)
+    rest = [(AUDIO, i, _frame(i, loud=i > 60)) for i in range(40, 90)]
+    _, from_new = _feed(RecordProcessor(SETTINGS, predict=fake_model, model_version="test"), rest, state)
+    _, from_old = _feed(RecordProcessor(SETTINGS, predict=fake_model, model_version="test"), rest, old)
+    assert [o.value for o in from_old] == [o.value for o in from_new] and len(from_new) == 5

@@ -1,14 +1,31 @@
 """Benchmark of the stream worker (a script, not a test).
 
-    .venv/bin/python tests/benchmarks/bench_worker.py [--matches 20] [--seconds 30] [--live-matches 10] [--live-seconds 60]
+    .venv/bin/python tests/benchmarks/bench_worker.py [--matches 150] [--seconds 30]
+        [--live-matches 100] [--live-seconds 180] [--ramp 120,140,160 --ramp-seconds 60]
+        [--lockstep] [--no-helper] [--skip-backlog]
 
-1. Throughput ceiling: a backlog of MATCHES x SECONDS of crowd audio (100 ms frames) is
-   written to fresh topics; then (a) `crowdsound worker` (Faust) and (b) a plain
-   confluent-kafka loop doing the same feature + model work with the same RecordProcessor
-   each drain it. Frames/s divided by 10 is how many live matches each could keep up with.
-2. Live latency: LIVE_MATCHES matches produced in real time (10 frames/s each) while a
-   worker runs; for each emotion window, the time from the capture of its last frame to its
-   arrival at a consumer (p50/p99), and the worker's consumer lag at the start and end.
+1. Throughput: a backlog of MATCHES x SECONDS of crowd audio (100 ms frames, 48 kHz mono)
+   is written to fresh topics; then (a) `crowdsound worker` (Faust, one consumer; its frame
+   helper process unless --no-helper) and (b) a plain confluent-kafka loop doing the same
+   feature, model and state snapshot work with the same RecordProcessor (and helper) each
+   drain it. The steady drain rate (from
+   10 % to 90 % of the backlog, start-up excluded) divided by 10 frames/s is how many live
+   matches each keeps up with. The plain loop is the floor: no Faust, no fault tolerance.
+2. Live: LIVE_MATCHES matches paced like real encoders — each sends a frame every 100 ms,
+   the encoders not in step with each other (each match started at a random moment in the
+   first second; --lockstep sends every match's frame at the same instant instead) — for
+   LIVE_SECONDS while one worker runs. Reported: for each emotion window, the time from its
+   last frame being sent to the record arriving at a consumer (p50/p99/max), and the
+   worker's consumer lag (log end minus committed offset, sampled every 2 s) at the start
+   and end of the run, its maximum and its trend; CPU used by the worker and the broker.
+3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
+   matches whose lag does not grow.
+
+The consumer lag counts records the worker has read but not yet committed: it commits a
+record once the match's state including it is checkpointed (every 10 records of a match,
+see streams/checkpoints.py) and Faust commits once a second, so a healthy worker shows a
+steady lag of ~1-2 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
+ended more than 1 s of audio above where it started.
 
 Needs the local broker (started if not running) or KAFKA_BOOTSTRAP_SERVERS.
 """
@@ -24,6 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +50,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
+from confluent_kafka.admin import NewTopic  # noqa: E402
 
-from infra.broker import broker_up  # noqa: E402
+from infra.broker import broker_paths, broker_up  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
@@ -41,6 +60,7 @@ from schemas.audio import encode_payload  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 
 FRAME = 4800
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def crowd_frames(seconds: int) -> list[bytes]:
@@ -67,6 +87,18 @@ def fresh(settings: Settings) -> Settings:
     return scoped
 
 
+def drop_topics(settings: Settings) -> None:
+    """Delete the topics of a finished run (the backlogs are hundreds of MB)."""
+    admin = make_admin(settings)
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001, S110 - best effort
+                pass
+
+
 def backlog(settings: Settings, payloads: list[bytes], matches: int) -> int:
     producer = make_producer(settings)
     start = int(time.time() * 1000) - len(payloads) * 100
@@ -77,6 +109,33 @@ def backlog(settings: Settings, payloads: list[bytes], matches: int) -> int:
             producer.poll(0)
     producer.flush(60)
     return len(payloads) * matches
+
+
+def worker_group(settings: Settings) -> str:
+    return f"{settings.topic_prefix}crowdsound-streams"  # the Faust app id (streams/app.py)
+
+
+class Lag:
+    """Committed offsets of a consumer group against the log end, over the source topics."""
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.consumer = make_consumer(settings, group_id=group)  # never subscribes: does not join the group
+        self.tps = []
+        for name in (settings.topic("crowd.audio.v1"), settings.topic("match.events.v1")):
+            partitions = self.consumer.list_topics(name, timeout=10).topics[name].partitions
+            self.tps += [TopicPartition(name, p) for p in partitions]
+
+    def committed(self) -> int:
+        return sum(max(0, tp.offset) for tp in self.consumer.committed(self.tps, timeout=10))
+
+    def end(self) -> int:
+        return sum(self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in self.tps)
+
+    def lag(self) -> int:
+        return max(0, self.end() - self.committed())
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def emotions_count(settings: Settings) -> int:
@@ -90,133 +149,374 @@ def emotions_count(settings: Settings) -> int:
     return total
 
 
-def run_faust_worker(settings: Settings, expected_windows: int, log: Path) -> float:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
-    started = time.monotonic()
-    worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent, env=env,
-                              stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
+    """Records per second between 10 % and 90 % of ``total`` (least squares)."""
+    inner = [(t, n) for t, n in samples if 0.1 * total <= n <= 0.9 * total]
+    if len(inner) < 3:
+        inner = samples
+    times, counts = np.array([t for t, _ in inner]), np.array([n for _, n in inner], dtype=float)
+    return float(np.polyfit(times, counts, 1)[0]) if len(inner) >= 2 and np.ptp(times) > 0 else float("nan")
+
+
+HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAME_HELPER=0)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING",
+            "CROWDSOUND_METRICS_PORT": "0", "CROWDSOUND_FRAME_HELPER": "1" if HELPER else "0"}
+
+
+def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent, env=worker_env(settings),
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)  # noqa: SIM115
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
+    """User + system CPU time of a process so far (and of its live children)."""
+    if pid is None:
+        return float("nan")
     try:
-        while emotions_count(settings) < expected_windows:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+    if children:
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            for child in task.read_text().split():
+                total += cpu_seconds(int(child), children=True)
+    return total
+
+
+def machine_busy() -> float:
+    """Seconds of CPU time all cores spent busy so far (from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLOCK_TICK
+
+
+def broker_pid(settings: Settings) -> int | None:
+    """The local broker's process (None for another cluster)."""
+    try:
+        port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+        return int(broker_paths(settings, port).pid_file.read_text().strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Drain:
+    seconds: float  # from start (worker launch / loop start) to the last window
+    steady_fps: float  # frames per second, 10-90 % of the backlog
+
+
+def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log: Path) -> Drain:
+    started = time.monotonic()
+    worker = start_worker(settings, log)
+    lag = Lag(settings, worker_group(settings))
+    samples: list[tuple[float, int]] = []
+    try:
+        while True:
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited; see {log}")
+            samples.append((time.monotonic(), lag.committed()))
+            if emotions_count(settings) >= expected_windows:
+                break
             time.sleep(0.5)
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        deadline = time.monotonic() + 15  # the last records are committed after their checkpoint
+        while samples[-1][1] < frames and time.monotonic() < deadline:
+            time.sleep(0.5)
+            samples.append((time.monotonic(), lag.committed()))
+        return Drain(seconds, steady_rate(samples, frames))
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        lag.close()
+        stop_worker(worker)
 
 
-def run_plain_loop(settings: Settings, frames: int) -> float:
-    """The same RecordProcessor in a bare confluent-kafka consume/produce loop."""
+def run_plain_loop(settings: Settings, frames: int, *, helper: bool) -> Drain:
+    """The same RecordProcessor in a bare confluent-kafka consume/produce loop: features (in
+    the same helper process as the worker's, unless --no-helper), model, emotion records,
+    and a snapshot of a match's state every CHECKPOINT_RECORDS of its records sent to a
+    compacted topic, as the worker's checkpoints. No commits, no recovery: the floor."""
+    import asyncio
+
+    from streams.app import CHECKPOINT_RECORDS
     from streams.emotion import EmotionModel
     from streams.join import AcousticEmotion
+    from streams.offload import FrameOffload
     from streams.processor import RecordProcessor
 
     model = EmotionModel.load()
     work = RecordProcessor(settings, predict=lambda f: [AcousticEmotion(e.probabilities, e.arousal, e.valence)
                                                          for e in model.predict(f)], model_version=model.version)
+    state_topic = settings.topic("plain-state")
+    admin = make_admin(settings)
+    for future in admin.create_topics([NewTopic(state_topic, 12, 1, config={"cleanup.policy": "compact"})]).values():
+        future.result()
     consumer = make_consumer(settings, group_id=f"plain-{uuid.uuid4().hex[:6]}")
     producer = make_producer(settings)
     topic = settings.topic("crowd.audio.v1")
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
                      for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions])
-    states: dict[bytes, bytes] = {}
-    done = 0
-    started = time.monotonic()
-    while done < frames:
-        for message in consumer.consume(500, timeout=1.0):
-            if message.error():
-                continue
-            result = work.process(state=states.get(message.key()), topic=topic, partition=message.partition(),
-                                  offset=message.offset(), key=message.key(), value=message.value())
-            for out in result.outputs:
+    offload = FrameOffload(enabled=helper)
+    unsaved: dict[bytes, int] = {}
+    samples: list[tuple[float, int]] = []
+
+    def apply(batch: list, analyses: dict) -> None:
+        for index, decoded in enumerate(batch):
+            applied = work.apply(topic=topic, partition=decoded.partition, offset=decoded.offset, key=decoded.key,
+                                 value=decoded.value, decoded=decoded, analysis=analyses.get(index))
+            for out in applied.outputs:
                 producer.produce(out.topic, key=out.key, value=out.value)
-            if result.state is not None:
-                states[message.key()] = result.state
-            done += 1
-        producer.poll(0)
-    producer.flush(30)
-    elapsed = time.monotonic() - started
-    consumer.close()
-    return elapsed
+            if applied.match is not None:
+                unsaved[applied.match] = unsaved.get(applied.match, 0) + 1
+                if unsaved[applied.match] >= CHECKPOINT_RECORDS:
+                    producer.produce(state_topic, key=applied.match, value=work.snapshot(applied.match),
+                                     partition=decoded.partition)
+                    unsaved[applied.match] = 0
+
+    async def loop() -> float:
+        # As the worker: the helper analyses batch n + 1 while batch n is applied.
+        await offload.wait_ready()
+        done = 0
+        previous = None
+        started = time.monotonic()
+        while done < frames or previous is not None:
+            messages = [m for m in consumer.consume(256, timeout=0.1) if not m.error()] if done < frames else []
+            batch = [work.decode_record(topic=topic, partition=m.partition(), offset=m.offset(), key=m.key(),
+                                        value=m.value()) for m in messages]
+            submitted = offload.submit(batch)
+            if previous is not None:
+                apply(previous[0], await offload.result(previous[1]))
+                offload.done(previous[1])
+                done += len(previous[0])
+                samples.append((time.monotonic(), done))
+            previous = (batch, submitted) if batch else None
+            producer.poll(0)
+        producer.flush(30)
+        return time.monotonic() - started
+
+    try:
+        elapsed = asyncio.run(loop())
+    finally:
+        offload.close()
+        consumer.close()
+    return Drain(elapsed, steady_rate(samples, frames))
 
 
-def live(settings: Settings, payloads: list[bytes], matches: int, seconds: int, log: Path) -> None:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
-    worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent, env=env,
-                              stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    time.sleep(8)  # worker start-up
+@dataclass
+class LiveResult:
+    matches: int
+    seconds: int
+    windows: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    worker_p99_ms: float  # emission (record's wall_time_ms) minus audio end, inside the worker
+    lag_start: int
+    lag_end: int
+    lag_max: int
+    lag_trend: float  # records per second (least squares)
+    worker_cpu: float  # share of one core (the worker process and its frame helper)
+    worker_main_cpu: float  # the worker process alone
+    broker_cpu: float
+    machine_cpu: float  # all processes on the machine, cores busy
+    load_cpu: float  # this benchmark (the encoders' producer and the latency consumer)
+    sent_late_ms: float  # how far the producer fell behind its schedule at worst
+
+    @property
+    def fps(self) -> int:
+        return self.matches * 10
+
+    @property
+    def others_cpu(self) -> float:
+        return max(0.0, self.machine_cpu - self.worker_cpu - self.broker_cpu - self.load_cpu)
+
+    @property
+    def growing(self) -> bool:
+        return self.lag_trend > 0.01 * self.fps and self.lag_end - self.lag_start > self.fps
+
+    def report(self) -> str:
+        seconds_of = 1 / self.fps
+        return (
+            f"live: {self.matches} matches x {self.seconds} s ({self.fps} frames/s), {self.windows} windows\n"
+            f"  last frame -> emotion record at a consumer: p50 {self.p50_ms:.0f} ms, p99 {self.p99_ms:.0f} ms, "
+            f"max {self.max_ms:.0f} ms (inside the worker: p99 {self.worker_p99_ms:.0f} ms)\n"
+            f"  consumer lag (records): start {self.lag_start} ({self.lag_start * seconds_of:.1f} s of audio), "
+            f"end {self.lag_end} ({self.lag_end * seconds_of:.1f} s), max {self.lag_max} "
+            f"({self.lag_max * seconds_of:.1f} s), trend {self.lag_trend:+.1f} records/s -> "
+            f"{'GROWING' if self.growing else 'not growing'}\n"
+            f"  CPU (% of one core): worker {100 * self.worker_cpu:.0f} (of which its frame helper "
+            f"{100 * (self.worker_cpu - self.worker_main_cpu):.0f}), broker {100 * self.broker_cpu:.0f}, this "
+            f"benchmark's encoders and consumer {100 * self.load_cpu:.0f}, anything else on the machine "
+            f"{100 * self.others_cpu:.0f}; whole machine {100 * self.machine_cpu:.0f} of {100 * (os.cpu_count() or 1)}\n"
+            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule"
+        )
+
+
+def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int, seconds: int, log: Path, *,
+         lockstep: bool = False, warmup_s: float = 10.0) -> LiveResult:
+    worker = start_worker(settings, log)
     latencies: list[float] = []
+    inside: list[float] = []
     stop = threading.Event()
+    ready = threading.Event()
 
     def consume() -> None:
-        consumer = make_consumer(settings, group_id=f"lat-{uuid.uuid4().hex[:6]}", extra={"auto.offset.reset": "latest"})
-        consumer.subscribe([settings.topic("crowd.emotions.v1")])
+        consumer = make_consumer(settings, group_id=f"lat-{uuid.uuid4().hex[:6]}",
+                                 extra={"auto.offset.reset": "latest", "fetch.wait.max.ms": 10})
+        consumer.subscribe([settings.topic("crowd.emotions.v1")], on_assign=lambda *_: ready.set())
         while not stop.is_set():
-            message = consumer.poll(0.2)
+            message = consumer.poll(0.05)
             if message is None or message.error():
                 continue
+            arrived = time.time() * 1000
             window = decode(message.value(), expect="EmotionWindow")
             if window["revision"] == 0:
-                latencies.append(time.time() * 1000 - window["audio_wall_time_ms"])
+                latencies.append(arrived - window["audio_wall_time_ms"])
+                inside.append(window["wall_time_ms"] - window["audio_wall_time_ms"])
         consumer.close()
 
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
+    ready.wait(30)
+    time.sleep(8)  # worker start-up
+    lag = Lag(settings, worker_group(settings))
+    lag_samples: list[tuple[float, int]] = []
+    rng = np.random.default_rng(7)
+    # Match m's encoder started at a random moment of the first second: it sends its frame
+    # `phase` into every 100 ms tick, from tick `first` on (so the matches' windows close at
+    # different moments too, as when kick-offs differ).
+    started_at = np.zeros(matches) if lockstep else rng.uniform(0.0, 1.0, matches)
+    first = (started_at // 0.1).astype(int)
+    phase = started_at - first * 0.1
+    order = np.argsort(phase, kind="stable")
+    keys = [f"live{m}".encode() for m in range(matches)]
     producer = make_producer(settings, {"linger.ms": 1})
-    begin = time.time()
-    seq = 0
-    while time.time() - begin < seconds:
-        due = begin + (seq + 1) * 0.1
-        time.sleep(max(0.0, due - time.time()))
-        wall = int(time.time() * 1000) - 100  # the frame's first sample was captured 100 ms ago
-        for m in range(matches):
-            producer.produce(settings.topic("crowd.audio.v1"), key=f"live{m}".encode(),
-                             value=frame_record(f"live{m}", seq, payloads[seq % len(payloads)], wall))
-        producer.poll(0)
-        seq += 1
+    topic = settings.topic("crowd.audio.v1")
+    begin = time.time() + 0.5
+    worker_cpu0, broker_cpu0, wall0 = cpu_seconds(worker.pid, children=True), cpu_seconds(broker_pid(base)), \
+        time.monotonic()
+    main_cpu0, machine0, own0 = cpu_seconds(worker.pid), machine_busy(), cpu_seconds(os.getpid())
+    late = 0.0
+    next_lag = time.monotonic() + warmup_s
+    cycle = 0
+    while cycle * 0.1 < seconds:
+        for m in order:
+            if cycle < first[m]:
+                continue
+            seq = cycle - first[m]
+            due = begin + cycle * 0.1 + phase[m]
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                late = max(late, -delay * 1000)
+            wall = int(due * 1000) - 100  # the frame's first sample was captured 100 ms before it is sent
+            producer.produce(topic, key=keys[m], value=frame_record(keys[m].decode(), int(seq),
+                                                                     payloads[seq % len(payloads)], wall))
+            producer.poll(0)
+        if time.monotonic() >= next_lag:
+            lag_samples.append((time.monotonic(), lag.lag()))
+            next_lag = time.monotonic() + 2.0
+        cycle += 1
     producer.flush(30)
-    time.sleep(5)
+    elapsed = time.monotonic() - wall0
+    worker_cpu = (cpu_seconds(worker.pid, children=True) - worker_cpu0) / elapsed
+    main_cpu = (cpu_seconds(worker.pid) - main_cpu0) / elapsed
+    broker_cpu = (cpu_seconds(broker_pid(base)) - broker_cpu0) / elapsed
+    machine_cpu = (machine_busy() - machine0) / elapsed
+    own_cpu = (cpu_seconds(os.getpid()) - own0) / elapsed
+    time.sleep(3)
     stop.set()
     reader.join(timeout=10)
-    os.killpg(worker.pid, signal.SIGTERM)
-    worker.wait(timeout=60)
-    if latencies:
-        values = np.array(latencies)
-        print(f"live: {matches} matches x {seconds} s ({matches * 10} frames/s): {len(values)} windows, "
-              f"last frame -> emotion record p50 {np.percentile(values, 50):.0f} ms, "
-              f"p99 {np.percentile(values, 99):.0f} ms, max {values.max():.0f} ms")
-    else:
-        print(f"live: no windows arrived; see {log}")
+    lag.close()
+    stop_worker(worker)
+    if not latencies or len(lag_samples) < 3:
+        raise SystemExit(f"live: no windows or lag samples; see {log}")
+    values, own = np.array(latencies), np.array(inside)
+    times, lags = np.array([t for t, _ in lag_samples]), np.array([n for _, n in lag_samples], dtype=float)
+    return LiveResult(
+        matches=matches, seconds=seconds, windows=len(values), p50_ms=float(np.percentile(values, 50)),
+        p99_ms=float(np.percentile(values, 99)), max_ms=float(values.max()),
+        worker_p99_ms=float(np.percentile(own, 99)),
+        lag_start=int(lags[0]), lag_end=int(lags[-1]), lag_max=int(lags.max()),
+        lag_trend=float(np.polyfit(times - times[0], lags, 1)[0]), worker_cpu=worker_cpu, worker_main_cpu=main_cpu,
+        broker_cpu=broker_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--matches", type=int, default=20)
-    parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--live-matches", type=int, default=10)
-    parser.add_argument("--live-seconds", type=int, default=60)
+    parser.add_argument("--matches", type=int, default=150, help="backlog matches (throughput)")
+    parser.add_argument("--seconds", type=int, default=30, help="backlog seconds of audio per match")
+    parser.add_argument("--live-matches", type=int, default=100)
+    parser.add_argument("--live-seconds", type=int, default=180)
+    parser.add_argument("--ramp", default="", help="comma-separated match counts for short live runs (ceiling)")
+    parser.add_argument("--ramp-seconds", type=int, default=60)
+    parser.add_argument("--lockstep", action="store_true", help="all encoders send at the same instant")
+    parser.add_argument("--skip-backlog", action="store_true")
+    parser.add_argument("--no-helper", action="store_true",
+                        help="analyse frames in the worker's own process (and in the plain loop's)")
     args = parser.parse_args()
+    global HELPER
+    HELPER = not args.no_helper
     base = Settings.from_env()
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
         broker_up(base)
     payloads = crowd_frames(max(args.seconds, 30))
+    print(f"machine: {os.cpu_count()} cores; broker {base.bootstrap_servers}; frame helper process "
+          f"{'on' if HELPER else 'off'}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        windows_per_match = args.seconds - 2  # 3 s windows, 1 s hop
-        faust_settings = fresh(base)
-        frames = backlog(faust_settings, payloads[:args.seconds * 10], args.matches)
-        faust_s = run_faust_worker(faust_settings, windows_per_match * args.matches, Path(tmp) / "faust.log")
-        plain_settings = fresh(base)
-        backlog(plain_settings, payloads[:args.seconds * 10], args.matches)
-        plain_s = run_plain_loop(plain_settings, frames)
-        print(f"backlog: {args.matches} matches x {args.seconds} s = {frames} frames")
-        print(f"{'':<26}{'seconds':>9}{'frames/s':>10}{'live matches':>14}")
-        print(f"{'crowdsound worker (Faust)':<26}{faust_s:>9.1f}{frames / faust_s:>10.0f}{frames / faust_s / 10:>14.0f}"
-              "   (includes worker start-up)")
-        print(f"{'plain confluent loop':<26}{plain_s:>9.1f}{frames / plain_s:>10.0f}{frames / plain_s / 10:>14.0f}")
-        live(fresh(base), payloads, args.live_matches, args.live_seconds, Path(tmp) / "live.log")
+        if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
+            tmp = os.environ["BENCH_LOG_DIR"]
+        if not args.skip_backlog:
+            windows_per_match = args.seconds - 2  # 3 s windows, 1 s hop
+            faust_settings = fresh(base)
+            frames = backlog(faust_settings, payloads[:args.seconds * 10], args.matches)
+            faust = run_faust_worker(faust_settings, frames, windows_per_match * args.matches,
+                                     Path(tmp) / "faust.log")
+            drop_topics(faust_settings)
+            plain_settings = fresh(base)
+            backlog(plain_settings, payloads[:args.seconds * 10], args.matches)
+            plain = run_plain_loop(plain_settings, frames, helper=HELPER)
+            drop_topics(plain_settings)
+            print(f"backlog: {args.matches} matches x {args.seconds} s = {frames} frames")
+            print(f"{'':<30}{'total s':>9}{'steady frames/s':>17}{'live matches':>14}")
+            print(f"{'crowdsound worker (Faust)':<30}{faust.seconds:>9.1f}{faust.steady_fps:>17.0f}"
+                  f"{faust.steady_fps / 10:>14.0f}   (total includes ~8 s worker start-up)")
+            print(f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
+                  f"{plain.steady_fps / 10:>14.0f}", flush=True)
+        results = []
+        for count in [int(c) for c in args.ramp.split(",") if c.strip()]:
+            scoped = fresh(base)
+            result = live(scoped, base, payloads, count, args.ramp_seconds, Path(tmp) / f"ramp{count}.log",
+                          lockstep=args.lockstep)
+            drop_topics(scoped)
+            results.append(result)
+            print("ramp " + result.report(), flush=True)
+        if args.live_seconds > 0:
+            scoped = fresh(base)
+            result = live(scoped, base, payloads, args.live_matches, args.live_seconds, Path(tmp) / "live.log",
+                          lockstep=args.lockstep)
+            drop_topics(scoped)
+            results.append(result)
+            print(result.report(), flush=True)
+        if results:
+            keeping_up = [r.matches for r in results if not r.growing]
+            print(f"ceiling (live): {max(keeping_up) if keeping_up else 'none'} matches kept up "
+                  f"(tried {', '.join(str(r.matches) for r in results)})")
 
 
 if __name__ == "__main__":
