@@ -60,3 +60,13 @@ def sample_record(record_type: RecordType, match_id: str = "m-test") -> dict[str
         },
     }
     return records[record_type]
+
+
+def with_offsets(items: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, bytes, bytes]]:
+    """(topic, key, value) in arrival order → (topic, offset, key, value), offsets counted per topic."""
+    offsets: dict[str, int] = {}
+    records = []
+    for topic, key, value in items:
+        records.append((topic, offsets.setdefault(topic, 0), key, value))
+        offsets[topic] += 1
+    return records

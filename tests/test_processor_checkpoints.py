@@ -17,7 +17,7 @@ from schemas.audio import encode_payload
 from schemas.codec import decode, encode
 from streams.checkpoints import Checkpoints
 from streams.processor import RecordProcessor
-from tests.samples import sample_record
+from tests.samples import sample_record, with_offsets
 from tests.test_join import fake_model
 
 SETTINGS = Settings.from_env({"CROWDSOUND_TOPIC_PREFIX": "p.", "CROWDSOUND_GRACE_MS": "10000"})
@@ -153,13 +153,7 @@ def _log() -> list[tuple[str, int, bytes, bytes]]:
                                      clock={"period": "FIRST_HALF", "ms": 15_500}))
     card = encode("MatchEvent", dict(sample_record("MatchEvent", match_id="b"), event_id="c", type="CARD",
                                      clock={"period": "FIRST_HALF", "ms": 20_000}))
-    records = audio[:340] + [(EVENTS, b"a", goal)] + audio[340:420] + [(EVENTS, b"b", card)] + audio[420:]
-    offsets = {AUDIO: 0, EVENTS: 0}
-    log = []
-    for topic, key, value in records:
-        log.append((topic, offsets[topic], key, value))
-        offsets[topic] += 1
-    return log
+    return with_offsets(audio[:340] + [(EVENTS, b"a", goal)] + audio[340:420] + [(EVENTS, b"b", card)] + audio[420:])
 
 
 LOG = _log()

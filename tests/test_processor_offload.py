@@ -17,7 +17,7 @@ from streams.join import AcousticEmotion
 from streams.offload import FrameOffload
 from streams.processor import RecordProcessor
 from streams.windows import ANALYSED
-from tests.samples import sample_record
+from tests.samples import sample_record, with_offsets
 from tests.test_join import fake_model
 
 
@@ -59,12 +59,7 @@ def _records() -> list[tuple[str, int, bytes, bytes]]:
                 sample_record("MatchEvent", match_id="a"), event_id="g", clock={"period": "FIRST_HALF", "ms": 8_500}))))
         if seq == 120:
             items.append((AUDIO, b"zz", _frame("a", 121)))  # key is not the match: dead letter
-    offsets = {AUDIO: 0, EVENTS: 0}
-    records = []
-    for topic, key, value in items:
-        records.append((topic, offsets[topic], key, value))
-        offsets[topic] += 1
-    return records
+    return with_offsets(items)
 
 
 RECORDS = _records()

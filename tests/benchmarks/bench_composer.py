@@ -76,15 +76,14 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, KafkaException, TopicPartition  # noqa: E402
 
-from infra.broker import broker_down, broker_paths, broker_up  # noqa: E402
+from infra.broker import broker_down, broker_up  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer, match_key  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 from tests.music_samples import Spell, emotion_windows  # noqa: E402
-from tests.benchmarks.topics_util import drop_topics  # noqa: E402
+from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
 
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 SAMPLE_RATE = 48_000
 HOP_S = 1
 LENGTH_MS = 3000
@@ -122,34 +121,11 @@ def releasing_window(music_ms: int) -> int:
 
 
 # -- processes and broker ------------------------------------------------------------------------
-def cpu_seconds(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def machine_cpu_seconds() -> float:
-    """Busy CPU seconds of the whole machine (all cores) so far."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values[:8]) - idle) / CLOCK_TICK
 
 
 def self_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
-
-
-def broker_pid(settings: Settings) -> int | None:
-    try:
-        port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
-        return int(broker_paths(settings, port).pid_file.read_text().strip())
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def fresh(base: Settings) -> Settings:

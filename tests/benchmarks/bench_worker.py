@@ -52,15 +52,15 @@ sys.path.insert(0, str(REPO))
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402
 
-from infra.broker import broker_paths, broker_up  # noqa: E402
+from infra.broker import broker_up  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.audio import encode_payload  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
+from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
 
 FRAME = 4800
-CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def crowd_frames(seconds: int) -> list[bytes]:
@@ -85,18 +85,6 @@ def fresh(settings: Settings) -> Settings:
     scoped = settings.with_overrides(topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
     apply_catalogue(make_admin(scoped), scoped)
     return scoped
-
-
-def drop_topics(settings: Settings) -> None:
-    """Delete the topics of a finished run (the backlogs are hundreds of MB)."""
-    admin = make_admin(settings)
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001, S110 - best effort
-                pass
 
 
 def backlog(settings: Settings, payloads: list[bytes], matches: int) -> int:
@@ -180,38 +168,6 @@ def stop_worker(worker: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
-
-
-def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
-    """User + system CPU time of a process so far (and of its live children)."""
-    if pid is None:
-        return float("nan")
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-    if children:
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            for child in task.read_text().split():
-                total += cpu_seconds(int(child), children=True)
-    return total
-
-
-def machine_busy() -> float:
-    """Seconds of CPU time all cores spent busy so far (from /proc/stat)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLOCK_TICK
-
-
-def broker_pid(settings: Settings) -> int | None:
-    """The local broker's process (None for another cluster)."""
-    try:
-        port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
-        return int(broker_paths(settings, port).pid_file.read_text().strip())
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 @dataclass
@@ -408,7 +364,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     begin = time.time() + 0.5
     worker_cpu0, broker_cpu0, wall0 = cpu_seconds(worker.pid, children=True), cpu_seconds(broker_pid(base)), \
         time.monotonic()
-    main_cpu0, machine0, own0 = cpu_seconds(worker.pid), machine_busy(), cpu_seconds(os.getpid())
+    main_cpu0, machine0, own0 = cpu_seconds(worker.pid), machine_cpu_seconds(), cpu_seconds(os.getpid())
     late = 0.0
     next_lag = time.monotonic() + warmup_s
     cycle = 0
@@ -436,7 +392,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     worker_cpu = (cpu_seconds(worker.pid, children=True) - worker_cpu0) / elapsed
     main_cpu = (cpu_seconds(worker.pid) - main_cpu0) / elapsed
     broker_cpu = (cpu_seconds(broker_pid(base)) - broker_cpu0) / elapsed
-    machine_cpu = (machine_busy() - machine0) / elapsed
+    machine_cpu = (machine_cpu_seconds() - machine0) / elapsed
     own_cpu = (cpu_seconds(os.getpid()) - own0) / elapsed
     time.sleep(3)
     stop.set()

@@ -1,0 +1,58 @@
+"""Housekeeping and CPU accounting shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from infra.broker import broker_paths
+from infra.clients import make_admin
+from infra.settings import Settings
+
+__all__ = ["broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds"]
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def drop_topics(settings: Settings) -> None:
+    """Delete the topics of a finished run (backlogs can be hundreds of MB); best effort."""
+    admin = make_admin(settings)
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001, S110 - best effort
+                pass
+
+
+def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
+    """User + system CPU time of a process so far (and of its live children); NaN if gone."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+    if children:
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            for child in task.read_text().split():
+                total += cpu_seconds(int(child), children=True)
+    return total
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine (all cores) so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / CLOCK_TICK
+
+
+def broker_pid(settings: Settings) -> int | None:
+    """The local broker's process (None for another cluster)."""
+    try:
+        port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+        return int(broker_paths(settings, port).pid_file.read_text().strip())
+    except (OSError, ValueError, IndexError):
+        return None
