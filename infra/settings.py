@@ -25,6 +25,7 @@ CROWDSOUND_GRACE_MS                   how late a match event may be and still co
 CROWDSOUND_WINDOW_HOP_MS              emotion window hop (1000)
 CROWDSOUND_WINDOW_LENGTH_MS           emotion window length, a multiple of the hop (3000)
 CROWDSOUND_STREAMS_STORE              Faust table store: memory:// or rocksdb:// (memory://)
+CROWDSOUND_FRAME_HELPER               the worker analyses audio in a helper process: 1 or 0 (1)
 ===================================  =====================================================
 """
 
@@ -102,6 +103,7 @@ class Settings:
     window_hop_ms: int = 1000
     window_length_ms: int = 3000
     streams_store: str = "memory://"
+    frame_helper: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -139,6 +141,7 @@ class Settings:
             window_hop_ms=_int(env, "CROWDSOUND_WINDOW_HOP_MS", 1000, low=100, high=60_000),
             window_length_ms=_int(env, "CROWDSOUND_WINDOW_LENGTH_MS", 3000, low=100, high=120_000),
             streams_store=env.get("CROWDSOUND_STREAMS_STORE", "memory://").strip() or "memory://",
+            frame_helper=_choice(env, "CROWDSOUND_FRAME_HELPER", "1", ("1", "0")) == "1",
         )
 
     def with_overrides(self, **changes: object) -> Settings:

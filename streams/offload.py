@@ -176,12 +176,12 @@ class FrameOffload:
         return analyses
 
     async def ready_within(self, submitted: Submitted, patience_s: float) -> dict[int, FrameAnalysis]:
-        """:meth:`analyses`, after waiting up to ``patience_s`` for the helper's reply, unless
-        the helper has other batches to do first (it is behind: no point in waiting)."""
+        """:meth:`analyses`, after waiting up to ``patience_s`` for the helper's reply (also when
+        it still has older batches to reply to: it analyses faster than the worker applies)."""
         reply = submitted.reply
         if reply is not None and not reply.done():
             self._readable()  # a reply may be in the pipe, not yet seen by the event loop
-            if patience_s > 0 and not reply.done() and self._waiting and self._waiting[0] is submitted:
+            if patience_s > 0 and not reply.done():
                 try:
                     await asyncio.wait_for(asyncio.shield(reply), patience_s)
                 except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - analysed here instead

@@ -15,6 +15,8 @@ def test_defaults_reach_the_local_broker():
     assert settings.client_config() == {"bootstrap.servers": "127.0.0.1:9092", "security.protocol": "PLAINTEXT"}
     assert settings.partitions == 12
     assert settings.topic("crowd.audio.v1") == "crowd.audio.v1"
+    assert settings.frame_helper is True
+    assert Settings.from_env({"CROWDSOUND_FRAME_HELPER": "0"}).frame_helper is False
 
 
 def test_security_and_pass_through_properties_reach_every_client():
@@ -46,6 +48,7 @@ def test_security_and_pass_through_properties_reach_every_client():
     ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL"),
     ({"CROWDSOUND_LOG_LEVEL": "LOUD"}, "CROWDSOUND_LOG_LEVEL"),
     ({"CROWDSOUND_BROKER_PORT": "70000"}, "CROWDSOUND_BROKER_PORT"),
+    ({"CROWDSOUND_FRAME_HELPER": "maybe"}, "CROWDSOUND_FRAME_HELPER"),
 ])
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):

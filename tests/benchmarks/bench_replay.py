@@ -11,6 +11,7 @@
    and the same replay reading crowd.emotions.v1 instead — those windows are first made
    by recomputing once and writing them, as the live worker would have.
 3. Prints the figures and PASS/FAIL against the target (<= 60 s for --from-audio).
+4. Deletes its topics and stops the broker it started, unless --keep.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from infra.broker import broker_up  # noqa: E402
+from infra.broker import broker_down, broker_up  # noqa: E402
 from infra.clients import make_admin, make_producer, match_key  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.codec import encode  # noqa: E402
+from tests.benchmarks.bench_support import drop_topics  # noqa: E402
 
 PORT = 26092
 TARGET_S = 60.0
@@ -54,12 +56,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--script", default=str(REPO / "producers/stadium/scripts/full_match.toml"))
     parser.add_argument("--auto", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="leave the broker and the match's topics for a look")
     args = parser.parse_args()
 
     base = Settings.from_env()
     settings = base.with_overrides(bootstrap_servers=f"127.0.0.1:{PORT}", broker_port=PORT,
                                    topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
-    broker_up(settings)
+    _, started = broker_up(settings)
+    try:
+        return _bench(args, settings)
+    finally:
+        if not args.keep:
+            drop_topics(settings)
+            if started:  # a broker of its own: it would take CPU from whatever runs next
+                broker_down(settings)
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
     apply_catalogue(make_admin(settings), settings)
     match_id = "bench-full-match"
     print(f"broker 127.0.0.1:{PORT}, topics {settings.topic_prefix}*")

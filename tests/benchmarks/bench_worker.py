@@ -17,7 +17,9 @@
    LIVE_SECONDS while one worker runs. Reported: for each emotion window, the time from its
    last frame being sent to the record arriving at a consumer (p50/p99/max), and the
    worker's consumer lag (log end minus committed offset, sampled every 2 s) at the start
-   and end of the run, its maximum and its trend; CPU used by the worker and the broker.
+   and end of the run, its maximum and its trend; CPU used by the worker and the broker; the
+   share of frames its helper process analysed (from the worker's /metrics); and the
+   episodes in which windows took longer than the 250 ms target, when they began.
 3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
    matches whose lag does not grow.
 
@@ -38,8 +40,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import socket
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +55,7 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from infra.broker import broker_up  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer  # noqa: E402
@@ -149,15 +154,33 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
 HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAME_HELPER=0)
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
+def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING",
-            "CROWDSOUND_METRICS_PORT": "0", "CROWDSOUND_FRAME_HELPER": "1" if HELPER else "0"}
+            "CROWDSOUND_METRICS_PORT": str(metrics_port), "CROWDSOUND_FRAME_HELPER": "1" if HELPER else "0"}
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent, env=worker_env(settings),
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)  # noqa: SIM115
+def start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent,
+                            env=worker_env(settings, metrics_port), stdout=open(log, "w"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def frames_analysed(port: int) -> dict[str, float]:
+    """The worker's crowdsound_stream_frames_analysed_total by where (helper / worker); {} if unreadable."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
+    except OSError:
+        return {}
+    return {sample.labels["where"]: sample.value for family in text_string_to_metric_families(text)
+            if family.name == "crowdsound_stream_frames_analysed" for sample in family.samples
+            if sample.name.endswith("_total")}
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
@@ -271,6 +294,9 @@ def run_plain_loop(settings: Settings, frames: int, *, helper: bool) -> Drain:
     return Drain(elapsed, steady_rate(samples, frames))
 
 
+TARGET_MS = 250  # issue 4: p99 from a window's last frame to its emotion record
+
+
 @dataclass
 class LiveResult:
     matches: int
@@ -290,6 +316,9 @@ class LiveResult:
     machine_cpu: float  # all processes on the machine, cores busy
     load_cpu: float  # this benchmark (the encoders' producer and the latency consumer)
     sent_late_ms: float  # how far the producer fell behind its schedule at worst
+    slow: list[tuple[float, int, float]]  # episodes of windows over TARGET_MS: (start s into the run, windows, worst ms)
+    helper_share: float  # of the frames analysed, the share the frame helper analysed (NaN: no helper)
+    helper_share_slow: list[float]  # the same from 2 s before to 10 s after each slow episode began
 
     @property
     def fps(self) -> int:
@@ -317,15 +346,46 @@ class LiveResult:
             f"{100 * (self.worker_cpu - self.worker_main_cpu):.0f}), broker {100 * self.broker_cpu:.0f}, this "
             f"benchmark's encoders and consumer {100 * self.load_cpu:.0f}, anything else on the machine "
             f"{100 * self.others_cpu:.0f}; whole machine {100 * self.machine_cpu:.0f} of {100 * (os.cpu_count() or 1)}\n"
-            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule"
+            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule; frames analysed by the helper "
+            f"{100 * self.helper_share:.0f} %\n"
+            f"  windows over {TARGET_MS} ms: {sum(n for _, n, _ in self.slow)}"
+            + "".join(f"; {n} at {at:.0f} s (worst {worst:.0f} ms, frames by the helper around it "
+                      f"{100 * share:.0f} %)" for (at, n, worst), share in zip(self.slow[:6], self.helper_share_slow))
+            + (f"; and {len(self.slow) - 6} more episodes" if len(self.slow) > 6 else "")
         )
+
+
+def helper_share(analysed: list[tuple[float, dict[str, float]]], start: float, end: float) -> float:
+    """Share of the frames analysed between the samples nearest to [start, end] that the helper analysed."""
+    inside = [counts for at, counts in analysed if start <= at <= end and counts]
+    if len(inside) < 2:
+        return float("nan")
+    done = {where: inside[-1].get(where, 0.0) - inside[0].get(where, 0.0) for where in ("helper", "worker")}
+    total = done["helper"] + done["worker"]
+    return done["helper"] / total if total else float("nan")
+
+
+def slow_episodes(arrivals: list[tuple[float, float]], since: float) -> list[tuple[float, int, float]]:
+    """Windows over the target grouped into episodes (arrivals less than 1 s apart)."""
+    episodes: list[list[float]] = []  # [start, last, count, worst]
+    for at, latency in sorted(arrivals):
+        if latency <= TARGET_MS:
+            continue
+        if episodes and at - episodes[-1][1] < 1.0:
+            episodes[-1][1:] = [at, episodes[-1][2] + 1, max(episodes[-1][3], latency)]
+        else:
+            episodes.append([at, at, 1, latency])
+    return [(start - since, int(count), worst) for start, _, count, worst in episodes]
 
 
 def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int, seconds: int, log: Path, *,
          lockstep: bool = False, warmup_s: float = 10.0) -> LiveResult:
-    worker = start_worker(settings, log)
+    metrics_port = free_port()
+    worker = start_worker(settings, log, metrics_port)
+    analysed: list[tuple[float, dict[str, float]]] = []  # (wall time, frames analysed by where), every 2 s
     latencies: list[float] = []
     inside: list[float] = []
+    arrivals: list[tuple[float, float]] = []  # (arrival, latency ms) for the slow-episode report
     stop = threading.Event()
     ready = threading.Event()
 
@@ -341,6 +401,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
             window = decode(message.value(), expect="EmotionWindow")
             if window["revision"] == 0:
                 latencies.append(arrived - window["audio_wall_time_ms"])
+                arrivals.append((arrived / 1000, latencies[-1]))
                 inside.append(window["wall_time_ms"] - window["audio_wall_time_ms"])
         consumer.close()
 
@@ -385,6 +446,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
             producer.poll(0)
         if time.monotonic() >= next_lag:
             lag_samples.append((time.monotonic(), lag.lag()))
+            analysed.append((time.time(), frames_analysed(metrics_port)))
             next_lag = time.monotonic() + 2.0
         cycle += 1
     producer.flush(30)
@@ -410,6 +472,10 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         lag_start=int(lags[0]), lag_end=int(lags[-1]), lag_max=int(lags.max()),
         lag_trend=float(np.polyfit(times - times[0], lags, 1)[0]), worker_cpu=worker_cpu, worker_main_cpu=main_cpu,
         broker_cpu=broker_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
+        slow=slow_episodes(arrivals, begin),
+        helper_share=helper_share(analysed, 0.0, float("inf")),
+        helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in
+                           slow_episodes(arrivals, begin)],
     )
 
 
