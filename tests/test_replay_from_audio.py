@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pyloudnorm
 import pytest
+import soundfile
 
 from consumers.replay.emotions import final_windows, recompute_windows
 from consumers.replay.reader import PartitionReader
@@ -102,3 +105,32 @@ def test_from_audio_gives_the_live_final_windows(topics, tmp_path):
     assert runs[1]["emotions_from"].startswith("crowd.audio.v1")
     assert [c["reason"] for c in runs[0]["clips"]] == [c["reason"] for c in runs[1]["clips"]]
     assert any("goal home" in c["reason"] for c in runs[0]["clips"])
+
+
+def test_mix_crowd_lays_the_crowd_under_the_music(topics, tmp_path):
+    """The same clip with and without --mix-crowd: the mix is the music plus the match's crowd
+    about 8 LU under it, still at broadcast level."""
+    settings = topics
+    match = "m-mix-crowd"
+    (tmp_path / "match.toml").write_text(SCRIPT)
+    streamed = run_cli("stadium", "--script", str(tmp_path / "match.toml"), "--match", match, "--fast",
+                       "--quiet", "--spool-dir", str(tmp_path / "spool"), settings=settings)
+    assert streamed.returncode == 0, streamed.stderr
+    clips = {}
+    for name, flags in (("music", ()), ("mixed", ("--mix-crowd",))):
+        result = run_cli("replay", "--match", match, "--out", str(tmp_path / name), "--range", "0:25-0:40",
+                         "--from-audio", "--json", "--quiet", *flags, settings=settings, timeout=300)
+        assert result.returncode == 0, result.stderr
+        clip = json.loads(result.stdout)["clips"][0]
+        clips[name], rate = soundfile.read(tmp_path / name / f"{clip['name']}.wav")
+    music, mixed = clips["music"], clips["mixed"]
+    assert music.shape == mixed.shape
+    meter = pyloudnorm.Meter(rate)
+    assert -24 <= meter.integrated_loudness(mixed) <= -22
+    # What is left of the mix once the music (at its gain in the mix) is taken out: the crowd.
+    gain = float(np.sum(mixed * music) / np.sum(music * music))
+    crowd = mixed - gain * music
+    crowd_lufs = meter.integrated_loudness(crowd)
+    assert -35 <= crowd_lufs <= -27, crowd_lufs  # 8 LU under the music, give or take the mastering
+    # Broadband noise, not a leftover of the music: little of it correlates with the score.
+    assert abs(np.corrcoef(crowd.ravel(), music.ravel())[0, 1]) < 0.1
