@@ -71,6 +71,11 @@ def _register_composer(commands: Any) -> None:
                           help="stable name of this replica (its transactional id); default: the host name")
     composer.add_argument("--metrics-port", type=whole_number(low=0, high=65535), metavar="PORT",
                           help="serve /metrics and /healthz on PORT (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    composer.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
+                          default=6, metavar="HOURS",
+                          help="forget a match (delete its state) once its partition has heard another match "
+                          "HOURS later in match audio time (default 6); a window arriving after that starts its "
+                          "music afresh")
     composer.set_defaults(handler=_composer)
 
 
@@ -80,7 +85,8 @@ def _composer(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.metrics_port is not None:
         settings = settings.with_overrides(metrics_port=args.metrics_port)
-    run_composer(settings, ComposerConfig(outputs=args.outputs, instance=args.instance))
+    run_composer(settings, ComposerConfig(outputs=args.outputs, instance=args.instance,
+                                          forget_after_h=float(args.forget_after)))
     return 0
 
 

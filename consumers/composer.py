@@ -9,6 +9,11 @@ Streams changelog), so a composer killed at any moment restarts from the last co
 batch with the exact state of that batch: no duplicate and no missing bar, and — because
 the score is deterministic — the same music it would have made without the crash.
 
+A match is forgotten — its state tombstoned in the same transaction, its score dropped —
+once another match of its partition has been heard ``forget_after_h`` hours later (match
+audio time, not the wall clock of the composer, so a restarted composer forgets at the same
+record), so the state topic and restore time do not grow with every match ever played.
+
 ``--outputs`` splits the work: a control-only group is cheap (hundreds of matches per
 process), an audio group renders with FluidSynth. Both compute the same score, so their
 outputs agree bar for bar.
@@ -60,6 +65,14 @@ LATENCY = Histogram("crowdsound_composer_emotion_to_output_seconds",
 BATCH = Histogram("crowdsound_composer_batch_seconds", "time to compose and commit one batch of input",
                   buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
 
+def _drop_gauges(match_id: str) -> None:
+    for gauge in (TEMPO, INTENSITY):
+        try:
+            gauge.remove(match_id)
+        except KeyError:
+            pass  # no bar yet
+
+
 def state_topic(settings: Settings) -> str:
     return settings.topic("crowdsound-composer-state")
 
@@ -94,6 +107,9 @@ def _ensure_state_topic(settings: Settings) -> None:
     raise BrokerError(f"{name} was created but its {settings.partitions} partitions did not appear within 30 s")
 
 
+HEARD_KEY = "composer_heard_wall_ms"  # in a match's saved state: the newest audio wall time of its windows
+
+
 def pack_state(state: dict[str, Any]) -> bytes:
     return zlib.compress(json.dumps(state, separators=(",", ":"), sort_keys=True).encode(), 6)
 
@@ -119,6 +135,8 @@ class Composer:
             self.synth = SoundFontSynth()
         self.scores: dict[str, MatchScore] = {}
         self.saved: dict[str, dict[str, Any]] = {}  # restored state not yet turned into a score
+        self.heard: dict[str, int] = {}  # per match: newest audio wall time of its windows (ms)
+        self.newest: dict[int, int] = {}  # per input partition: newest audio wall time of any window
         self.prefs = PreferencesTable()
         self.assigned: set[int] = set()
         self.running = True
@@ -153,13 +171,13 @@ class Composer:
         self.assigned -= gone
         for match_id in [m for m in self.scores if self._partition(m) in gone]:
             del self.scores[match_id]
-            for gauge in (TEMPO, INTENSITY):
-                try:
-                    gauge.remove(match_id)
-                except KeyError:
-                    pass  # no bar yet
+            _drop_gauges(match_id)
         for match_id in [m for m in self.saved if self._partition(m) in gone]:
             del self.saved[match_id]
+        for match_id in [m for m in self.heard if self._partition(m) in gone]:
+            del self.heard[match_id]
+        for partition in gone:
+            self.newest.pop(partition, None)
         MATCHES.set(len(self.scores))
         log.info("revoked partitions=%s", sorted(gone))
 
@@ -191,11 +209,13 @@ class Composer:
                     if key.startswith(self.state_key_prefix):
                         match_id = key[len(self.state_key_prefix):]
                         value = message.value()
-                        if value is None:
-                            self.saved.pop(match_id, None)
-                        else:
-                            self.saved[match_id] = unpack_state(value)
                         self.scores.pop(match_id, None)
+                        self.saved.pop(match_id, None)
+                        self.heard.pop(match_id, None)
+                        if value is not None:
+                            self.saved[match_id] = unpack_state(value)
+                            if HEARD_KEY in self.saved[match_id]:
+                                self._hear(match_id, message.partition(), self.saved[match_id][HEARD_KEY])
                     if message.offset() + 1 >= ends[message.partition()]:
                         done.add(message.partition())
                 # Transaction markers occupy offsets too: a partition is done when the
@@ -287,10 +307,11 @@ class Composer:
             if match_id is not None:
                 touched.add(match_id)
                 received.append(message.timestamp()[1] / 1000)
-        for match_id in sorted(touched):
-            score = self.scores[match_id]
+        for match_id in sorted(touched & set(self.scores)):  # (not those forgotten since)
+            state = self.scores[match_id].to_state()
+            state[HEARD_KEY] = self.heard[match_id]
             self.producer.produce(self.state_topic, key=f"{self.state_key_prefix}{match_id}".encode(),
-                                  value=pack_state(score.to_state()), partition=self._partition(match_id))
+                                  value=pack_state(state), partition=self._partition(match_id))
         positions = self._positions(batch[:taken])
         self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 30)
         self.producer.commit_transaction(30)
@@ -314,6 +335,7 @@ class Composer:
             self._dead_letter(message, str(error), "SchemaError")
             return None
         match_id = window["match_id"]
+        self._hear(match_id, message.partition(), int(window["audio_wall_time_ms"]), forget=True)
         score = self._score(match_id)
         score.set_prefs(self.prefs.for_match(match_id))
         try:
@@ -324,6 +346,28 @@ class Composer:
         WINDOWS.labels(revised=str(window["revision"] > 0).lower()).inc()
         self._send(match_id, outputs)
         return match_id
+
+    def _hear(self, match_id: str, partition: int, wall_ms: int, *, forget: bool = False) -> None:
+        """Note a window's audio time; with ``forget``, first forget the matches of the
+        partition not heard for ``forget_after_h`` before the partition's newest window."""
+        if wall_ms > self.newest.get(partition, wall_ms - 1):
+            self.newest[partition] = wall_ms
+            if forget:
+                self._forget_before(partition, wall_ms - int(self.config.forget_after_h * 3_600_000))
+        self.heard[match_id] = max(self.heard.get(match_id, wall_ms), wall_ms)
+
+    def _forget_before(self, partition: int, cutoff_ms: int) -> None:
+        """Tombstone (in the open transaction) the state of the partition's matches last heard
+        before ``cutoff_ms``: finished matches must not make the state topic grow for ever."""
+        for match_id in [m for m, heard in self.heard.items() if heard < cutoff_ms and self._partition(m) == partition]:
+            self.producer.produce(self.state_topic, key=f"{self.state_key_prefix}{match_id}".encode(), value=None,
+                                  partition=partition)
+            self.scores.pop(match_id, None)
+            self.saved.pop(match_id, None)
+            del self.heard[match_id]
+            _drop_gauges(match_id)
+            log.info("forgot match_id=%s (not heard for %.0f h)", match_id, self.config.forget_after_h)
+        MATCHES.set(len(self.scores))
 
     def _send(self, match_id: str, outputs: list[Output]) -> None:
         key = match_key(match_id)
@@ -371,6 +415,8 @@ class Composer:
             self.producer.abort_transaction(30)
         self.scores.clear()
         self.saved.clear()
+        self.heard.clear()
+        self.newest.clear()
         assignment = self.consumer.assignment()
         self._restore({tp.partition for tp in assignment})
         committed = self.consumer.committed(assignment, timeout=30)

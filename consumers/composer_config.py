@@ -16,6 +16,10 @@ class ComposerConfig:
     max_batch: int = 500
     poll_timeout_s: float = 0.1
     transaction_budget_s: float = 2.0  # stop adding records to a transaction after this long
+    # A match is forgotten (its state tombstoned) once another match of its partition has been
+    # heard this much later (event time: the windows' audio wall clock, so restarts and
+    # replays of the input forget at the same record).
+    forget_after_h: float = 6.0
 
     @property
     def group_id_suffix(self) -> str:

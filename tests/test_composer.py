@@ -185,3 +185,47 @@ def test_preferences_reach_a_running_composer(topics, tmp_path):
         assert '"style": "electronic"' in shown.stdout
     finally:
         _stop(composer)
+
+
+def test_a_match_not_heard_for_hours_is_forgotten_and_its_state_deleted(topics, tmp_path):
+    """Finished matches must not make the state topic (and every restore) grow for ever."""
+    from consumers.composer import state_topic
+    from infra.partitioning import partition_for
+
+    settings = topics
+    old = "m-finished"
+    new = next(m for m in (f"m-later-{i}" for i in range(1000))
+               if partition_for(match_key(m), settings.partitions) == partition_for(match_key(old), settings.partitions))
+    composer = _start(settings, tmp_path, "c-forget", "--outputs", "control", "--forget-after", "1")
+    producer = make_producer(settings)
+    start = 1_700_000_000_000
+    try:
+        _produce(producer, settings, emotion_windows(old, SPELLS[:1], wall_start_ms=start))
+        # Another match of the same partition, heard 2 hours later (match audio time).
+        _produce(producer, settings, emotion_windows(new, SPELLS[:1], wall_start_ms=start + 2 * 3_600_000))
+        old_controls = len(_expected(old, emotion_windows(old, SPELLS[:1]))[0])
+        expected = old_controls + len(_expected(new, emotion_windows(new, SPELLS[:1]))[0])
+        assert len(_records(settings, "music.control.v1", "MusicControl", expected)) == expected
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "forgot match_id=m-finished" not in (tmp_path / "c-forget.log").read_text():
+            time.sleep(0.5)
+    finally:
+        _stop(composer)
+    latest: dict[bytes, bytes | None] = {}
+    for message in read_topic(settings, state_topic(settings), expected=10_000, timeout_s=5):
+        latest[message.key()] = message.value()
+    assert latest[f"control:{old}".encode()] is None  # a tombstone: compaction removes the match
+    assert latest[f"control:{new}".encode()] is not None
+    assert "forgot match_id=m-finished" in (tmp_path / "c-forget.log").read_text()
+
+    # A restarted composer goes on with the later match only, where it left off.
+    producer = make_producer(settings)
+    composer = _start(settings, tmp_path, "c-forget", "--outputs", "control", "--forget-after", "1")
+    try:
+        more = emotion_windows(new, SPELLS[:2], wall_start_ms=start + 2 * 3_600_000)
+        _produce(producer, settings, more[len(emotion_windows(new, SPELLS[:1])):])
+        whole = _expected(new, more)[0]
+        got = _records(settings, "music.control.v1", "MusicControl", old_controls + len(whole))
+        assert _strip_wall([r for r in got if r["match_id"] == new]) == _strip_wall(whole)
+    finally:
+        _stop(composer)
