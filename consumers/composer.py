@@ -359,6 +359,8 @@ class Composer:
     def _forget_before(self, partition: int, cutoff_ms: int) -> None:
         """Tombstone (in the open transaction) the state of the partition's matches last heard
         before ``cutoff_ms``: finished matches must not make the state topic grow for ever."""
+        if min(self.heard.values(), default=cutoff_ms) >= cutoff_ms:
+            return  # the common case, without hashing every match id to its partition
         for match_id in [m for m, heard in self.heard.items() if heard < cutoff_ms and self._partition(m) == partition]:
             self.producer.produce(self.state_topic, key=f"{self.state_key_prefix}{match_id}".encode(), value=None,
                                   partition=partition)
