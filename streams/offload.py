@@ -5,8 +5,9 @@ and the frame analysis (FFTs, ~40 % of its work) take turns on one core. A
 :class:`FrameOffload` moves the frame analysis to a helper process, so the worker uses the
 machine's second core: the agent takes records in small batches and sends each batch's
 frames to the helper as soon as it has them; the helper analyses batch n + 1 while the
-worker applies batch n. When the worker gets to a frame, it uses the helper's features if
-they have arrived, and otherwise analyses the frame itself: it never waits for the helper.
+worker applies batch n. When the worker gets to a batch, it waits a little (at most
+``streams.app.HELPER_PATIENCE_S``) for the helper's features, and analyses the frames the
+helper has not finished itself.
 
 It changes no result. A frame's features depend on the frame and on the audio before it
 (the analyzer's *tail*). The helper analyses each match's frames as a chain, starting from
