@@ -85,15 +85,8 @@ def unique_group() -> str:
 def run_cli(*args: str, settings: Settings | None = None, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``crowdsound ARGS`` as a user would, against ``settings``' cluster and prefix."""
-    full_env = dict(os.environ)
-    if settings is not None:
-        full_env.update({
-            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix,
-            "CROWDSOUND_PARTITIONS": str(settings.partitions),
-            "CROWDSOUND_BROKER_PORT": str(settings.broker_port),
-            "CROWDSOUND_STATE_DIR": str(settings.state_dir),
-        })
-    full_env.update(env or {})
+    from tests.kafka_helpers import cli_env
+
+    full_env = {**(cli_env(settings) if settings is not None else os.environ), **(env or {})}
     return subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=REPO, check=False)

@@ -1,7 +1,9 @@
-"""Reading back what a test wrote, from the real broker."""
+"""Reading back what a test wrote, from the real broker; running crowdsound processes against it."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 
@@ -9,6 +11,21 @@ from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from infra.clients import make_consumer
 from infra.settings import Settings
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a ``crowdsound`` process run against ``settings``' cluster and prefix."""
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_PARTITIONS": str(settings.partitions),
+            "CROWDSOUND_BROKER_PORT": str(settings.broker_port), "CROWDSOUND_STATE_DIR": str(settings.state_dir),
+            **extra}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a process's /metrics)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def read_topic(settings: Settings, topic: str, *, expected: int, timeout_s: float = 30.0) -> list[Message]:

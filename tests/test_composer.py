@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from consumers.score import MatchScore
 from infra.clients import make_producer, match_key
 from schemas.codec import decode, encode
 from tests.conftest import run_cli
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import cli_env, free_port, read_topic
 from tests.music_samples import Spell, emotion_windows
 
 pytestmark = pytest.mark.kafka
@@ -31,15 +30,8 @@ SPELLS = [
 ]
 
 
-def _env(settings, **extra: str) -> dict[str, str]:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "INFO", **extra}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _env(settings) -> dict[str, str]:
+    return cli_env(settings, CROWDSOUND_LOG_LEVEL="INFO")
 
 
 def _start(settings, tmp_path, name: str, *args: str) -> subprocess.Popen:
@@ -81,7 +73,7 @@ def _strip_wall(records: list[dict]) -> list[dict]:
 
 def test_music_for_two_matches_with_metrics_dead_letters_and_listen(topics, tmp_path):
     settings = topics
-    port = _free_port()
+    port = free_port()
     composer = _start(settings, tmp_path, "c1", "--metrics-port", str(port))
     producer = make_producer(settings)
     windows = {m: emotion_windows(m, SPELLS) for m in ("m-one", "m-two")}

@@ -400,33 +400,27 @@ def test_strimzi_topics_are_the_catalogue():
     assert "staging.crowdsound-composer-state" not in {d["spec"]["topicName"] for d in kinds(docs, "KafkaTopic")}
 
 
-def test_strimzi_state_topic_is_the_one_the_composer_would_create(monkeypatch):
-    """The KafkaTopic of the composer's state topic has the settings consumers/composer.py creates it with."""
+@pytest.mark.kafka
+def test_strimzi_state_topic_is_the_one_the_composer_creates(settings):
+    """The KafkaTopic of the composer's state topic has the partitions and settings the composer
+    gives the topic it creates on a real broker."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+
     import consumers.composer as composer
-    from infra.settings import Settings
+    from infra.clients import make_admin
 
-    created: list[Any] = []
-
-    class FakeAdmin:
-        def list_topics(self, topic: str | None = None, timeout: float = 10) -> Any:
-            # After the create, the topic shows up with its partitions (the composer waits for that).
-            topics = {t.topic: type("TopicMetadata", (), {"error": None, "partitions": dict.fromkeys(
-                range(t.num_partitions))})() for t in created}
-            return type("Metadata", (), {"topics": topics})()
-
-        def create_topics(self, topics: list[Any]) -> dict[str, Any]:
-            created.extend(topics)
-            return {}
-
-    monkeypatch.setattr(composer, "make_admin", lambda settings: FakeAdmin())
-    settings = Settings.from_env({"CROWDSOUND_TOPIC_PREFIX": "staging.", "CROWDSOUND_PARTITIONS": "24"})
-    composer._ensure_state_topic(settings)
-    (new_topic,) = created
-    assert new_topic.topic == composer.state_topic(settings) == "staging.crowdsound-composer-state"
     docs = render(CHART / "ci" / "strimzi-topics-values.yaml")
-    (topic,) = [d for d in kinds(docs, "KafkaTopic") if d["spec"]["topicName"] == new_topic.topic]
-    assert topic["spec"]["partitions"] == new_topic.num_partitions == 24
-    assert topic["spec"]["config"] == new_topic.config
+    (topic,) = [d for d in kinds(docs, "KafkaTopic") if d["spec"]["topicName"] == "staging.crowdsound-composer-state"]
+    settings = settings.with_overrides(partitions=topic["spec"]["partitions"])
+    composer._ensure_state_topic(settings)
+    name = composer.state_topic(settings)
+    assert name == f"{settings.topic_prefix}crowdsound-composer-state"
+    admin = make_admin(settings)
+    assert len(admin.list_topics(name, timeout=10).topics[name].partitions) == topic["spec"]["partitions"] == 24
+    (future,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)]).values()
+    explicit = {key: entry.value for key, entry in future.result(timeout=30).items()
+                if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value}
+    assert topic["spec"]["config"] == explicit
 
 
 def test_topics_file_is_generated_from_the_catalogue():

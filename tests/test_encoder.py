@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import soundfile
 from schemas.audio import decode_payload
 from schemas.codec import decode
 from tests.conftest import REPO, run_cli
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import cli_env, free_port, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -57,8 +56,7 @@ def test_stdin_pcm_is_sent_sample_for_sample(topics, tmp_path):
         [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-stdin", "--source", "-", "--channels", "2",
          "--kickoff", "now", "--spool-dir", str(tmp_path / "spool"), "--quiet"],
         input=samples.tobytes(), capture_output=True, timeout=60, cwd=REPO,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers,
-             "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix},
+        env=cli_env(topics),
     )
     assert process.returncode == 0, process.stderr.decode()
     frames, _ = _frames(topics, expected=5)
@@ -90,8 +88,7 @@ def test_stopping_and_restarting_the_broker_mid_stream_loses_and_duplicates_no_f
         pytest.skip("the tests use an external cluster they must not restart")
     wav = tmp_path / "long.wav"
     soundfile.write(wav, _tone(14.0, 48_000), 48_000)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers,
-           "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix}
+    env = cli_env(topics)
     encoder = subprocess.Popen(  # live pacing: 14 s of audio take 14 s
         [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-outage", "--source", str(wav),
          "--start", "10:00", "--spool-dir", str(tmp_path / "spool"), "--quiet", "--drain-timeout", "90"],
@@ -160,7 +157,7 @@ def test_fast_without_a_clock_and_bad_frame_lengths_are_refused(tmp_path):
 def test_without_kickoff_or_start_the_clock_follows_the_matchs_period_events(topics, tmp_path):
     kickoff = run_cli("event", "--match", "m-follow", "kickoff", "--at", "0:00", settings=topics)
     assert kickoff.returncode == 0, kickoff.stderr
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers, "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix}
+    env = cli_env(topics)
     samples = np.zeros((4800 * 3, 1), dtype="<i2")
     for match_id in ("m-follow", "m-not-started"):
         process = subprocess.run(
@@ -177,15 +174,12 @@ def test_without_kickoff_or_start_the_clock_follows_the_matchs_period_events(top
 
 
 def test_a_live_encoder_exposes_its_metrics_and_health(topics, tmp_path):
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     wav = tmp_path / "live.wav"
     soundfile.write(wav, _tone(4.0, 48_000), 48_000)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers, "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix}
+    env = cli_env(topics)
     encoder = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-metrics", "--source", str(wav), "--start", "0:00",
          "--spool-dir", str(tmp_path / "spool"), "--quiet", "--metrics-port", str(port)],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import run_cli
+from tests.kafka_helpers import cli_env, free_port
 from tests.test_deploy import _documented_metric_names, _metric_definitions
 
 pytestmark = pytest.mark.kafka
@@ -43,12 +43,6 @@ MUST_HAVE_SAMPLES = {
 }
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _scrape(port: int) -> dict[str, list]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     return {family.name: family.samples for family in text_string_to_metric_families(text)}
@@ -56,9 +50,8 @@ def _scrape(port: int) -> dict[str, list]:
 
 def test_a_running_worker_and_composer_expose_the_documented_series(topics, tmp_path):
     settings = topics
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
-    ports = {"worker": _port(), "composer": _port()}
+    env = cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING")
+    ports = {"worker": free_port(), "composer": free_port()}
     commands = {"worker": ["worker", "--metrics-port", str(ports["worker"])],
                 "composer": ["composer", "--instance", "metrics", "--metrics-port", str(ports["composer"])]}
     processes = {}

@@ -18,6 +18,7 @@ from consumers.replay.emotions import final_windows, recompute_windows
 from consumers.replay.reader import PartitionReader
 from schemas.codec import decode, encode
 from tests.conftest import run_cli
+from tests.kafka_helpers import cli_env
 
 pytestmark = pytest.mark.kafka
 
@@ -57,8 +58,7 @@ def _comparable(window: dict) -> dict:
 
 def test_from_audio_gives_the_live_final_windows(topics, tmp_path):
     settings = topics
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
+    env = cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING")
     with open(tmp_path / "worker.log", "w") as log:
         worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=tmp_path, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.codec import decode
 from tests.conftest import run_cli
-from tests.kafka_helpers import read_topic
+from tests.kafka_helpers import cli_env, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -47,8 +47,7 @@ outcome = "red"
 
 
 def _env(settings) -> dict[str, str]:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
+    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING")
 
 
 def _start_worker(settings, tmp_path, name: str) -> subprocess.Popen:

@@ -57,7 +57,6 @@ import argparse
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -82,6 +81,7 @@ from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 from tests.music_samples import Spell, emotion_windows  # noqa: E402
+from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
 
 SAMPLE_RATE = 48_000
@@ -189,17 +189,9 @@ class Group:
                 process.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_group(settings: Settings, outputs: str, logs: Path, replicas: int = 1) -> Group:
     group = Group(settings, outputs, [], [], [])
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING",
-           "CROWDSOUND_METRICS_PORT": "0", "CROWDSOUND_PARTITIONS": str(settings.partitions)}
+    env = cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT="0")
     for replica in range(1, replicas + 1):
         log = logs / f"composer-{settings.topic_prefix}{outputs}-{replica}.log"
         port = free_port()

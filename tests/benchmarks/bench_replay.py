@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from infra.clients import make_admin, make_producer, match_key  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.codec import encode  # noqa: E402
+from tests.kafka_helpers import cli_env  # noqa: E402
 from tests.benchmarks.bench_support import drop_topics  # noqa: E402
 
 PORT = 26092
@@ -41,8 +41,7 @@ TARGET_S = 60.0
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING"}
+    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING")
 
 
 def _run(args: list[str], settings: Settings) -> tuple[float, subprocess.CompletedProcess[str]]:

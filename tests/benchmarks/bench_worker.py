@@ -40,7 +40,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import socket
 import threading
 import time
 import urllib.request
@@ -63,6 +62,7 @@ from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.audio import encode_payload  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
+from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
 
 FRAME = 4800
@@ -155,21 +155,14 @@ HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAM
 
 
 def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
-    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_LOG_LEVEL": "WARNING",
-            "CROWDSOUND_METRICS_PORT": str(metrics_port), "CROWDSOUND_FRAME_HELPER": "1" if HELPER else "0"}
+    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT=str(metrics_port),
+                   CROWDSOUND_FRAME_HELPER="1" if HELPER else "0")
 
 
 def start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent,
                             env=worker_env(settings, metrics_port), stdout=open(log, "w"),  # noqa: SIM115
                             stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def frames_analysed(port: int) -> dict[str, float]:
@@ -465,6 +458,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         raise SystemExit(f"live: no windows or lag samples; see {log}")
     values, own = np.array(latencies), np.array(inside)
     times, lags = np.array([t for t, _ in lag_samples]), np.array([n for _, n in lag_samples], dtype=float)
+    slow = slow_episodes(arrivals, begin)
     return LiveResult(
         matches=matches, seconds=seconds, windows=len(values), p50_ms=float(np.percentile(values, 50)),
         p99_ms=float(np.percentile(values, 99)), max_ms=float(values.max()),
@@ -472,10 +466,8 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         lag_start=int(lags[0]), lag_end=int(lags[-1]), lag_max=int(lags.max()),
         lag_trend=float(np.polyfit(times - times[0], lags, 1)[0]), worker_cpu=worker_cpu, worker_main_cpu=main_cpu,
         broker_cpu=broker_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
-        slow=slow_episodes(arrivals, begin),
-        helper_share=helper_share(analysed, 0.0, float("inf")),
-        helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in
-                           slow_episodes(arrivals, begin)],
+        slow=slow, helper_share=helper_share(analysed, 0.0, float("inf")),
+        helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in slow],
     )
 
 
