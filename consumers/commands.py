@@ -1,4 +1,4 @@
-"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``listen``."""
+"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``listen``, ``replay``, ``audit``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def register(commands: Any) -> None:
     _register_prefs(commands)
     _register_listen(commands)
     _register_replay(commands)
+    _register_audit(commands)
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,3 +279,33 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  #{clip['rank']} {clip['start']}-{clip['end']}  {clip['reason']}  ({clip['duration_s']:.1f} s)")
         print(f"{len(result.files)} files written to {result.out_dir}/", file=sys.stderr)
     return 0
+
+
+def _register_audit(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit", help="measure a replay folder the way a music supervisor would (no Kafka)",
+        description="Read a replay folder (crowdsound replay or make demo: clips' WAV/MIDI/JSON, reel.wav, and "
+        "live.wav/live.json/live.mid when present) and print: each file's loudness, true peak and its first and "
+        "last 50 ms against its RMS (a release ends >= 20 dB under it, a start without a full-level hit >= 10 dB "
+        "under it); how often the tempo moves from bar to bar and its largest step; loudness 8 s before vs 4-12 s "
+        "after each home goal; whether the key brightens after an away goal; semitone clashes of stingers with the "
+        "bar against the accompaniment's own; notes in key; the home theme at home goals; phrase endings; notes "
+        "off the 16th grid, velocity curves, expression across bar lines; how long the reel's clips overlap. "
+        "Ends with one PASS/FAIL line per rule; exit status 1 when a rule fails.",
+        epilog="example:\n  crowdsound audit out/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    audit.add_argument("folder", metavar="DIR", help="a replay folder (with index.json)")
+    audit.add_argument("--json", action="store_true", help="print the figures and verdicts as JSON")
+    audit.set_defaults(handler=_audit)
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from pathlib import Path
+
+    from consumers.replay.audit import audit_folder, format_report
+
+    report = audit_folder(Path(args.folder))
+    print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
+    return 0 if report.passed else 1

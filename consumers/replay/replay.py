@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from consumers.music.director import MusicPrefs
-from consumers.music.midi import clip_overlaps, write_midi_file
-from consumers.music.types import SAMPLE_RATE, TICKS_PER_BEAT, Note, Part
+from consumers.music.midi import write_midi_file
+from consumers.music.types import SAMPLE_RATE
 from consumers.replay.emotions import final_windows, recompute_windows, window_key
+from consumers.replay.clip_midi import midi_bars
 from consumers.replay.highlights import Highlight, find_highlights, highlight_for_range
 from consumers.replay.reader import PartitionReader, RetentionError
 from consumers.score import MatchScore, Output
@@ -237,28 +238,6 @@ def compose_clip(match_id: str, clip: Highlight, windows: list[dict[str, Any]], 
                         windows=feed)
 
 
-def _midi_bars(controls: list[Output]) -> list[tuple[float, Part]]:
-    """The clip's bars with each stinger's notes merged into the bar it sounds in."""
-    bars = sorted((c for c in controls if c.record["kind"] == "BAR"), key=lambda c: c.sample)
-    stingers = [c for c in controls if c.record["kind"] == "STINGER"]
-    out = []
-    for index, bar in enumerate(bars):
-        assert bar.part is not None
-        tempo = float(bar.record["tempo_bpm"])
-        end = bars[index + 1].sample if index + 1 < len(bars) else None
-        notes = list(bar.part.notes)
-        programs = dict(bar.part.programs)
-        for stinger in stingers:
-            if stinger.sample >= bar.sample and (end is None or stinger.sample < end) and stinger.part is not None:
-                offset = round((stinger.sample - bar.sample) * tempo * TICKS_PER_BEAT / (60 * SAMPLE_RATE))
-                notes += [Note(n.tick + offset, n.duration_ticks, n.channel, n.pitch, n.velocity, n.chromatic)
-                          for n in stinger.part.notes]
-                programs.update(stinger.part.programs)
-        out.append((tempo, Part(notes=tuple(clip_overlaps(notes)), programs=programs,
-                                length_ticks=bar.part.length_ticks, controls=bar.part.controls)))
-    return out
-
-
 # -- outputs ----------------------------------------------------------------------------------
 def _clip_name(rank: int, clip: Highlight) -> str:
     kind = clip.reason.split(" ", 1)[0].replace(";", "") or "clip"
@@ -312,7 +291,7 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
         name = _clip_name(rank, clip)
         files = {"wav": f"{name}.wav", "midi": f"{name}.mid", "json": f"{name}.json"}
         write_wav(options.out_dir / files["wav"], mastered, SAMPLE_RATE)
-        write_midi_file(options.out_dir / files["midi"], _midi_bars(composed.controls))
+        write_midi_file(options.out_dir / files["midi"], midi_bars(composed.controls))
         clip_windows = [w for w in windows if w["clock"]["period"] == clip.period
                         and clip.start_ms <= w["clock"]["ms"] <= clip.end_ms]
         clip_events = [e for e in events if e["clock"]["period"] == clip.period
