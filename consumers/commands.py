@@ -226,7 +226,7 @@ def _register_replay(commands: Any) -> None:
         "ranked) or takes --range. Composes with the live composer's code plus foresight: the music "
         "builds towards a goal and lands a bar line and the stinger on it. Writes per clip a WAV "
         "(EBU R128: -23 LUFS, true peak <= -1 dBTP), a MIDI file and a JSON sidecar, then reel.wav "
-        "(clips joined with bar-aligned crossfades), timeline.png and index.json/index.md. Two runs "
+        "(clips end to end: each ends on its tonic, the next enters on a pickup), timeline.png and index.json/index.md. Two runs "
         "with the same data and options write byte-identical files.",
         epilog="examples:\n  crowdsound replay --match m1 --out out/ --auto 5\n"
         "  crowdsound replay --match m1 --out out/ --range 23:00-25:30 --range 45+1:00-45+2:30 --style electronic",
