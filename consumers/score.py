@@ -39,6 +39,7 @@ _KEEP_WINDOWS_MS = 20_000  # windows older than this behind the watermark no lon
 # A stinger due this soon after a beat starts goes on that beat: replay lands a goal on a
 # bar line to within a few ms, and the stinger belongs on it, not a beat later.
 _STINGER_SLACK_MS = 60
+_CLIMAX_HOLD_S = 16  # after a home goal the live mastering holds its gain this long
 # A finished piece (replay) is mastered as a whole afterwards, so its renderer keeps the mix's
 # own dynamics: unity gain, no riding (the live make-up gain would flatten the climax).
 _FLAT = MasterParams(max_rise_db_s=0.0, max_fall_db_s=0.0, start_rate_db_s=0.0, ceiling_dbtp=-0.5)
@@ -252,7 +253,7 @@ class MatchScore:
                 due = self._due(next_start)
                 for stinger in due:
                     self.director.stinger_played(stinger[0])
-                self._start_bar(next_start, outputs, climax_now=any(s[0] == "goal" for s in due),
+                self._start_bar(next_start, outputs, climax_now=any(s[0] in ("goal", "goal_against") for s in due),
                                 stinger_now=bool(due))
                 for stinger in due:
                     outputs.append(self._stinger(stinger, next_start, 0))
@@ -280,7 +281,8 @@ class MatchScore:
         at = _ms(start)
         if self.piece is not None and self.opening_sample is None and at >= self.piece[0] - _STINGER_SLACK_MS:
             self.opening_sample = start  # no bar before it: the piece opens on its first downbeat
-        ahead = sorted((when - at, side) for when, side in self.climaxes if when > at + _STINGER_SLACK_MS)
+        exact = start * 1000 / SAMPLE_RATE  # the climax lands on a sample, not on a whole ms
+        ahead = sorted((when - exact, side) for when, side in self.climaxes if when > at + _STINGER_SLACK_MS)
         side = ahead[0][1] if ahead else None
         decision = self.director.decide_bar(
             self.bar, mood_at(self.windows, at), self.prefs,
@@ -337,6 +339,8 @@ class MatchScore:
         part = arrange_stinger(plan)
         if self._renders(start):
             self.renderer.schedule(start, part, self.bar_tempo)
+            if cue.kind == "goal":  # the celebration is the loudest moment: the gain may not duck it
+                self.renderer.hold_gain(start + _CLIMAX_HOLD_S * SAMPLE_RATE)
         return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,
                                                stinger=cue.kind), part, start)
 

@@ -69,6 +69,7 @@ class _Background:
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
+    from consumers.replay.live_record import write_live_record
     from consumers.replay.replay import ReplayOptions, replay
     from infra.broker import broker_up
     from infra.clients import make_admin
@@ -100,7 +101,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         live = options.out_dir / "live.wav"
         subprocess.run(_cli("listen", "--match", match_id, "--out", str(live), "--timeout", "3"),
                        capture_output=True, text=True, check=False)
-        _say(f"the live music of the match: {live}")
+        live_files = write_live_record(settings, match_id, options.out_dir)
+        _say(f"the live music of the match: {live} (its bars and stingers: {', '.join(live_files)})")
     finally:
         worker.stop()
         composer.stop()
@@ -116,8 +118,9 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     for clip in result.clips:
         stingers = f"  [stingers: {', '.join(clip.stingers)}]" if clip.stingers else ""
         print(f"    #{clip.rank} {clip.highlight.start}-{clip.highlight.end}  {clip.highlight.reason}{stingers}")
-    print(f"  files written to {options.out_dir}/: live.wav, " + ", ".join(result.files))
+    print(f"  files written to {options.out_dir}/: live.wav, live.json, live.mid, " + ", ".join(result.files))
     print(f"  open {options.out_dir}/index.md and {options.out_dir}/timeline.png; listen to {options.out_dir}/reel.wav")
+    print(f"  check the music like a supervisor would:  crowdsound audit {options.out_dir}")
     print()
     print("The broker keeps running with the match on its topics; try:")
     print(f"  crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")

@@ -75,8 +75,9 @@ _LAYER_ON: dict[str, float] = {"pad": 0.0, "bass": 0.12, "drums": 0.3, "strings"
 _LAYER_HYSTERESIS = 0.08
 _ATTACK = 0.75   # share of the gap to the target closed per bar when intensity rises
 _RELEASE = 0.2   # ... and when it falls
-_TEMPO_DEADBAND = 4.0   # bpm: a phrase keeps the tempo unless the mood asks for more than this
+_TEMPO_DEADBAND = 5.0   # bpm: a phrase keeps the tempo unless the mood asks for more than this
 _PHRASE_STEP = 6.0      # bpm a phrase boundary may move the tempo
+_TEMPO_MOOD = 0.25      # share of each bar's intensity in the slow average the tempo follows
 _RAMP_STEP = 6.0        # bpm per bar of a planned ramp (locking to a chant)
 _RAMP_MIN_BARS = 2
 _MAX_BEND = 8.0         # bpm: bending the tempo to land on a climax moves it at most this much
@@ -91,6 +92,7 @@ _BUILD_TOP = 0.72  # a build towards a home goal stops here: the goal itself is 
 _DREAD_TOP = 0.55  # ... and towards a goal against it stays lower still
 _THEME_BARS = 2
 _ENDING_SLACK_MS = 60
+_LANDING_MARGIN_MS = 2.0  # bars land this long after a foreseen climax, never before it
 
 COOLDOWN_MS: dict[str, int] = {
     "goal": 5_000, "goal_against": 5_000, "near_miss": 15_000, "card": 10_000, "var": 20_000, "full_time": 0,
@@ -170,6 +172,7 @@ class DirectorState:
     theme_cue: str | None = None     # a side whose theme enters once the stinger has sounded
     theme_now: list[Any] | None = None  # [side, next theme bar] while a theme is sung
     themes_heard: dict[str, int] = field(default_factory=dict)
+    tempo_mood: float | None = None  # the slow average of intensity that the tempo follows
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -384,7 +387,7 @@ class Director:
         return tuple(segments)
 
     # -- bars -------------------------------------------------------------------------------
-    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: int | None = None,
+    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: float | None = None,
                    climax_side: Side | None = None, climax_now: bool = False, stinger_now: bool = False,
                    ending_in_ms: int | None = None, opening: bool = False) -> BarDecision:
         """The plan of bar ``bar`` given the crowd's mood at its start.
@@ -395,7 +398,7 @@ class Director:
         preferred range, so that a bar line lands on it, the bar before being the dominant of
         the key the goal lifts to; towards a goal against it builds dread instead.
         ``climax_now``: a goal's stinger sounds on this bar's downbeat, so a new phrase (and a
-        pending key) starts here. ``stinger_now``: a stinger starts on this downbeat (the
+        pending key) starts here: triumphant after a home goal, dark after a goal against. ``stinger_now``: a stinger starts on this downbeat (the
         melody rests under it). ``ending_in_ms`` (replay): the piece ends on the first bar
         line at or after that time; the bars before it cadence into a final tonic bar.
         ``opening``: the first bar of a piece (every layer enters).
@@ -513,6 +516,8 @@ class Director:
                 st.intensity = max(st.intensity, target)  # the goal lands at full strength at once
         rate = _ATTACK if target > st.intensity else _RELEASE
         st.intensity = round(st.intensity + rate * (target - st.intensity), 4)
+        mood_now = st.intensity if st.tempo_mood is None else st.tempo_mood
+        st.tempo_mood = round(mood_now + _TEMPO_MOOD * (st.intensity - mood_now), 4)
 
         tension_target = min(1.0, mood.anticipation + 0.5 * mood.anger)
         if build is not None:
@@ -548,7 +553,7 @@ class Director:
         return side, theme_bar, statement
 
     def _next_tempo(self, mood: Mood, prefs: MusicPrefs, notes: list[str], phrase_pos: int, *, hold: bool,
-                    climax_in_ms: int | None) -> tuple[float, bool, int | None]:
+                    climax_in_ms: float | None) -> tuple[float, bool, int | None]:
         """(tempo, moved as a planned ramp, bars to a foreseen climax) for this bar."""
         st = self.state
         low, high = prefs.tempo_min_bpm, prefs.tempo_max_bpm
@@ -585,22 +590,28 @@ class Director:
             return st.tempo_ramp.pop(0), True, None
         if st.chant_locked or phrase_pos != 0:
             return current, False, None
-        target = low + (high - low) * min(1.0, max(0.0, 0.1 + 0.9 * st.intensity))
+        # A band follows the mood of the last phrases, not of the last bar.
+        target = low + (high - low) * min(1.0, max(0.0, 0.1 + 0.9 * st.tempo_mood))
         if abs(target - current) < _TEMPO_DEADBAND:
             return current, False, None
         step = max(-_PHRASE_STEP, min(_PHRASE_STEP, target - current))
         return _quarter(min(high, max(low, current + step))), False, None
 
-    def _land(self, climax_in_ms: int, current: float, prefs: MusicPrefs) -> tuple[float, int] | None:
-        """(tempo, bars) so that whole bars end on the climax, within 8 bpm of ``current``."""
+    def _land(self, climax_in_ms: float, current: float, prefs: MusicPrefs) -> tuple[float, int] | None:
+        """(tempo, bars) so that whole bars end on the climax, within 8 bpm of ``current``.
+
+        Planned once and then held (a steady run into the goal); it aims a hair after the
+        climax so that the bar line's rounding to samples never puts it before the event.
+        """
         st = self.state
         if st.landing_tempo is not None:
             tempo = st.landing_tempo
             return tempo, max(1, round(climax_in_ms / _bar_ms(tempo)))
-        estimate = climax_in_ms / _bar_ms(current)
+        target = climax_in_ms + _LANDING_MARGIN_MS
+        estimate = target / _bar_ms(current)
         best: tuple[float, int] | None = None
-        for bars in {max(1, math.floor(estimate)), max(1, math.ceil(estimate))}:
-            aligned = BEATS_PER_BAR * 60_000 * bars / climax_in_ms
+        for bars in sorted({max(1, math.floor(estimate)), max(1, math.ceil(estimate))}):
+            aligned = BEATS_PER_BAR * 60_000 * bars / target
             if abs(aligned - current) <= _MAX_BEND and prefs.tempo_min_bpm <= aligned <= prefs.tempo_max_bpm:
                 if best is None or abs(aligned - current) < abs(best[0] - current):
                     best = (aligned, bars)  # not quantised: landing on the climax matters more here

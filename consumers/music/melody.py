@@ -168,12 +168,17 @@ def melody_notes(h: Harmony, nxt: Harmony | None, inst: Instrument, *, channel: 
 
 
 # -- themes -----------------------------------------------------------------------------------
-# A theme's first bar: a bold rhythm that is easy to recognise (the head), then an answer.
-_THEME_HEADS = (
-    ("dotted", "eighths", "quarter", "quarter"),
-    ("quarter", "dotted", "eighths", "quarter"),
-    ("eighths", "quarter", "dotted", "quarter"),
-)
+# A theme's first bar: a rhythm that is easy to recognise (the head), then an answer. The
+# home side's heads march on the beat; the away side's lean on long notes and off-beats, so
+# the two tunes never share a head.
+_THEME_HEADS = {
+    True: (("dotted", "eighths", "quarter", "quarter"),
+           ("quarter", "dotted", "eighths", "quarter"),
+           ("eighths", "quarter", "dotted", "quarter")),
+    False: (("half", "quarter", "eighths"),
+            ("quarter", "snap", "half"),
+            ("upbeat", "quarter", "half")),
+}
 _THEME_ANSWERS = (
     ("eighths", "eighths", "half"),
     ("dotted", "quarter", "half"),
@@ -190,7 +195,8 @@ def theme_motifs(seed: int, beats: int, *, rising: bool) -> tuple[Motif, Motif]:
     """
     rng = Random(seed)
     bars = []
-    for cells in (_THEME_HEADS[rng.randrange(len(_THEME_HEADS))], _THEME_ANSWERS[rng.randrange(len(_THEME_ANSWERS))]):
+    heads = _THEME_HEADS[rising]
+    for cells in (heads[rng.randrange(len(heads))], _THEME_ANSWERS[rng.randrange(len(_THEME_ANSWERS))]):
         rhythm: list[tuple[int, int]] = []
         beat = 0
         for name in cells:

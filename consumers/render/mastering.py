@@ -185,6 +185,7 @@ class Master:
         self._gain_from = self._gain_to = _db_to_lin(p.initial_gain_db)  # linear ramp over the hop
         self._history = np.zeros((_HISTORY, 2))  # limiter: pending output and filter history
         self._limiter_udb = 0  # limiter gain of the last output sample
+        self._hold_until = 0  # input sample until which the make-up gain may not fall (a climax)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -203,7 +204,7 @@ class Master:
             "version": 1, "params": self.params.to_json(), "pos": self._pos, "zi": self._zi.ravel().tolist(),
             "meter": self._meter.to_json(), "evidence_s": self._evidence_s, "gain_db": self._gain_db,
             "gain_from": self._gain_from, "gain_to": self._gain_to,
-            "history": self._history.tolist(), "limiter_udb": self._limiter_udb,
+            "history": self._history.tolist(), "limiter_udb": self._limiter_udb, "hold_until": self._hold_until,
         }
 
     @classmethod
@@ -219,11 +220,18 @@ class Master:
         master._gain_from, master._gain_to = float(state["gain_from"]), float(state["gain_to"])
         master._history = np.array(state["history"], dtype=np.float64).reshape(-1, 2)
         master._limiter_udb = int(state["limiter_udb"])
+        master._hold_until = int(state.get("hold_until", 0))
         if master._history.shape != (_HISTORY, 2):
             raise ValueError("Master state from an incompatible version (history length)")
         return master
 
     # -- processing -------------------------------------------------------------------------
+
+    def hold(self, until_sample: int) -> None:
+        """Keep the make-up gain from falling until input sample ``until_sample``: a goal is
+        meant to be louder than what led to it, so the engineer's hand stays off the fader
+        (the true-peak limiter still guards the ceiling)."""
+        self._hold_until = max(self._hold_until, int(until_sample))
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Master the next ``len(block)`` samples; returns int16 (n, 2), LATENCY samples late."""
@@ -264,13 +272,14 @@ class Master:
         if integrated is not None:
             wanted = p.target_lufs - integrated
             short = self._meter.short_term()
-            if short is not None:
+            holding = self._pos < self._hold_until
+            if short is not None and not holding:
                 wanted = min(wanted, p.target_lufs + p.short_term_max_lu - short)
             wanted = min(p.max_gain_db, max(p.min_gain_db, wanted))
             # The first seconds set the level quickly either way (nothing to keep yet).
             young = math.exp(-self._evidence_s / 5.0)
             rise = (p.max_rise_db_s + (p.start_rate_db_s - p.max_rise_db_s) * young) * HOP / SAMPLE_RATE
-            fall = (p.max_fall_db_s + (p.start_rate_db_s - p.max_fall_db_s) * young) * HOP / SAMPLE_RATE
+            fall = 0.0 if holding else (p.max_fall_db_s + (p.start_rate_db_s - p.max_fall_db_s) * young) * HOP / SAMPLE_RATE
             self._gain_db += min(rise, max(-fall, wanted - self._gain_db))
         self._gain_to = _db_to_lin(self._gain_db)
 

@@ -13,8 +13,8 @@ together (the composer places every window by its clock).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
 
 from consumers.music.midi import part_from_midi_events, write_midi_file
 from consumers.music.types import SAMPLE_RATE, TICKS_PER_BEAT
@@ -28,6 +28,12 @@ from infra.settings import Settings
 from schemas.clock import MatchClock, Period
 
 __all__ = ["write_live_record"]
+
+
+def _theme(reason: str) -> str | None:
+    """The side whose theme a bar sings, as its reason says ("...; home theme, statement 2")."""
+    found = re.search(r"\b(home|away) theme\b", reason)
+    return found.group(1) if found else None
 
 
 def _label(period: str, ms: int) -> str:
@@ -78,7 +84,8 @@ def write_live_record(settings: Settings, match_id: str, out_dir: Path, *, name:
                   "at_s": at_s(o.sample), "tempo_bpm": round(float(o.record["tempo_bpm"]), 3),
                   "key": o.record["key"], "mode": o.record["mode"], "chord": o.record["chord"],
                   "intensity": round(float(o.record["intensity"]), 3), "layers": o.record["layers"],
-                  "reason": o.record["reason"]} for o in placed if o.record["kind"] == "BAR"],
+                  "theme": _theme(o.record["reason"]), "reason": o.record["reason"]}
+                 for o in placed if o.record["kind"] == "BAR"],
         "stingers": [{"stinger": o.record["stinger"], "at_s": at_s(o.sample),
                       "clock": _label(o.record["clock"]["period"], o.record["clock"]["ms"]),
                       "reason": o.record["reason"]} for o in placed if o.record["kind"] == "STINGER"],
