@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from consumers.music.arranger import arrange_bar, arrange_pickup, arrange_stinger
 from consumers.music.director import Director, DirectorState, MusicPrefs, StingerCue
-from consumers.music.stingers import stinger_ticks
 from consumers.music.midi import part_midi_events
 from consumers.music.mood import WindowDigest, digest_window, mood_at
+from consumers.music.stingers import stinger_ticks
 from consumers.music.types import CHANNELS, MUSIC_CHANNELS, SAMPLE_RATE, TICKS_PER_BEAT, BarPlan, Part, StingerPlan
 from consumers.render.mastering import Master, MasterParams
 from consumers.render.renderer import MusicRenderer
@@ -88,7 +88,7 @@ class MatchScore:
         self.seq = 0                # next audio chunk number
         self.pending: list[list[Any]] = []  # stingers waiting for their beat: [kind, event_id, at_ms, reason]
         self.plan: BarPlan | None = None   # the plan of the bar being played
-        self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, lifts the key] of known climaxes
+        self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, "home" | "away"] of known goals
         # Replay: a piece with a beginning and an end, [start music ms, end music ms]. Bars
         # before it are composed (so the harmony has settled) but not rendered; its first bar
         # opens on a pickup, its last bar cadences to a final tonic chord, nothing follows.

@@ -15,6 +15,9 @@ swell. So there is no compressor; two slow or rare gains act on the whole stream
   (3 s) loudness is also kept under target + ``short_term_max_lu``, which bounds the burst
   when full music enters after a long quiet spell (a goal): the gain has no look-ahead.
   The gain changes once per 100 ms hop and is ramped linearly per sample across the hop.
+* A climax hold (:meth:`Master.hold`): after a home goal the make-up gain is kept for a
+  while instead of ducking the celebration, so the goal stays louder than its run-up; only a
+  short-term loudness beyond target + ``climax_max_lu`` is brought down.
 * A true-peak safety limiter: 4x oversampled peak estimate (49-tap interpolator), a gain that
   ramps down (linearly in dB) over a fixed look-ahead before any peak above ``ceiling_dbtp``
   and recovers at ``release_db_s``. It rarely acts: at -23 LUFS most music has 5-15 dB of
@@ -98,6 +101,7 @@ class MasterParams:
     max_rise_db_s: float = 0.3  # slow up: quiet passages stay quiet for a while
     max_fall_db_s: float = 10.0  # fast down: loud entries settle at the target within ~1 s
     short_term_max_lu: float = 4.0  # 3 s loudness stays under target + this
+    climax_max_lu: float = 6.0  # ... and under target + this while a climax holds the gain
     start_rate_db_s: float = 6.0  # either way while the history is young (first seconds)
     initial_gain_db: float = 0.0
     min_gain_db: float = -30.0
@@ -228,9 +232,10 @@ class Master:
     # -- processing -------------------------------------------------------------------------
 
     def hold(self, until_sample: int) -> None:
-        """Keep the make-up gain from falling until input sample ``until_sample``: a goal is
-        meant to be louder than what led to it, so the engineer's hand stays off the fader
-        (the true-peak limiter still guards the ceiling)."""
+        """Keep the make-up gain until input sample ``until_sample``: a goal is meant to be
+        louder than what led to it, so the engineer's hand stays off the fader — unless the
+        short-term loudness passes target + ``climax_max_lu`` (the true-peak limiter still
+        guards the ceiling)."""
         self._hold_until = max(self._hold_until, int(until_sample))
 
     def process(self, block: np.ndarray) -> np.ndarray:
@@ -270,16 +275,22 @@ class Master:
         self._gain_from = self._gain_to
         integrated = self._meter.integrated()
         if integrated is not None:
-            wanted = p.target_lufs - integrated
             short = self._meter.short_term()
-            holding = self._pos < self._hold_until
-            if short is not None and not holding:
-                wanted = min(wanted, p.target_lufs + p.short_term_max_lu - short)
+            if self._pos < self._hold_until:
+                # A climax: keep the gain (the music itself gets louder), only a burst beyond
+                # target + climax_max_lu is brought down.
+                wanted = self._gain_db
+                if short is not None:
+                    wanted = min(wanted, p.target_lufs + p.climax_max_lu - short)
+            else:
+                wanted = p.target_lufs - integrated
+                if short is not None:
+                    wanted = min(wanted, p.target_lufs + p.short_term_max_lu - short)
             wanted = min(p.max_gain_db, max(p.min_gain_db, wanted))
             # The first seconds set the level quickly either way (nothing to keep yet).
             young = math.exp(-self._evidence_s / 5.0)
             rise = (p.max_rise_db_s + (p.start_rate_db_s - p.max_rise_db_s) * young) * HOP / SAMPLE_RATE
-            fall = 0.0 if holding else (p.max_fall_db_s + (p.start_rate_db_s - p.max_fall_db_s) * young) * HOP / SAMPLE_RATE
+            fall = (p.max_fall_db_s + (p.start_rate_db_s - p.max_fall_db_s) * young) * HOP / SAMPLE_RATE
             self._gain_db += min(rise, max(-fall, wanted - self._gain_db))
         self._gain_to = _db_to_lin(self._gain_db)
 
