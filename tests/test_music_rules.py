@@ -310,3 +310,14 @@ def test_humanisation_is_light_deterministic_and_off_the_grid(eventful):
     off = [t % 120 for t in ticks if t % 120]
     assert 0.2 <= len(off) / len(ticks) <= 0.8
     assert max(min(o, 120 - o) for o in off) <= 12  # a few milliseconds, never a different rhythm
+
+
+def test_full_time_cadences_and_brings_the_home_theme_back():
+    spells = [Spell(0, 30, "CALM", 0.3, 0.2), Spell(30, 60, "CELEBRATION", 0.9, 0.7, events=[(31, "PERIOD_END", "NONE")])]
+    outputs = run(MatchScore("m-ft"), emotion_windows("m-ft", spells, period="SECOND_HALF"))
+    final = stingers(outputs, "full_time")
+    assert len(final) == 1
+    following = [b for b in bars(outputs) if b.sample > final[0].sample]
+    committed = [b.record["chord"] for b in following[:2]]
+    assert committed == ["V7", "I"] or committed == ["V7", "i"]  # the stinger's cadence, in the bars
+    assert [b.plan.theme for b in following[2:4]] == ["home", "home"]

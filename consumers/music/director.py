@@ -398,10 +398,11 @@ class Director:
         preferred range, so that a bar line lands on it, the bar before being the dominant of
         the key the goal lifts to; towards a goal against it builds dread instead.
         ``climax_now``: a goal's stinger sounds on this bar's downbeat, so a new phrase (and a
-        pending key) starts here: triumphant after a home goal, dark after a goal against. ``stinger_now``: a stinger starts on this downbeat (the
-        melody rests under it). ``ending_in_ms`` (replay): the piece ends on the first bar
-        line at or after that time; the bars before it cadence into a final tonic bar.
-        ``opening``: the first bar of a piece (every layer enters).
+        pending key) starts here: triumphant after a home goal, dark after a goal against.
+        ``stinger_now``: a stinger starts on this downbeat (the melody rests under it).
+        ``ending_in_ms`` (replay): the piece ends on the first bar line at or after that time;
+        the bars before it cadence into a final tonic bar. ``opening``: the first bar of a
+        piece (every layer enters, out of the pickup onto the tonic).
         """
         st = self.state
         notes: list[str] = []
