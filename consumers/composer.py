@@ -37,7 +37,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from consumers.composer_config import ComposerConfig
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
 from consumers.score import MatchScore, Output
-from infra.clients import make_admin, make_consumer, make_producer, match_key
+from infra.clients import make_admin, make_consumer, make_producer, match_key, patiently
 from infra.deadletter import dead_letter_record
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.metrics import serve_metrics
@@ -193,7 +193,9 @@ class Composer:
         try:
             ends: dict[int, int] = {}
             for partition in wanted:
-                low, high = reader.get_watermark_offsets(TopicPartition(self.state_topic, partition), timeout=10)
+                low, high = patiently(lambda: reader.get_watermark_offsets(TopicPartition(self.state_topic, partition),
+                                                                    timeout=10),
+                                      f"cannot read the offsets of {self.state_topic}[{partition}]")
                 if high > low:
                     ends[partition] = high
             if not ends:

@@ -8,15 +8,17 @@ explicitly (a group id, a transactional id).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from infra.errors import BrokerError
 from infra.settings import Settings
 
-__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key"]
+__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key", "patiently"]
 
 log = logging.getLogger("crowdsound.kafka")
 
@@ -72,3 +74,17 @@ def log_delivery_errors(err: KafkaError | None, msg: Message) -> None:
     """Delivery callback that logs failed deliveries (they are never silent)."""
     if err is not None:
         log.error("delivery failed topic=%s key=%r error=%s", msg.topic(), msg.key(), err)
+
+
+def patiently(call: Callable[[], Any], what: str, *, timeout_s: float = 30.0) -> Any:
+    """``call()``, retried while the cluster settles (a new topic's leaders being elected, a
+    leader moving after a broker restart answer NOT_LEADER_FOR_PARTITION for a moment); a
+    lasting failure is one BrokerError line naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"{what}: {error.args[0].str() if error.args else error}") from None
+            time.sleep(0.5)

@@ -231,12 +231,8 @@ def _segment_lufs(audio: np.ndarray, start_s: float, end_s: float) -> float:
     return integrated_lufs(audio[a:b], 48_000)
 
 
-def _is_tonic(chord: str) -> bool:
-    return chord.split("/")[0].rstrip("7") in ("I", "i", "I6/4", "i6/4") and "/" not in chord
-
-
-def _is_dominant(chord: str) -> bool:
-    return chord.split("/")[0] in ("V", "V7", "Vsus4", "v", "vii°") and "/" not in chord
+_TONICS = frozenset({"I", "i"})
+_DOMINANTS = frozenset({"V", "V7", "Vsus4", "v", "vii°", "I6/4", "i6/4"})  # the cadential 6/4 too
 
 
 def audit_folder(folder: Path) -> AuditReport:
@@ -425,7 +421,7 @@ def _memory_and_feel(report: AuditReport, pieces: list[Piece], live: Piece | Non
         for i, bar in enumerate(piece.bars[:-1]):
             phrase_end = bar.get("phrase_end", bar["bar"] % 4 == 3)
             if phrase_end:
-                kind = "tonic" if _is_tonic(bar["chord"]) else "dominant" if _is_dominant(bar["chord"]) else "other"
+                kind = "tonic" if bar["chord"] in _TONICS else "dominant" if bar["chord"] in _DOMINANTS else "other"
                 endings[kind] += 1
     report.figures["theme_at_home_goals"] = [themed, goals]
     report.figures["phrase_endings"] = endings

@@ -6,21 +6,25 @@ writes ``live.json`` (bars, stingers and events, each placed on the WAV's time l
 ``live.mid`` (the bars' MIDI events with the stingers merged in). ``crowdsound audit``
 reads them like a clip's JSON and MIDI.
 
-Positions come from the audio chunks: the first chunk of each period ties that period's
-match clock to a sample of the stream, and within a period music and match time run
-together (the composer places every window by its clock).
+Positions come from the bars themselves: the live music starts with bar 0 on sample 0 and
+every bar lasts its beats at its tempo (the score's own arithmetic), so each bar's sample is
+the sum of the bars before it; a stinger or an event sits in the bar of its period that
+starts at or before its clock, offset by the clock difference (match and music time run
+together within a period).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from consumers.music.midi import part_from_midi_events, write_midi_file
 from consumers.music.types import SAMPLE_RATE, TICKS_PER_BEAT
 from consumers.render.mastering import LATENCY
 from consumers.replay.clip_midi import midi_bars
 from consumers.replay.index import write_json
+from consumers.render.synth import ticks_to_samples
 from consumers.replay.reader import PartitionReader
 from consumers.score import Output
 from infra.errors import CrowdsoundError
@@ -46,32 +50,38 @@ def write_live_record(settings: Settings, match_id: str, out_dir: Path, *, name:
     try:
         controls = list(reader.read("music.control.v1", "MusicControl"))
         events = list(reader.read("match.events.v1", "MatchEvent"))
-        anchors: dict[str, tuple[int, int]] = {}  # period -> (clock ms, sample) of its first chunk
-        for chunk in reader.read("music.audio.v1", "AudioChunk"):
-            period = chunk["clock"]["period"]
-            if period not in anchors or chunk["first_sample"] < anchors[period][1]:
-                anchors[period] = (int(chunk["clock"]["ms"]), int(chunk["first_sample"]))
     finally:
         reader.close()
-    if not controls or not anchors:
-        raise CrowdsoundError(f"no live music of match {match_id!r} is retained on music.control.v1 / music.audio.v1")
+    # One record per bar and per stinger (a repeated emission has the same content).
+    bars = sorted({c["bar"]: c for c in controls if c["kind"] == "BAR"}.values(), key=lambda c: c["bar"])
+    if not bars or bars[0]["bar"] != 0 or [b["bar"] for b in bars] != list(range(len(bars))):
+        raise CrowdsoundError(f"the live music of match {match_id!r} is not retained from its first bar on "
+                              "music.control.v1")
+    starts, at = [], 0
+    for bar in bars:
+        starts.append(at)
+        at += ticks_to_samples(bar["beats_per_bar"] * TICKS_PER_BEAT, float(bar["tempo_bpm"]))
 
     def sample(period: str, ms: int) -> int | None:
-        if period not in anchors:
+        """The music sample of a match clock: from the last bar of its period at or before it
+        (or the period's first bar, for a moment just before it)."""
+        same = [(b, s) for b, s in zip(bars, starts) if b["clock"]["period"] == period]
+        if not same:
             return None
-        clock_ms, first = anchors[period]
-        return first + (ms - clock_ms) * SAMPLE_RATE // 1000
+        bar, start = ([(b, s) for b, s in same if b["clock"]["ms"] <= ms] or same[:1])[-1]
+        return start + (ms - int(bar["clock"]["ms"])) * SAMPLE_RATE // 1000
 
-    # One record per bar and per stinger (a repeated emission has the same content).
-    unique = {(c["kind"], c["bar"], c["stinger"], c["clock"]["period"], c["clock"]["ms"]): c for c in controls}
-    placed = []
+    def part(record: dict[str, Any]) -> Any:
+        return part_from_midi_events([(e["tick"], e["data"]) for e in record["midi_events"]],
+                                     length_ticks=record["beats_per_bar"] * TICKS_PER_BEAT)
+
+    placed = [Output("control", b, part(b), s) for b, s in zip(bars, starts)]
+    unique = {(c["bar"], c["stinger"], c["clock"]["period"], c["clock"]["ms"]): c
+              for c in controls if c["kind"] == "STINGER"}
     for record in unique.values():
-        at = sample(record["clock"]["period"], int(record["clock"]["ms"]))
-        if at is None:
-            continue
-        length = record["beats_per_bar"] * TICKS_PER_BEAT
-        part = part_from_midi_events([(e["tick"], e["data"]) for e in record["midi_events"]], length_ticks=length)
-        placed.append(Output("control", record, part, at))
+        at_sample = sample(record["clock"]["period"], int(record["clock"]["ms"]))
+        if at_sample is not None:
+            placed.append(Output("control", record, part(record), at_sample))
     placed.sort(key=lambda o: (o.sample, o.record["kind"] != "BAR"))
 
     def at_s(music_sample: int) -> float:

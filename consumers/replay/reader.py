@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from infra.clients import make_consumer, match_key
+from infra.clients import make_consumer, match_key, patiently
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.progress import Progress
@@ -27,19 +27,6 @@ from schemas.codec import RecordType, decode
 __all__ = ["PartitionReader", "RetentionError", "TopicSlice"]
 
 _SEEK_MARGIN_MS = 120_000  # records are stamped a little after what they describe; never less
-
-
-def _patiently(call: Callable[[], Any], what: str, *, timeout_s: float = 30.0) -> Any:
-    """``call()``, retried while the cluster settles (a leader moving after a broker restart
-    answers NOT_LEADER_FOR_PARTITION for a moment); a lasting failure is one BrokerError line."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as error:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"{what}: {error.args[0].str() if error.args else error}") from None
-            time.sleep(0.5)
 
 
 class RetentionError(CrowdsoundError):
@@ -73,7 +60,7 @@ class PartitionReader:
         self.consumer.close()
 
     def partition_of(self, topic: str) -> int:
-        metadata = _patiently(lambda: self.consumer.list_topics(topic, timeout=10),
+        metadata = patiently(lambda: self.consumer.list_topics(topic, timeout=10),
                               f"cannot read the metadata of {topic}").topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             raise CrowdsoundError(f"topic {topic} does not exist on {self.settings.bootstrap_servers}; "
@@ -93,12 +80,12 @@ class PartitionReader:
         topic = self.settings.topic(name)
         partition = self.partition_of(topic)
         tp = TopicPartition(topic, partition)
-        low, high = _patiently(lambda: self.consumer.get_watermark_offsets(tp, timeout=10),
+        low, high = patiently(lambda: self.consumer.get_watermark_offsets(tp, timeout=10),
                                f"cannot read the offsets of {topic}[{partition}]")
         start = low
         if from_ms is not None:
             seek = [TopicPartition(topic, partition, max(0, from_ms - _SEEK_MARGIN_MS))]
-            found = _patiently(lambda: self.consumer.offsets_for_times(seek, timeout=10)[0],
+            found = patiently(lambda: self.consumer.offsets_for_times(seek, timeout=10)[0],
                                f"cannot seek {topic}[{partition}] by time")
             if found.error is not None:
                 raise BrokerError(f"cannot seek {topic}[{partition}] by time: {found.error}")
@@ -154,7 +141,7 @@ class PartitionReader:
         """Record time of the oldest retained record of the match's partition of ``name``."""
         topic = self.settings.topic(name)
         partition = self.partition_of(topic)
-        low, high = _patiently(lambda: self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
+        low, high = patiently(lambda: self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10),
                                f"cannot read the offsets of {topic}[{partition}]")
         if low >= high:
             return None
