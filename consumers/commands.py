@@ -295,17 +295,28 @@ def _register_audit(commands: Any) -> None:
         epilog="example:\n  crowdsound audit out/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    audit.add_argument("folder", metavar="DIR", help="a replay folder (with index.json)")
+    audit.add_argument("folder", type=_replay_folder, metavar="DIR", help="a replay folder (with index.json)")
     audit.add_argument("--json", action="store_true", help="print the figures and verdicts as JSON")
     audit.set_defaults(handler=_audit)
 
 
+def _replay_folder(text: str) -> Any:
+    from pathlib import Path
+
+    folder = Path(text)
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    if not (folder / "index.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no index.json: not a replay folder "
+                                         "(crowdsound replay and make demo write one)")
+    return folder
+
+
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
     import json
-    from pathlib import Path
 
     from consumers.replay.audit import audit_folder, format_report
 
-    report = audit_folder(Path(args.folder))
+    report = audit_folder(args.folder)
     print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
     return 0 if report.passed else 1
