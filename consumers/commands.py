@@ -1,4 +1,4 @@
-"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``listen``."""
+"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``cue``, ``listen``, ``replay``, ``controlroom``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def register(commands: Any) -> None:
     tail.set_defaults(handler=_tail)
     _register_composer(commands)
     _register_prefs(commands)
+    _register_cue(commands)
     _register_listen(commands)
     _register_replay(commands)
 
@@ -160,6 +161,51 @@ def _prefs_show(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.prefs_cli import read_preferences
 
     print(json.dumps(read_preferences(settings, args.match).to_json(), indent=2))
+    return 0
+
+
+def _cue_type(text: str) -> str:
+    from consumers.cues import CUE_TYPES
+
+    name = text.strip().lower().replace("-", "_")
+    if name not in CUE_TYPES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(t.replace('_', '-') for t in CUE_TYPES)}, "
+                                         f"got {text!r}")
+    return name
+
+
+def _register_cue(commands: Any) -> None:
+    cue = commands.add_parser(
+        "cue", help="fire an operator cue: a stinger on the next beat, hold/release, or a fade (music.cues.v1)",
+        description="An operator cue for a match's music, the same record the control room's buttons write. "
+        "A stinger (goal, goal-against, near-miss, card, var, full-time) sounds on the next beat the composer "
+        "reaches; hold freezes the music's intensity and key from the next bar until release; fade-out and "
+        "fade-in move the music's fader over --bars bars from the next bar. The composer applies each cue "
+        "once, also across restarts; a cue older than a minute when the composer reads it is not played.",
+        epilog="examples:\n  crowdsound cue --match m1 goal\n  crowdsound cue --match m1 fade-out --bars 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cue.add_argument("--match", required=True, metavar="M", help="the match")
+    cue.add_argument("type", type=_cue_type, metavar="TYPE",
+                     help="goal, goal-against, near-miss, card, var, full-time, hold, release, fade-out, fade-in")
+    cue.add_argument("--bars", type=whole_number(low=1, high=32), default=2, metavar="N",
+                     help="length of a fade in bars (default 2)")
+    cue.add_argument("--by", default="cli", metavar="NAME", help="who sends it (kept in the record)")
+    cue.set_defaults(handler=_cue)
+
+
+def _cue(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.cues import cue_record, write_cue
+    from infra.clients import make_producer
+    from infra.errors import CrowdsoundError, SchemaError
+
+    try:
+        record = cue_record(args.match, args.type, bars=args.bars, set_by=args.by, source="cli")
+    except SchemaError as error:
+        raise CrowdsoundError(str(error)) from None
+    where = write_cue(settings, make_producer(settings), record)
+    print(f"cue {record['cue_id']} ({args.type.replace('_', '-')}) for {args.match} written to "
+          f"{where['topic']}[{where['partition']}]@{where['offset']}")
     return 0
 
 

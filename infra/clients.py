@@ -14,9 +14,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from infra.errors import BrokerError
 from infra.settings import Settings
 
-__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key"]
+__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key", "produce_and_wait"]
 
 log = logging.getLogger("crowdsound.kafka")
 
@@ -72,3 +73,25 @@ def log_delivery_errors(err: KafkaError | None, msg: Message) -> None:
     """Delivery callback that logs failed deliveries (they are never silent)."""
     if err is not None:
         log.error("delivery failed topic=%s key=%r error=%s", msg.topic(), msg.key(), err)
+
+
+def produce_and_wait(producer: Producer, topic: str, *, key: bytes, value: bytes, what: str = "record",
+                     timeout_s: float = 15.0) -> Message:
+    """Produce one record and wait until the broker has it (acks=all); returns the delivered message.
+
+    For single writes a person waits for (``prefs set``, ``cue``, the control room's buttons).
+
+    Raises
+    ------
+    BrokerError
+        When the broker refused the record or did not answer within ``timeout_s``.
+    """
+    outcome: list[tuple[KafkaError | None, Message]] = []
+    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append((err, msg)))
+    producer.flush(timeout_s)
+    if not outcome:
+        raise BrokerError(f"{what} not written to {topic}: no answer from the broker within {timeout_s:.0f} s")
+    error, message = outcome[0]
+    if error is not None:
+        raise BrokerError(f"{what} not written to {topic}: {error.str()}")
+    return message
