@@ -35,6 +35,7 @@ def register(commands: Any) -> None:
     _register_cue(commands)
     _register_listen(commands)
     _register_replay(commands)
+    _register_controlroom(commands)
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -241,23 +242,12 @@ def _listen(args: argparse.Namespace, settings: Settings) -> int:
 
 def _clock_range(text: str) -> tuple[Any, Any]:
     from infra.errors import CrowdsoundError
-    from schemas.clock import parse_clock
+    from schemas.clock import parse_clock_range
 
-    first, dash, second = text.partition("-")
-    if not dash:
-        raise argparse.ArgumentTypeError(f"expected a range like 23:00-25:30, got {text!r}")
     try:
-        start, end = parse_clock(first), parse_clock(second)
+        return parse_clock_range(text)
     except CrowdsoundError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    if start.period is not end.period:
-        raise argparse.ArgumentTypeError(f"range {text!r} spans two periods ({start.period.value}, {end.period.value}); "
-                                         "give one range per period")
-    if end.ms <= start.ms:
-        raise argparse.ArgumentTypeError(f"range {text!r} is empty or inverted: its end must come after its start")
-    if end.ms - start.ms > 10 * 60_000:
-        raise argparse.ArgumentTypeError(f"range {text!r} is longer than 10 minutes; a highlight is shorter")
-    return start, end
 
 
 def _register_replay(commands: Any) -> None:
@@ -323,4 +313,33 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         for clip in summary["clips"]:
             print(f"  #{clip['rank']} {clip['start']}-{clip['end']}  {clip['reason']}  ({clip['duration_s']:.1f} s)")
         print(f"{len(result.files)} files written to {result.out_dir}/", file=sys.stderr)
+    return 0
+
+
+def _register_controlroom(commands: Any) -> None:
+    room = commands.add_parser(
+        "controlroom", help="the control room: a web page and HTTP API for the people running a match",
+        description="Serve the control room: a page showing every match live (crowd emotion, events, the "
+        "music's tempo, key, chord, intensity and layers), cue buttons, the preferences form, the live music "
+        "in the browser and highlight reels; and the HTTP API behind it under /api/v1 (OpenAPI at "
+        "/api/v1/openapi.json, docs at /docs), /metrics and /healthz. It reads the topics itself (no "
+        "consumer group, no database). Writes need a bearer token from CROWDSOUND_API_TOKENS "
+        "(operator=token,...); reads too unless CROWDSOUND_API_PUBLIC_READ=1.",
+        epilog="example:\n  CROWDSOUND_API_TOKENS=alice=$(openssl rand -hex 16) crowdsound controlroom --port 8080",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    room.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                      help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    room.add_argument("--port", type=whole_number(low=1, high=65535), default=8080, metavar="PORT",
+                      help="port of the page, the API and /metrics (default 8080)")
+    room.add_argument("--lookback", type=whole_number(low=1, high=24 * 60, what="a whole number of minutes"),
+                      default=30, metavar="MINUTES",
+                      help="show matches heard of in the last MINUTES, with their recent past (default 30)")
+    room.set_defaults(handler=_controlroom)
+
+
+def _controlroom(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.controlroom import ControlRoomConfig, run_controlroom
+
+    run_controlroom(settings, ControlRoomConfig(host=args.host, port=args.port, lookback_s=args.lookback * 60.0))
     return 0

@@ -16,15 +16,29 @@ They share two steps, kept here once:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from infra.errors import BrokerError, TopicMissingError
 from infra.settings import Settings
 
-__all__ = ["partition_ends", "read_to_end", "topic_partitions"]
+__all__ = ["partition_ends", "patiently", "read_to_end", "topic_partitions"]
+
+
+def patiently(call: Callable[[], Any], what: str, *, timeout_s: float = 30.0) -> Any:
+    """``call()``, retried while the cluster settles (a leader moving after a broker restart, or a
+    topic created a moment ago, answers NOT_LEADER_FOR_PARTITION for a while); a lasting failure
+    is one BrokerError line."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"{what}: {error.args[0].str() if error.args else error}") from None
+            time.sleep(0.5)
 
 
 class _MetadataClient(Protocol):  # Consumer, Producer and AdminClient all answer list_topics
@@ -49,7 +63,9 @@ def topic_partitions(client: _MetadataClient, topic: str, settings: Settings, *,
 def partition_ends(consumer: Consumer, topic: str, partitions: list[int], *,
                    timeout_s: float = 10.0) -> dict[int, tuple[int, int]]:
     """``{partition: (low, high)}`` watermarks, read from the broker now (not cached)."""
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
+    return {p: patiently(lambda p=p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s,
+                                                                    cached=False),
+                         f"cannot read the offsets of {topic}[{p}]")
             for p in partitions}
 
 

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import TopicPartition
 
 from infra.clients import make_consumer, match_key
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
+from infra.reading import patiently as _patiently
 from infra.reading import read_to_end, topic_partitions
 from infra.progress import Progress
 from infra.settings import Settings
@@ -28,19 +29,6 @@ from schemas.codec import RecordType, decode
 __all__ = ["PartitionReader", "RetentionError", "TopicSlice"]
 
 _SEEK_MARGIN_MS = 120_000  # records are stamped a little after what they describe; never less
-
-
-def _patiently(call: Callable[[], Any], what: str, *, timeout_s: float = 30.0) -> Any:
-    """``call()``, retried while the cluster settles (a leader moving after a broker restart
-    answers NOT_LEADER_FOR_PARTITION for a moment); a lasting failure is one BrokerError line."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as error:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"{what}: {error.args[0].str() if error.args else error}") from None
-            time.sleep(0.5)
 
 
 class RetentionError(CrowdsoundError):
