@@ -335,11 +335,15 @@ def _register_controlroom(commands: Any) -> None:
     room.add_argument("--lookback", type=whole_number(low=1, high=24 * 60, what="a whole number of minutes"),
                       default=30, metavar="MINUTES",
                       help="show matches heard of in the last MINUTES, with their recent past (default 30)")
+    room.add_argument("--client-queue", type=whole_number(low=8, high=100_000), default=2048, metavar="N",
+                      help="messages that may wait for one WebSocket client before it is dropped as too slow "
+                      "(default 2048); a client that takes nothing for 10 s is dropped too")
     room.set_defaults(handler=_controlroom)
 
 
 def _controlroom(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.controlroom import ControlRoomConfig, run_controlroom
 
-    run_controlroom(settings, ControlRoomConfig(host=args.host, port=args.port, lookback_s=args.lookback * 60.0))
+    run_controlroom(settings, ControlRoomConfig(host=args.host, port=args.port, lookback_s=args.lookback * 60.0,
+                                                client_queue=args.client_queue))
     return 0

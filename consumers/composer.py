@@ -173,7 +173,9 @@ class Composer:
             "partition.assignment.strategy": "cooperative-sticky",
         })
         self.prefs_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-prefs-unused")
-        self.cues_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-cues-unused")
+        # Cues are rare and wanted on the next beat: fetch them without the default 500 ms wait.
+        self.cues_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-cues-unused",
+                                           extra={"fetch.wait.max.ms": 50})
 
     # -- assignment and state -----------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

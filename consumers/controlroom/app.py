@@ -365,7 +365,7 @@ class _audio_tap:  # noqa: N801 - used as a context manager, reads like a functi
         if self.match_id not in taps or not taps[self.match_id].is_alive():
             hub, match_id = self.room.hub, self.match_id
             tap = AudioTap(self.room.settings, match_id,
-                           lambda pcm, _chunk: hub.publish_threadsafe("audio", match_id, pcm))
+                           lambda pcm, _chunk: hub.publish_threadsafe("audio", match_id, [pcm]))
             taps[match_id] = tap
             tap.start()
 

@@ -32,7 +32,8 @@ __all__ = ["AudioTap", "TopicFollower"]
 
 log = logging.getLogger("crowdsound.controlroom")
 
-Publish = Callable[[str, dict[str, Any]], None]  # (match id, message) -> None; called from the thread
+# (match id, messages) -> None, called from the thread once per match and batch of records read
+Publish = Callable[[str, list[dict[str, Any]]], None]
 _FOLLOWED = {"crowd.emotions.v1": "EmotionWindow", "music.control.v1": "MusicControl",
              "match.events.v1": "MatchEvent", "music.cues.v1": "Cue"}
 
@@ -88,9 +89,12 @@ class TopicFollower(threading.Thread):
             self.ready.set()
             while not self.stopping.is_set():
                 self.last_poll = time.monotonic()
+                outbox: dict[str, list[dict[str, Any]]] = {}
                 for message in self.consumer.consume(500, 0.2):
                     if message.error() is None:
-                        self._take(message)
+                        self._take(message, outbox)
+                for match_id, updates in outbox.items():
+                    self.publish(match_id, updates)
         except Exception as error:  # noqa: BLE001 - reported by /healthz; the process stays up to say so
             self.error = f"{type(error).__name__}: {error}"
             log.exception("the topic follower stopped")
@@ -103,13 +107,13 @@ class TopicFollower(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
 
-    def _take(self, message: Message) -> None:
+    def _take(self, message: Message, outbox: dict[str, list[dict[str, Any]]]) -> None:
         topic = message.topic()
         if topic == self._prefs_topic:
             with self.prefs_lock:
                 record = apply_record(self.prefs, message)
             key = (message.key() or b"").decode("utf-8", "replace")
-            self.publish(key, {"type": "preferences", "match_id": key, "record": record})
+            outbox.setdefault(key, []).append({"type": "preferences", "match_id": key, "record": record})
             return
         name, kind = self._decoders[topic]
         try:
@@ -126,7 +130,7 @@ class TopicFollower(threading.Thread):
         else:
             update = self.model.on_cue(record, at_ms=at_ms)
         if update is not None:
-            self.publish(record["match_id"], update)
+            outbox.setdefault(record["match_id"], []).append(update)
 
     def preferences_of(self, match_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """(the match's own record, or None; the preferences in force) — '*' is the global record."""

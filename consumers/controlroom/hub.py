@@ -1,8 +1,8 @@
 """Fan-out to WebSocket clients: every client gets its own bounded queue, a slow one is dropped.
 
 The follower thread hands each message over once (:meth:`Hub.publish_threadsafe`); the hub
-encodes it once and offers it to every client of the match. A client whose queue is full
-(it reads slower than the match produces) or whose socket has not taken a message for
+encodes it once and offers it to every client of the match. A client that still has ``queue_size``
+messages waiting when more arrive (it reads slower than the match produces) or whose socket has not taken a message for
 ``send_timeout_s`` (it stopped reading) is dropped with the reason in a last message and in
 the close frame — it never slows the others, who each have their own queue and sender.
 """
@@ -58,28 +58,31 @@ class Hub:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    def publish_threadsafe(self, stream: str, match_id: str, message: dict[str, Any] | bytes) -> None:
-        """From any thread: queue ``message`` for every client of the match (no-op without clients)."""
+    def publish_threadsafe(self, stream: str, match_id: str, messages: list[dict[str, Any] | bytes]) -> None:
+        """From any thread: queue ``messages`` for every client of the match (no-op without clients)."""
         if self.loop is not None and (stream, match_id) in self.clients:
-            self.loop.call_soon_threadsafe(self.publish, stream, match_id, message)
+            self.loop.call_soon_threadsafe(self.publish, stream, match_id, messages)
 
-    def publish(self, stream: str, match_id: str, message: dict[str, Any] | bytes) -> None:
+    def publish(self, stream: str, match_id: str, messages: list[dict[str, Any] | bytes]) -> None:
         clients = self.clients.get((stream, match_id))
         if not clients:
             return
-        data = message if isinstance(message, bytes) else json.dumps(message, separators=(",", ":"))
+        encoded = [m if isinstance(m, bytes) else json.dumps(m, separators=(",", ":")) for m in messages]
         for client in list(clients):
-            try:
+            # A burst (a batch read after a pause) may exceed the limit once; a client that still
+            # has the limit waiting when more arrives has not been keeping up.
+            if client.queue.qsize() >= self.queue_size:
+                client.drop(f"the client read too slowly: {client.queue.qsize()} messages waiting", "queue_full")
+                continue
+            for data in encoded:
                 client.queue.put_nowait(data)
-            except asyncio.QueueFull:
-                client.drop(f"the client read too slowly: {self.queue_size} messages waiting", "queue_full")
 
     def count(self, stream: str, match_id: str) -> int:
         return len(self.clients.get((stream, match_id), ()))
 
     def subscribe(self, stream: str, match_id: str, peer: str, first: list[str | bytes] = ()) -> _Client:  # type: ignore[assignment]
         """A new client of the match's ``stream``: ``first`` queued, then everything published from now."""
-        client = _Client(stream, asyncio.Queue(max(self.queue_size, len(first) + 1)), peer)
+        client = _Client(stream, asyncio.Queue(), peer)
         for item in first:
             client.queue.put_nowait(item)
         self.clients.setdefault((stream, match_id), set()).add(client)

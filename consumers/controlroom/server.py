@@ -24,7 +24,7 @@ class ControlRoomConfig:
     port: int = 8080
     lookback_s: float = 1800.0      # how far back the match list and plots start when the room starts
     heartbeat_s: float = 5.0        # a WebSocket hears at least this often
-    client_queue: int = 512         # messages waiting per WebSocket client before it is dropped as too slow
+    client_queue: int = 2048        # messages waiting per WebSocket client before it is dropped as too slow
     send_timeout_s: float = 10.0    # a client that takes no message for this long is dropped
     drain_s: float = 5.0            # SIGTERM: seconds for requests in flight
     highlights_dir: Path | None = None  # default: <state dir>/controlroom/highlights
@@ -40,8 +40,8 @@ def build_room(settings: Settings, config: ControlRoomConfig):  # noqa: ANN201 -
 
     model = LiveModel(recent_s=max(config.lookback_s, 600.0))
     hub = Hub(queue_size=config.client_queue, send_timeout_s=config.send_timeout_s, heartbeat_s=config.heartbeat_s)
-    follower = TopicFollower(settings, model, lambda match_id, message: hub.publish_threadsafe("match", match_id,
-                                                                                               message),
+    follower = TopicFollower(settings, model, lambda match_id, messages: hub.publish_threadsafe("match", match_id,
+                                                                                                messages),
                              lookback_s=config.lookback_s)
     follower.start_reading()
     jobs = HighlightJobs(config.highlights_dir or settings.state_dir / "controlroom" / "highlights")
@@ -61,6 +61,6 @@ def run_controlroom(settings: Settings, config: ControlRoomConfig) -> None:
     app = create_app(room, on_started=lambda: log.info("control room at %s (API docs: %sdocs)", url, url))
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, log_config=None, access_log=False, lifespan="on",
-        timeout_graceful_shutdown=int(config.drain_s), ws_ping_interval=20, ws_ping_timeout=20, ws="websockets",
+        timeout_graceful_shutdown=int(config.drain_s), ws_ping_interval=20, ws_ping_timeout=20, ws="websockets-sansio",
     ))
     server.run()
