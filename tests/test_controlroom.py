@@ -220,8 +220,11 @@ def test_a_websocket_client_that_stops_reading_is_dropped_while_another_keeps_re
     port = int(room.url.rsplit(":", 1)[1])
     path = "/api/v1/matches/m-ws/stream"
     received: list[str] = []
-    fast = connect(f"ws://127.0.0.1:{port}{path}", subprotocols=["bearer", TOKEN], max_queue=None)
+    with connect(f"ws://127.0.0.1:{port}{path}", subprotocols=["bearer", TOKEN], max_queue=None) as fast:
+        _drop_the_slow_one(room, port, path, fast, received)
 
+
+def _drop_the_slow_one(room: Room, port: int, path: str, fast, received: list[str]) -> None:
     def read() -> None:
         try:
             for message in fast:
@@ -236,13 +239,14 @@ def test_a_websocket_client_that_stops_reading_is_dropped_while_another_keeps_re
         room.wait_for("two clients", lambda: 'crowdsound_controlroom_websocket_clients{stream="match"} 2.0'
                       in room.metrics())
         producer = make_producer(room.settings)
-        events = 3000
+        # Bigger than the kernel's socket buffers (up to 4 MiB on the server's side) can hold.
+        events, player = 6000, "a long name " * 100
         for index in range(events):
             if index % 100 == 0:  # 1,000 events a second: a fast reader keeps up, a stopped one cannot
                 producer.flush(10)
                 time.sleep(0.1)
             event = {"match_id": "m-ws", "event_id": f"e-{index}", "type": "FOUL", "side": "HOME", "team": "Home FC",
-                     "player": None, "outcome": None, "clock": {"period": "FIRST_HALF", "ms": index * 100},
+                     "player": player, "outcome": None, "clock": {"period": "FIRST_HALF", "ms": index * 100},
                      "wall_time_ms": int(time.time() * 1000), "source": "tests"}
             producer.produce(room.settings.topic("match.events.v1"), key=match_key("m-ws"),
                              value=encode("MatchEvent", event))
@@ -257,4 +261,3 @@ def test_a_websocket_client_that_stops_reading_is_dropped_while_another_keeps_re
         assert '"type":"snapshot"' in received[0]
     finally:
         slow.close()
-        fast.close()
