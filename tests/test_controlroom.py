@@ -261,3 +261,42 @@ def _drop_the_slow_one(room: Room, port: int, path: str, fast, received: list[st
         assert '"type":"snapshot"' in received[0]
     finally:
         slow.close()
+
+
+STADIUM = """
+[match]
+id = "room"
+home = "Home FC"
+away = "Away FC"
+seed = 5
+feed_delay = "0:02"
+[periods]
+pre_match = "0:03"
+first_half = "0:35"
+[[moments]]
+at = "0:15"
+kind = "goal"
+side = "home"
+"""
+
+
+def test_a_synthetic_match_streamed_through_the_worker_shows_in_the_list_and_detail(room, tmp_path):
+    from tests.controlroom_helpers import Process
+
+    worker = Process(room.settings, tmp_path, "worker", "worker")
+    try:
+        (tmp_path / "match.toml").write_text(STADIUM)
+        streamed = run_cli("stadium", "--script", str(tmp_path / "match.toml"), "--match", "m-stadium", "--fast",
+                           "--quiet", "--spool-dir", str(tmp_path / "spool"), settings=room.settings)
+        assert streamed.returncode == 0, streamed.stderr
+        detail = room.wait_for("the match's music", lambda: (m := room.match("m-stadium")) and m["music"]
+                               and m["clock"]["period"] == "FIRST_HALF" and m["clock"]["ms"] >= 25_000 and m,
+                               timeout_s=120)
+    finally:
+        worker.stop()
+    assert detail["home"] == "Home FC"  # teams come from the events that name them (here the home goal)
+    listed = {m["match_id"]: m for m in room.get("/api/v1/matches")["matches"]}["m-stadium"]
+    assert listed["clock_text"] and listed["emotion"]["state"] and listed["music"]["key"]
+    assert any(e["type"] == "GOAL" and e["side"] == "HOME" for e in detail["events"])
+    assert any(e["type"] == "GOAL" for w in detail["windows"] for e in w["events"])  # joined into the windows
+    assert [s["stinger"] for s in detail["stingers"]] == ["goal"]
