@@ -290,7 +290,8 @@ def test_a_synthetic_match_streamed_through_the_worker_shows_in_the_list_and_det
                            "--quiet", "--spool-dir", str(tmp_path / "spool"), settings=room.settings)
         assert streamed.returncode == 0, streamed.stderr
         detail = room.wait_for("the match's music", lambda: (m := room.match("m-stadium")) and m["music"]
-                               and m["clock"]["period"] == "FIRST_HALF" and m["clock"]["ms"] >= 25_000 and m,
+                               and m["clock"]["period"] == "FIRST_HALF" and m["clock"]["ms"] >= 25_000
+                               and m["stingers"] and m,
                                timeout_s=120)
     finally:
         worker.stop()
