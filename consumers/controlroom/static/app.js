@@ -215,7 +215,7 @@ function showMusic(bar) {
     chip.textContent = layer; if (bar.layers.includes(layer)) chip.className = "on";
     return chip;
   }));
-  const latest = cs.match && cs.bars.length ? Date.now() - bar.x_ms : null;
+  const latest = cs.match && cs.bars.length ? Math.max(0, Date.now() - bar.x_ms) : null;
   $("behind").textContent = latest === null ? "" : `music ${(latest / 1000).toFixed(1)} s behind the venue`;
 }
 
