@@ -64,9 +64,9 @@ MATCHES = Gauge("crowdsound_composer_matches", "matches this process composes fo
 LATENCY = Histogram("crowdsound_composer_emotion_to_output_seconds",
                     "from an emotion window's Kafka timestamp to the commit of the music it released",
                     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-CUES = Counter("crowdsound_composer_cues_total",
-               "operator cues (music.cues.v1) by type and outcome: queued, applied (its control message was "
-               "emitted), duplicate, expired, no_music (no state for the match), dead_letter", ["type", "outcome"])
+# outcome: queued, applied (its control message was emitted), duplicate, expired, no_music, dead_letter
+CUES = Counter("crowdsound_composer_cues_total", "operator cues (music.cues.v1) by type and outcome",
+               ["type", "outcome"])
 BATCH = Histogram("crowdsound_composer_batch_seconds", "time to compose and commit one batch of input",
                   buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
 
