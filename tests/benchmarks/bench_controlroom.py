@@ -41,12 +41,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from infra.broker import broker_down, broker_up  # noqa: E402
+from infra.broker import broker_down  # noqa: E402
 from infra.clients import make_admin, make_producer, match_key  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.codec import encode  # noqa: E402
-from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
+from tests.benchmarks.bench_support import (  # noqa: E402
+    bench_broker,
+    broker_pid,
+    cpu_seconds,
+    drop_topics,
+    machine_cpu_seconds,
+)
 from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.test_controlroom_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
@@ -208,11 +214,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=25392, help="port of the broker this script starts")
     parser.add_argument("--keep-broker", action="store_true")
     args = parser.parse_args()
-    base = Settings.from_env()
-    started = False
-    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        base = base.with_overrides(bootstrap_servers=f"127.0.0.1:{args.port}", broker_port=args.port)
-        _, started = broker_up(base)
+    base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_controlroom-"))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {args.matches} matches, "
           f"{args.clients} WebSocket clients, {args.seconds} s phases ({args.warmup} s warm-up), {args.runs} runs; "
