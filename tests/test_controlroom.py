@@ -301,3 +301,20 @@ def test_a_synthetic_match_streamed_through_the_worker_shows_in_the_list_and_det
     assert any(e["type"] == "GOAL" and e["side"] == "HOME" for e in detail["events"])
     assert any(e["type"] == "GOAL" for w in detail["windows"] for e in w["events"])  # joined into the windows
     assert [s["stinger"] for s in detail["stingers"]] == ["goal"]
+
+    # A highlight reel for it, as the page's "Build reel" asks: progress, then the files.
+    status, job = room.request("POST", "/api/v1/matches/m-stadium/highlights", {"auto": 2})
+    assert status == 202 and job["state"] in ("queued", "running") and job["requested_by"] == "alice", job
+    done = room.wait_for("the reel", lambda: (j := room.get(job["url"]))["state"] in ("done", "failed") and j,
+                         timeout_s=240)
+    assert done["state"] == "done", done
+    assert {"reel.wav", "timeline.png", "index.json"} <= set(done["files"])
+    assert done["result"]["match_id"] == "m-stadium" and done["result"]["clips"]
+    assert [j["job_id"] for j in room.get("/api/v1/matches/m-stadium/highlights")["jobs"]] == [job["job_id"]]
+    import urllib.request
+
+    request = urllib.request.Request(room.url + done["file_urls"]["timeline.png"],
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    assert urllib.request.urlopen(request, timeout=30).read()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert room.request("GET", done["file_urls"]["timeline.png"], token=None)[0] == 401
+    assert room.request("GET", f"{job['url']}/files/..%2F..%2Fetc%2Fpasswd")[0] == 404

@@ -17,7 +17,9 @@ import os
 import shutil
 import threading
 import time
+import urllib.request
 
+import numpy as np
 import pytest
 
 from tests.controlroom_helpers import ARTEFACTS, TOKEN, prefixed, produce_windows, start_room
@@ -117,6 +119,13 @@ def test_the_page_shows_the_match_live_fires_a_cue_keeps_preferences_and_plays_t
                                        timeout=45_000)
                 assert page.evaluate("crowdsound.audio.context.state") == "running"
                 assert page.evaluate("document.getElementById('level').value") > 0
+                # ... and tools get it as an endless WAV over HTTP.
+                request = urllib.request.Request(f"{room.url}/api/v1/matches/m-page/audio",
+                                                 headers={"Authorization": f"Bearer {TOKEN}"})
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    head = response.read(44)
+                    pcm = np.frombuffer(response.read(48_000 * 4), dtype="<i2")
+                assert head[:4] == b"RIFF" and head[8:16] == b"WAVEfmt " and np.abs(pcm).max() > 100
                 ARTEFACTS.mkdir(parents=True, exist_ok=True)
                 shot = tmp_path / "controlroom.png"
                 page.screenshot(path=str(shot), full_page=True)

@@ -181,7 +181,11 @@ def create_app(room: ControlRoom, *, on_started: Callable[[], None] | None = Non
         docs_url="/docs", redoc_url=None, static_url="/static/docs",
         description="The live crowd and music of every match, the music's preferences, operator cues "
         "and highlight reels. Reads need a bearer token unless CROWDSOUND_API_PUBLIC_READ=1; writes always do "
-        "(tokens: CROWDSOUND_API_TOKENS). WebSockets take the token as the subprotocol pair `bearer, <token>`.",
+        "(tokens: CROWDSOUND_API_TOKENS). Two WebSockets are not listed below (OpenAPI does not describe them): "
+        "`/api/v1/matches/{match_id}/stream` (JSON: a snapshot, then every emotion window, control message, "
+        "event and cue of the match, with a heartbeat every 5 s) and `/api/v1/matches/{match_id}/audio` (a JSON "
+        "format message, then binary s16le stereo 48 kHz PCM). WebSockets take the token as the subprotocol "
+        "pair `bearer, <token>`.",
     )
     app.state.room = room
     app.state.settings = room.settings

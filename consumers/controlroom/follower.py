@@ -50,6 +50,14 @@ def _offsets_at(consumer: Consumer, topic: str, partitions: list[int], at_ms: in
     return [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
 
 
+def _batch(consumer: Consumer, size: int) -> list[Message]:
+    """What has arrived, at once: the first record as soon as there is one (``consume(n, t)``
+    alone would wait for n records or t seconds, a delay every viewer would see), then the rest
+    already fetched."""
+    first = consumer.poll(0.2)
+    return [] if first is None else [first, *consumer.consume(size - 1, 0)]
+
+
 class TopicFollower(threading.Thread):
     """Follows the match topics into a :class:`LiveModel` and hands every change to ``publish``."""
 
@@ -90,7 +98,7 @@ class TopicFollower(threading.Thread):
             while not self.stopping.is_set():
                 self.last_poll = time.monotonic()
                 outbox: dict[str, list[dict[str, Any]]] = {}
-                for message in self.consumer.consume(500, 0.2):
+                for message in _batch(self.consumer, 500):
                     if message.error() is None:
                         self._take(message, outbox)
                 for match_id, updates in outbox.items():
@@ -158,7 +166,7 @@ class AudioTap(threading.Thread):
         next_seq = -1
         try:
             while not self.stopping.is_set():
-                for message in self.consumer.consume(50, 0.2):
+                for message in _batch(self.consumer, 50):
                     if message.error() is not None or message.key() != self.key:
                         continue
                     try:
