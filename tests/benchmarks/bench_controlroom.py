@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=25392, help="port of the broker this script starts")
     parser.add_argument("--keep-broker", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up (the control room, topics)
     base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_controlroom-"))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {args.matches} matches, "
