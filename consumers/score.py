@@ -106,7 +106,8 @@ class MatchScore:
             "wall_anchor": self.wall_anchor, "bar": self.bar, "bar_start": self.bar_start,
             "bar_tempo": self.bar_tempo, "beats_in_bar": self.beats_in_bar, "next_beat": self.next_beat,
             "seq": self.seq, "pending": self.pending, "plan": None if self.plan is None else plan_to_json(self.plan),
-            "climaxes": self.climaxes, "bar_cues": self.bar_cues, "cues_seen": self.cues_seen, "fade": self.fade, "fade_plan": self.fade_plan,
+            "climaxes": self.climaxes, "bar_cues": self.bar_cues, "cues_seen": self.cues_seen, "fade": self.fade,
+            "fade_plan": self.fade_plan,
             "renderer": None if self.renderer is None else self.renderer.to_state(),
         }
 
@@ -283,7 +284,7 @@ class MatchScore:
         self.pending = [s for s in self.pending if s not in due]
         return due
 
-    def _take_bar_cues(self, start: int) -> list[dict[str, Any]]:
+    def _take_bar_cues(self) -> list[dict[str, Any]]:
         """Apply the operator cues waiting for this bar; return their CueRefs."""
         taken, self.bar_cues = self.bar_cues, []
         for cue in taken:
@@ -296,7 +297,7 @@ class MatchScore:
 
     def _start_bar(self, start: int, outputs: list[Output], *, climax_now: bool = False) -> None:
         self.bar += 1
-        cues = self._take_bar_cues(start)
+        cues = self._take_bar_cues()
         ahead = sorted((at - _ms(start), lifts) for at, lifts in self.climaxes if at > _ms(start) + _STINGER_SLACK_MS)
         decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs,
                                             climax_in_ms=ahead[0][0] if ahead else None,

@@ -144,8 +144,8 @@ def test_a_goal_cue_lands_on_the_next_beat_once_also_through_a_composer_kill(roo
     first_after = later[len(chunks)]  # the first beat the music reached after the cue arrived
     assert stinger["wall_time_ms"] == first_after["wall_time_ms"], (stinger["wall_time_ms"], first_after)
     # The page sees it fired, at which bar.
-    fired = room.wait_for("the cue marked fired", lambda: [c for c in room.match("m-cue")["cues"]
-                                                           if c["cue_id"] == cue["cue_id"] and c["fired_bar"] is not None])
+    fired = room.wait_for("the cue marked fired", lambda: [
+        c for c in room.match("m-cue")["cues"] if c["cue_id"] == cue["cue_id"] and c["fired_bar"] is not None])
     assert fired[0]["fired_bar"] == stinger["bar"]
 
     # A second cue, then the composer is killed while it works; restarted, it plays each cue once.

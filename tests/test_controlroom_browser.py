@@ -108,8 +108,8 @@ def test_the_page_shows_the_match_live_fires_a_cue_keeps_preferences_and_plays_t
                 page.wait_for_function("document.getElementById('prefs-status').textContent.startsWith('saved')")
                 page.reload()
                 page.click("#matches li[data-match=m-page]")
-                page.wait_for_function("document.querySelector('#prefs-form select[name=style]').value === 'electronic'",
-                                       timeout=30_000)
+                page.wait_for_function(
+                    "document.querySelector('#prefs-form select[name=style]').value === 'electronic'", timeout=30_000)
                 assert page.is_checked("#prefs-form input[name=mute][value=drums]")
                 assert page.input_value("#prefs-form input[name=tempo_max_bpm]") == "120"
 

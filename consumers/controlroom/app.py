@@ -385,6 +385,5 @@ def _wav_header(sample_rate: int = SAMPLE_RATE, channels: int = 2) -> bytes:
     import struct
 
     byte_rate = sample_rate * channels * 2
-    return (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate,
-                                                                               byte_rate, channels * 2, 16)
-            + b"data" + struct.pack("<I", 0xFFFFFFFF))
+    fmt = struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, byte_rate, channels * 2, 16)
+    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", 0xFFFFFFFF)

@@ -85,7 +85,8 @@ class TopicFollower(threading.Thread):
         since = int(time.time() * 1000 - self.lookback_s * 1000)
         assignment: list[TopicPartition] = []
         for topic in self._decoders:
-            assignment += _offsets_at(self.consumer, topic, topic_partitions(self.consumer, topic, self.settings), since)
+            partitions = topic_partitions(self.consumer, topic, self.settings)
+            assignment += _offsets_at(self.consumer, topic, partitions, since)
         # Preferences partitions that were empty were not assigned by the reading: follow them from their start.
         read = {tp.partition for tp in self.consumer.assignment() if tp.topic == self._prefs_topic}
         assignment += [TopicPartition(self._prefs_topic, p, OFFSET_BEGINNING)

@@ -80,7 +80,7 @@ class Hub:
     def count(self, stream: str, match_id: str) -> int:
         return len(self.clients.get((stream, match_id), ()))
 
-    def subscribe(self, stream: str, match_id: str, peer: str, first: list[str | bytes] = ()) -> _Client:  # type: ignore[assignment]
+    def subscribe(self, stream: str, match_id: str, peer: str, first: tuple[str | bytes, ...] = ()) -> _Client:
         """A new client of the match's ``stream``: ``first`` queued, then everything published from now."""
         client = _Client(stream, asyncio.Queue(), peer)
         for item in first:
@@ -100,7 +100,7 @@ class Hub:
     async def serve(self, websocket: WebSocket, stream: str, match_id: str, first: list[str | bytes]) -> None:
         """Send ``first`` then everything published for the match until the client leaves or is dropped."""
         peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
-        client = self.subscribe(stream, match_id, peer, first)
+        client = self.subscribe(stream, match_id, peer, tuple(first))
         client.task = asyncio.current_task()
         receiver = asyncio.create_task(self._receive(websocket))
         try:

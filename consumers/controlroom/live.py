@@ -25,6 +25,13 @@ def clock_text(clock: dict[str, Any] | None) -> str | None:
     return None if clock is None else str(MatchClock.from_avro(clock))
 
 
+def _event_x(event: dict[str, Any], window_key: tuple[str, int], window_x_ms: int) -> int:
+    """Where an event inside a window sits on the time axis (at the window's start if in another period)."""
+    if event["clock"]["period"] != window_key[0]:
+        return window_x_ms
+    return window_x_ms + int(event["clock"]["ms"]) - window_key[1]
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -97,8 +104,7 @@ class LiveModel:
             "arousal": round(record["arousal"], 4), "valence": round(record["valence"], 4),
             "tempo_bpm": record["tempo_bpm"], "produced_ms": at_ms,
             "events": [{"event_id": e["event_id"], "type": e["type"], "side": e["side"], "clock": e["clock"],
-                        "clock_text": clock_text(e["clock"]),
-                        "x_ms": start_ms + int(e["clock"]["ms"]) - key[1] if e["clock"]["period"] == key[0] else start_ms}
+                        "clock_text": clock_text(e["clock"]), "x_ms": _event_x(e, key, start_ms)}
                        for e in record["events"]],
         }
         with self.lock:

@@ -241,7 +241,8 @@ def main() -> None:
                                            ("page-to-screen p99", [r.p99_ms for r in rows], "ms", 1),
                                            ("control room CPU", [r.room_cpu for r in rows], "% of a core", 100),
                                            ("other processes CPU", [r.other_cpu for r in rows], "% of a core", 100)):
-            print(f"{name:<18} {label:<20} {scale * statistics.median(values):7.1f} ({scale * max(values):7.1f}) {unit}")
+            median, worst = scale * statistics.median(values), scale * max(values)
+            print(f"{name:<18} {label:<20} {median:7.1f} ({worst:7.1f}) {unit}")
 
 
 if __name__ == "__main__":
