@@ -104,8 +104,11 @@ def test_the_page_shows_the_match_live_fires_a_cue_keeps_preferences_and_plays_t
                 page.check("#prefs-form input[name=mute][value=drums]")
                 page.fill("#prefs-form input[name=tempo_min_bpm]", "100")
                 page.fill("#prefs-form input[name=tempo_max_bpm]", "120")
-                page.click("#prefs-form button[type=submit]")
-                page.wait_for_function("document.getElementById('prefs-status').textContent.startsWith('saved')")
+                with page.expect_response(lambda r: r.url.endswith("/matches/m-page/preferences")
+                                          and r.request.method == "PUT") as saved:
+                    page.click("#prefs-form button[type=submit]")
+                assert saved.value.status == 200, saved.value.text()
+                page.wait_for_function("document.getElementById('prefs-status').textContent.includes('alice')")
                 page.reload()
                 page.click("#matches li[data-match=m-page]")
                 page.wait_for_function(

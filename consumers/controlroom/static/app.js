@@ -325,7 +325,7 @@ $("prefs-form").addEventListener("submit", async (event) => {
   };
   try {
     const saved = await api("PUT", `/matches/${encodeURIComponent(cs.selected)}/preferences`, body);
-    showPrefs(saved); $("prefs-status").textContent = `saved — from the next bar (by ${saved.record.set_by})`;
+    showPrefs(saved); $("prefs-status").textContent = `saved by ${saved.record.set_by}: from the next bar`;
   } catch (error) { $("prefs-status").textContent = error.message; toast(`preferences refused — ${error.message}`, true); }
 });
 
