@@ -59,7 +59,6 @@ def write_preferences(settings: Settings, *, match_id: str | None, style: str | 
 
 def read_preferences(settings: Settings, match_id: str | None) -> MusicPrefs:
     """The preferences a composer would apply to ``match_id`` (None: the global ones)."""
-    topic = settings.topic("music.preferences.v1")
     consumer = make_consumer(settings, group_id="crowdsound-prefs-unused")
     try:
         return preferences_table(consumer, settings).for_match(match_id or ALL_MATCHES)
