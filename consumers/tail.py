@@ -20,8 +20,9 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicParti
 
 from infra.catalogue import spec_for
 from infra.clients import make_consumer
-from infra.errors import CrowdsoundError, SchemaError
+from infra.errors import SchemaError
 from infra.partitioning import partition_for
+from infra.reading import topic_partitions
 from infra.settings import Settings
 from schemas.clock import MatchClock
 from schemas.codec import decode_any
@@ -72,7 +73,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     Raises
     ------
     CrowdsoundError
-        Unknown topic, or a topic missing from the cluster.
+        Unknown topic, or a topic missing from the cluster (TopicMissingError).
     """
     spec = spec_for(topic, settings)
     name = settings.topic(spec.name)
@@ -87,11 +88,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     previous = signal.signal(signal.SIGINT, _on_signal)
     printed = 0
     try:
-        metadata = consumer.list_topics(name, timeout=10)
-        topic_meta = metadata.topics.get(name)
-        if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
-            raise CrowdsoundError(f"topic {name} does not exist on {settings.bootstrap_servers}; run `crowdsound topics apply`")
-        partitions = sorted(topic_meta.partitions)
+        partitions = topic_partitions(consumer, name, settings)
         if match_id is not None:
             partitions = [partition_for(match_id, len(partitions))]
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END

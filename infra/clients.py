@@ -8,17 +8,16 @@ explicitly (a group id, a transactional id).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from infra.errors import BrokerError
 from infra.settings import Settings
 
-__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key", "patiently"]
+__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key", "produce_and_wait"]
 
 log = logging.getLogger("crowdsound.kafka")
 
@@ -76,15 +75,23 @@ def log_delivery_errors(err: KafkaError | None, msg: Message) -> None:
         log.error("delivery failed topic=%s key=%r error=%s", msg.topic(), msg.key(), err)
 
 
-def patiently(call: Callable[[], Any], what: str, *, timeout_s: float = 30.0) -> Any:
-    """``call()``, retried while the cluster settles (a new topic's leaders being elected, a
-    leader moving after a broker restart answer NOT_LEADER_FOR_PARTITION for a moment); a
-    lasting failure is one BrokerError line naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as error:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"{what}: {error.args[0].str() if error.args else error}") from None
-            time.sleep(0.5)
+def produce_and_wait(producer: Producer, topic: str, *, key: bytes, value: bytes, what: str = "record",
+                     timeout_s: float = 15.0) -> Message:
+    """Produce one record and wait until the broker has it (acks=all); returns the delivered message.
+
+    For single writes a person waits for (``prefs set``, ``cue``, the control room's buttons).
+
+    Raises
+    ------
+    BrokerError
+        When the broker refused the record or did not answer within ``timeout_s``.
+    """
+    outcome: list[tuple[KafkaError | None, Message]] = []
+    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append((err, msg)))
+    producer.flush(timeout_s)
+    if not outcome:
+        raise BrokerError(f"{what} not written to {topic}: no answer from the broker within {timeout_s:.0f} s")
+    error, message = outcome[0]
+    if error is not None:
+        raise BrokerError(f"{what} not written to {topic}: {error.str()}")
+    return message

@@ -173,6 +173,7 @@ class DirectorState:
     theme_now: list[Any] | None = None  # [side, next theme bar] while a theme is sung
     themes_heard: dict[str, int] = field(default_factory=dict)
     tempo_mood: float | None = None  # the slow average of intensity that the tempo follows
+    hold: bool = False  # an operator's hold: intensity, layers, key and mode stay as they are
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -321,8 +322,13 @@ class Director:
     def stinger_played(self, kind: str) -> None:
         """A stinger sounds now. A home goal surges the music, lifts the key and calls the home
         theme; a goal against darkens it, cancels a brighter key in waiting and calls the away
-        theme; full time brings the home theme back."""
+        theme; full time brings the home theme back. While the operator holds the music, none of
+        this changes its intensity, layers or key (a goal against still cancels a brighter key)."""
         st = self.state
+        if st.hold:
+            if kind == "goal_against" and st.pending_key is not None and self._brighter(st.pending_key):
+                st.pending_key = None
+            return
         if kind == "goal":
             st.surge_bars = _SURGE_BARS
             st.dread_bars = 0
@@ -369,7 +375,8 @@ class Director:
                 bar = plan.bar + ahead
                 rel = bar - st.phrase_start
                 pos = rel % 4
-                if pos == 0 and st.pending_key is not None and not (st.dread_bars > 0 and self._brighter(st.pending_key)):
+                if pos == 0 and st.pending_key is not None and not st.hold \
+                        and not (st.dread_bars > 0 and self._brighter(st.pending_key)):
                     key, mode = st.pending_key[0], st.pending_key[1]  # type: ignore[assignment]
                 choice = wanted.get(mode, ())  # type: ignore[call-overload]
                 if kind == "var":
@@ -405,7 +412,8 @@ class Director:
         piece (every layer enters, out of the pickup onto the tonic).
         """
         st = self.state
-        notes: list[str] = []
+        held = st.hold
+        notes: list[str] = ["held by the operator"] if held else []
         build = None
         dread = climax_side == "away"
         if climax_in_ms is not None and 0 < climax_in_ms <= _FORESIGHT_MS:
@@ -413,7 +421,7 @@ class Director:
         committed = st.committed.pop(0) if st.committed else None
         previous_intensity, previous_layers = st.last_intensity, st.last_layers
 
-        self._update_dials(mood, prefs, build=build, dread=dread, climax_now=climax_now)
+        self._update_dials(mood, prefs, build=build, dread=dread, climax_now=climax_now, held=held)
         intensity = min(prefs.intensity_max, max(prefs.intensity_min, st.intensity))
 
         if climax_now:
@@ -421,13 +429,14 @@ class Director:
         rel = bar - st.phrase_start
         phrase_pos = rel % 4
         if phrase_pos == 0:
-            self._turn_phrase(bar, mood, notes, modulate=committed is None and not opening
+            self._turn_phrase(bar, mood, notes, modulate=committed is None and not opening and not held
                               and not self._ends_soon(ending_in_ms))
 
         tempo, ramp, bars_to_climax = self._next_tempo(mood, prefs, notes, phrase_pos, hold=committed is not None,
                                                        climax_in_ms=climax_in_ms if build is not None else None)
         st.tempo_bpm = tempo
-        st.layers = self._next_layers(intensity, prefs)
+        st.layers = self._next_layers(intensity, prefs) if not held else \
+            [layer for layer in st.layers if layer not in prefs.muted_layers]
 
         progression = _progression(st.mode, st.family, st.variant, consequent=(rel // 4) % 2 == 1)
         chord = progression[phrase_pos]
@@ -442,7 +451,7 @@ class Director:
             # The climax resolves it: into the key a home goal lifts to, or home.
             chord = "V7/V" if climax_side == "home" and st.mode == "MAJOR" and st.dread_bars == 0 else "V7"
             next_chord = None
-        elif phrase_pos == 3 and st.pending_key is not None and committed is None:
+        elif phrase_pos == 3 and st.pending_key is not None and committed is None and not held:
             chord, next_chord = self._pivot_chord()
             notes.append(f"preparing {st.pending_key[0]} {st.pending_key[1].lower()}")
 
@@ -468,14 +477,16 @@ class Director:
             next_chord = st.committed[0][2] if st.committed and st.committed[0][:2] == [key, mode] else None
             notes.append("under the stinger")
 
-        theme = self._theme(climax_now=climax_now, under_stinger=committed is not None or stinger_now, final=final)
+        theme = None if held else self._theme(climax_now=climax_now, under_stinger=committed is not None or stinger_now,
+                                              final=final)
         layers = list(st.layers)
         if theme is not None and "melody" not in layers and "melody" not in prefs.muted_layers:
             layers.append("melody")  # the theme is sung whatever the intensity
             layers.sort(key=LAYERS.index)
         if st.dread_bars > 0:
             st.dread_bars -= 1
-        self._vote_mode()
+        if not held:
+            self._vote_mode()
         st.bars_in_key += 1
 
         plan = BarPlan(
@@ -502,21 +513,23 @@ class Director:
         return BarDecision(plan=plan, reason=reason)
 
     def _update_dials(self, mood: Mood, prefs: MusicPrefs, *, build: float | None, dread: bool,
-                      climax_now: bool) -> None:
-        """Intensity, tension and valence after this bar's mood, foresight and goals."""
+                      climax_now: bool, held: bool) -> None:
+        """Intensity, tension and valence after this bar's mood, foresight and goals (the
+        intensity stays where it is while the operator holds the music)."""
         st = self.state
         target = _intensity_target(mood)
         if build is not None and dread:
             target = min(max(target, 0.3 + 0.25 * build), _DREAD_TOP)
         elif build is not None:
             target = min(max(target, 0.3 + (_BUILD_TOP - 0.3) * build), _BUILD_TOP)
-        if st.surge_bars > 0:
+        if st.surge_bars > 0 and not held:
             target = max(target, 0.97)
             st.surge_bars -= 1
             if climax_now:
                 st.intensity = max(st.intensity, target)  # the goal lands at full strength at once
         rate = _ATTACK if target > st.intensity else _RELEASE
-        st.intensity = round(st.intensity + rate * (target - st.intensity), 4)
+        if not held:
+            st.intensity = round(st.intensity + rate * (target - st.intensity), 4)
         mood_now = st.intensity if st.tempo_mood is None else st.tempo_mood
         st.tempo_mood = round(mood_now + _TEMPO_MOOD * (st.intensity - mood_now), 4)
 
