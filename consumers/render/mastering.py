@@ -189,7 +189,7 @@ class Master:
         self._gain_from = self._gain_to = _db_to_lin(p.initial_gain_db)  # linear ramp over the hop
         self._history = np.zeros((_HISTORY, 2))  # limiter: pending output and filter history
         self._limiter_udb = 0  # limiter gain of the last output sample
-        self._hold_until = 0  # input sample until which the make-up gain may not fall (a climax)
+        self._hold_until = 0  # input sample until which the make-up gain is held (a climax)
 
     # -- state ------------------------------------------------------------------------------
 
