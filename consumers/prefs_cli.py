@@ -10,7 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from consumers.music.director import MusicPrefs
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
-from infra.clients import make_consumer, make_producer, match_key
+from infra.clients import make_consumer, make_producer, match_key, reader_group
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.settings import Settings
 from schemas.codec import decode, encode
@@ -47,7 +47,7 @@ def write_preferences(settings: Settings, *, match_id: str | None, style: str | 
 def read_preferences(settings: Settings, match_id: str | None) -> MusicPrefs:
     """The preferences a composer would apply to ``match_id`` (None: the global ones)."""
     topic = settings.topic("music.preferences.v1")
-    consumer = make_consumer(settings, group_id="crowdsound-prefs-unused")
+    consumer = make_consumer(settings, group_id=reader_group(settings, "prefs"))
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or metadata.error is not None:

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from infra.catalogue import spec_for
-from infra.clients import make_consumer
+from infra.clients import make_consumer, reader_group
 from infra.errors import CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.settings import Settings
@@ -76,7 +76,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     """
     spec = spec_for(topic, settings)
     name = settings.topic(spec.name)
-    consumer = make_consumer(settings, group_id=f"crowdsound-tail-{uuid.uuid4().hex[:12]}",
+    consumer = make_consumer(settings, group_id=reader_group(settings, f"tail-{uuid.uuid4().hex[:12]}"),
                              extra={"enable.partition.eof": False})
     stop = False
 

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.settings import Settings
 
-__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key"]
+__all__ = ["log_delivery_errors", "make_admin", "make_consumer", "make_producer", "match_key", "reader_group"]
 
 log = logging.getLogger("crowdsound.kafka")
 
@@ -61,6 +61,15 @@ def make_consumer(settings: Settings, *, group_id: str, extra: Mapping[str, Any]
 def make_admin(settings: Settings) -> AdminClient:
     """An admin client for the configured cluster."""
     return AdminClient(_config({}, settings, {}))
+
+
+def reader_group(settings: Settings, tool: str) -> str:
+    """The consumer group of a tool that assigns partitions itself and commits nothing (tail,
+    listen, replay...): ``<prefix>crowdsound-reader-<tool>``, the groups the read-only role may
+    use (:data:`infra.acls.READER_GROUP_PREFIX`)."""
+    from infra.acls import READER_GROUP_PREFIX
+
+    return f"{settings.topic_prefix}{READER_GROUP_PREFIX}{tool}"
 
 
 def match_key(match_id: str) -> bytes:

@@ -130,11 +130,11 @@ def _wait_for_music(settings: Settings, match_id: str, duration_ms: int, process
     follows the emotions, which follow the audio, so all three are then done)."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from infra.clients import make_consumer, match_key
+    from infra.clients import make_consumer, match_key, reader_group
     from infra.partitioning import partition_for
     from schemas.codec import decode
 
-    consumer = make_consumer(settings, group_id="crowdsound-demo-unused")
+    consumer = make_consumer(settings, group_id=reader_group(settings, "demo"))
     topics = {settings.topic("music.audio.v1"): "AudioChunk"}
     partition = partition_for(match_key(match_id), settings.partitions)
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for topic in topics])

@@ -49,7 +49,7 @@ class EventFollowingClock:
         self._match_id = match_id
         self._stop = threading.Event()
         topic = settings.topic("match.events.v1")
-        self._consumer = make_consumer(settings, group_id=f"crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}")
+        self._consumer = make_consumer(settings, group_id=f"{settings.topic_prefix}crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}")
         metadata = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None or not metadata.partitions:
             raise SchemaError(f"topic {topic} does not exist; run `crowdsound topics apply`")

@@ -38,20 +38,15 @@ settings = Settings.from_env()
 
 
 def _broker_credentials(config: Settings) -> Any:
-    if config.security_protocol.startswith("SASL"):
-        import ssl
-
-        context = ssl.create_default_context(cafile=config.ssl_ca_location) \
-            if config.security_protocol == "SASL_SSL" else None
-        return faust.SASLCredentials(
-            username=config.sasl_username, password=config.sasl_password,
-            mechanism=config.sasl_mechanism or "PLAIN", ssl_context=context,
-        )
-    if config.security_protocol == "SSL":
-        import ssl
-
-        return faust.SSLCredentials(ssl.create_default_context(cafile=config.ssl_ca_location))
-    return None
+    """The settings' client security (converted once, in infra) as Faust's credentials object."""
+    auth = config.aiokafka_config()
+    context, mechanism = auth.get("ssl_context"), auth.get("sasl_mechanism")
+    if mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=auth["sasl_oauth_token_provider"], ssl_context=context)
+    if mechanism:
+        return faust.SASLCredentials(username=auth["sasl_plain_username"], password=auth["sasl_plain_password"],
+                                     mechanism=mechanism, ssl_context=context)
+    return faust.SSLCredentials(context) if context else None
 
 
 app = faust.App(
