@@ -37,7 +37,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from consumers.composer_config import ComposerConfig
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
 from consumers.score import MatchScore, Output
-from infra.clients import make_admin, make_consumer, make_producer, match_key
+from infra.clients import make_admin, make_consumer, make_producer, match_key, topic_partitions
 from infra.deadletter import dead_letter_record
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.metrics import serve_metrics
@@ -259,10 +259,8 @@ class Composer:
                 BATCH.observe(time.perf_counter() - started)
 
     def _assign_prefs(self) -> None:
-        metadata = self.prefs_consumer.list_topics(self.prefs_topic, timeout=10).topics.get(self.prefs_topic)
-        if metadata is None or metadata.error is not None:
-            raise BrokerError(f"topic {self.prefs_topic} is missing; run `crowdsound topics apply`")
-        self.prefs_consumer.assign([TopicPartition(self.prefs_topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+        partitions = topic_partitions(self.prefs_consumer, self.settings, self.prefs_topic)
+        self.prefs_consumer.assign([TopicPartition(self.prefs_topic, p, OFFSET_BEGINNING) for p in partitions])
 
     def _read_prefs(self) -> None:
         for message in self.prefs_consumer.consume(500, 0):

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
-from infra.clients import make_consumer, match_key, reader_group
+from infra.clients import make_consumer, match_key, reader_group, topic_partitions
 from infra.errors import CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.settings import Settings
@@ -44,10 +44,7 @@ def listen(settings: Settings, match_id: str, out: str, *, from_beginning: bool 
     """Write the music of ``match_id`` to ``out`` (a .wav path, or ``-`` for raw PCM on stdout)."""
     topic = settings.topic("music.audio.v1")
     consumer = make_consumer(settings, group_id=reader_group(settings, "listen"))
-    metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    if metadata is None or metadata.error is not None:
-        raise CrowdsoundError(f"topic {topic} does not exist; run `crowdsound topics apply`")
-    partition = partition_for(match_key(match_id), len(metadata.partitions))
+    partition = partition_for(match_key(match_id), len(topic_partitions(consumer, settings, topic)))
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END)])
 
     stopping = False

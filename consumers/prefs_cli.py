@@ -10,7 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from consumers.music.director import MusicPrefs
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
-from infra.clients import make_consumer, make_producer, match_key, reader_group
+from infra.clients import DeliveryErrors, make_consumer, make_producer, match_key, reader_group, topic_partitions
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.settings import Settings
 from schemas.codec import decode, encode
@@ -35,12 +35,12 @@ def write_preferences(settings: Settings, *, match_id: str | None, style: str | 
     except SchemaError as error:
         raise CrowdsoundError(str(error)) from None
     producer = make_producer(settings)
-    delivery: list[Any] = []
+    delivery = DeliveryErrors(settings)
     producer.produce(settings.topic("music.preferences.v1"), key=match_key(record["match_id"]),
-                     value=encode("Preferences", record), on_delivery=lambda err, msg: delivery.append(err))
-    producer.flush(15)
-    if not delivery or delivery[0] is not None:
-        raise BrokerError(f"preferences not written: {delivery[0] if delivery else 'no answer from the broker'}")
+                     value=encode("Preferences", record), on_delivery=delivery)
+    if producer.flush(15):
+        raise BrokerError("preferences not written: no answer from the broker within 15 s")
+    delivery.check()
     return record
 
 
@@ -49,11 +49,8 @@ def read_preferences(settings: Settings, match_id: str | None) -> MusicPrefs:
     topic = settings.topic("music.preferences.v1")
     consumer = make_consumer(settings, group_id=reader_group(settings, "prefs"))
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise CrowdsoundError(f"topic {topic} does not exist; run `crowdsound topics apply`")
         ends = {}
-        for partition in metadata.partitions:
+        for partition in topic_partitions(consumer, settings, topic):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             if high > low:
                 ends[partition] = high

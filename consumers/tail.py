@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from infra.catalogue import spec_for
-from infra.clients import make_consumer, reader_group
+from infra.clients import kafka_refusal, make_consumer, reader_group, topic_partitions
 from infra.errors import CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.settings import Settings
@@ -87,11 +87,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     previous = signal.signal(signal.SIGINT, _on_signal)
     printed = 0
     try:
-        metadata = consumer.list_topics(name, timeout=10)
-        topic_meta = metadata.topics.get(name)
-        if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
-            raise CrowdsoundError(f"topic {name} does not exist on {settings.bootstrap_servers}; run `crowdsound topics apply`")
-        partitions = sorted(topic_meta.partitions)
+        partitions = topic_partitions(consumer, settings, name)
         if match_id is not None:
             partitions = [partition_for(match_id, len(partitions))]
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
@@ -106,6 +102,8 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
             if message is None:
                 continue
             if message.error():
+                if refusal := kafka_refusal(message.error(), settings, f"to read {name}"):
+                    raise CrowdsoundError(refusal)
                 if message.error().code() != KafkaError._PARTITION_EOF:
                     print(f"error: {message.error()}", file=sys.stderr)
                 continue

@@ -84,6 +84,8 @@ ROLES: tuple[Role, ...] = (
         Grant("group", "crowdsound-encoder-clock-", ("READ",), "prefixed"),
     )),
     Role("feed", "crowdsound feed, crowdsound event", _write("match.events.v1", "match.events.dlq.v1")),
+    Role("stadium", "crowdsound stadium (a synthetic venue: its crowd audio and its match feed)",
+         _write("crowd.audio.v1", "match.events.v1", "match.events.dlq.v1")),
     Role("worker", "crowdsound worker (the Faust app)", (
         *_read("crowd.audio.v1", "match.events.v1"),
         *_write("crowd.emotions.v1", "match.events.late.v1", "crowd.audio.dlq.v1", "match.events.dlq.v1"),

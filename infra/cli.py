@@ -82,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crowdsound {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KafkaException as exc:  # a Kafka failure nothing more specific caught: one line, no traceback
+        from infra.clients import last_refusal
+
         error = exc.args[0] if exc.args else exc
-        print(f"crowdsound {args.command}: error: Kafka: {getattr(error, 'str', lambda: error)()}", file=sys.stderr)
+        reason = last_refusal() or f"Kafka: {getattr(error, 'str', lambda: error)()}"
+        print(f"crowdsound {args.command}: error: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         logging.getLogger("crowdsound").info("interrupted")

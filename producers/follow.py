@@ -14,7 +14,7 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from infra.clients import make_consumer
+from infra.clients import make_consumer, topic_partitions
 from infra.errors import SchemaError
 from infra.partitioning import partition_for
 from infra.settings import Settings
@@ -50,10 +50,7 @@ class EventFollowingClock:
         self._stop = threading.Event()
         topic = settings.topic("match.events.v1")
         self._consumer = make_consumer(settings, group_id=f"{settings.topic_prefix}crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}")
-        metadata = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or not metadata.partitions:
-            raise SchemaError(f"topic {topic} does not exist; run `crowdsound topics apply`")
-        partition = partition_for(match_id, len(metadata.partitions))
+        partition = partition_for(match_id, len(topic_partitions(self._consumer, settings, topic)))
         self._consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         deadline = time.monotonic() + catch_up_timeout_s

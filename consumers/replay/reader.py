@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
-from infra.clients import make_consumer, match_key, reader_group
+from infra.clients import kafka_refusal, make_consumer, match_key, reader_group
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.progress import Progress
@@ -75,7 +75,10 @@ class PartitionReader:
     def partition_of(self, topic: str) -> int:
         metadata = _patiently(lambda: self.consumer.list_topics(topic, timeout=10),
                               f"cannot read the metadata of {topic}").topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
+        error = metadata.error if metadata is not None else None
+        if error is not None and (refusal := kafka_refusal(error, self.settings, f"to read topic {topic}")):
+            raise CrowdsoundError(refusal)
+        if metadata is None or error is not None or not metadata.partitions:
             raise CrowdsoundError(f"topic {topic} does not exist on {self.settings.bootstrap_servers}; "
                                   "run `crowdsound topics apply`")
         return partition_for(self.key, len(metadata.partitions))
