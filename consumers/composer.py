@@ -37,7 +37,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from consumers.composer_config import ComposerConfig
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
 from consumers.score import MatchScore, Output
-from infra.clients import make_admin, make_consumer, make_producer, match_key, topic_partitions
+from infra.clients import kafka_refusal, make_admin, make_consumer, make_producer, match_key, topic_partitions
 from infra.deadletter import dead_letter_record
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.metrics import serve_metrics
@@ -95,7 +95,8 @@ def _ensure_state_topic(settings: Settings) -> None:
             future.result()
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise BrokerError(f"cannot create {name}: {error}") from None
+                refusal = kafka_refusal(error.args[0], settings, f"to create its state topic {name}")
+                raise BrokerError(refusal or f"cannot create {name}: {error}") from None
     # A new topic's partitions reach the client's metadata a moment later; restoring state
     # from a partition not known yet fails (_UNKNOWN_PARTITION), so wait for all of them.
     deadline = time.monotonic() + 30

@@ -13,6 +13,8 @@ tells a topic that is missing from one the principal may not use.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,9 +40,6 @@ class _Repeats(logging.Filter):
         self._seen: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        import re
-        import time
-
         text = re.sub(r" \(after \d+ms in state \w+\)|\d+ms", "", record.getMessage())
         text = re.sub(r"\[rdkafka#\w+-\d+\]", "", text)
         now = time.monotonic()
@@ -157,10 +156,15 @@ def topic_partitions(client: Any, settings: Settings, topic: str, *, doing: str 
         One line: the cluster cannot be reached or refuses this client, the principal may not
         use the topic, or the topic does not exist.
     """
-    try:
-        metadata = client.list_topics(topic, timeout=10).topics.get(topic)
-    except KafkaException as exc:
-        raise CrowdsoundError(unreachable(client, settings, exc)) from None
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            metadata = client.list_topics(topic, timeout=1).topics.get(topic)
+            break
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise CrowdsoundError(unreachable(client, settings, exc)) from None
+            client.poll(0)  # serves the client's errors: a refusal is raised from here at once
     error = metadata.error if metadata is not None else None
     if error is not None and (refusal := kafka_refusal(error, settings, f"to {doing} topic {topic}")):
         raise CrowdsoundError(refusal)
@@ -173,10 +177,7 @@ def unreachable(client: Any, settings: Settings, exc: KafkaException) -> str:
     """Why a metadata request failed, in one line: the refusal the client's errors tell of
     (served now), or that the cluster cannot be reached."""
     try:
-        if isinstance(client, Consumer):
-            client.consume(0, 0.2)
-        else:
-            client.poll(0.2)
+        client.poll(0.2)
     except CrowdsoundError as refusal:
         return str(refusal)
     except Exception:  # noqa: BLE001 - only here to find a better message

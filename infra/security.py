@@ -209,4 +209,36 @@ def apply_security(admin: AdminClient, settings: Settings, out_dir: Path, *, rol
             _result(admin.create_acls(to_add), "creating ACLs")
         if to_remove:
             _result(admin.delete_acls(to_remove), "removing ACLs")
+        # Both reach the brokers through the metadata log a moment later: wait, so that a client
+        # started right after `apply` is not refused.
+        _wait_until_served(admin, {b for r in roles for b in bindings(r, prefix)},
+                           [(u.user, u.password.decode()) for u in upserts], settings)
     return changes
+
+
+def _wait_until_served(admin: AdminClient, wanted: set[Binding], logins: list[tuple[str, str]],
+                       settings: Settings, timeout_s: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = admin.describe_acls(AclBindingFilter(
+            ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY,
+        )).result(timeout=_TIMEOUT_S)
+        if wanted <= {b for acl in current if (b := _as_binding(acl)) is not None}:
+            break
+        if time.monotonic() > deadline:
+            raise CrowdsoundError(f"the ACLs were created but the broker does not serve them after {timeout_s:.0f} s")
+        time.sleep(0.2)
+    for user, password in logins:
+        login = role_properties(bootstrap=settings.bootstrap_servers, username=user, password=password,
+                                ca_location=settings.ssl_ca_location)
+        probe = AdminClient({**login, "error_cb": lambda error: None, "log_level": 0})
+        while True:
+            try:
+                probe.list_topics(timeout=2)
+                break
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise CrowdsoundError(f"user {user} was created but cannot log in after {timeout_s:.0f} s") \
+                        from None
