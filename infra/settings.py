@@ -138,7 +138,8 @@ class Settings:
 
         def kafka(variable: str, name: str) -> str | None:
             """A variable, else the config file's property, else unset."""
-            return (env.get(variable) or "").strip() or from_file.pop(name, None) or None
+            in_file = from_file.pop(name, None)
+            return (env.get(variable) or "").strip() or in_file or None
 
         bootstrap = kafka("KAFKA_BOOTSTRAP_SERVERS", "bootstrap.servers") or "127.0.0.1:9092"
         protocol = _choice({"KAFKA_SECURITY_PROTOCOL": kafka("KAFKA_SECURITY_PROTOCOL", "security.protocol") or ""},
