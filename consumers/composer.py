@@ -40,7 +40,7 @@ from consumers.score import MatchScore, Output
 from infra.clients import kafka_refusal, make_admin, make_consumer, make_producer, match_key, topic_partitions
 from infra.deadletter import dead_letter_record
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
-from infra.metrics import serve_metrics
+from infra.metrics import Liveness, serve_metrics
 from infra.partitioning import partition_for
 from infra.settings import Settings
 from schemas.codec import decode, encode
@@ -142,6 +142,10 @@ class Composer:
         self.assigned: set[int] = set()
         self.running = True
         self.healthy = True
+        # /healthz: the loop turns at least every poll timeout; a batch stuck longer than the
+        # stall limit (a transaction that hangs, a render that never ends) makes it unhealthy.
+        self.liveness = Liveness(settings.health_stall_s)
+        self.liveness.busy(True)
         instance = config.instance or socket.gethostname()
         self.producer = make_producer(settings, {
             "transactional.id": f"{_group_id(settings, config)}-{instance}",
@@ -245,6 +249,7 @@ class Composer:
         self.consumer.subscribe([self.emotions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._assign_prefs()
         while self.running:
+            self.liveness.progressed()
             self._read_prefs()
             first = self.consumer.poll(self.config.poll_timeout_s)
             if first is None:
@@ -440,7 +445,8 @@ def run_composer(settings: Settings, config: ComposerConfig) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    serve_metrics(settings.metrics_port, healthy=lambda: composer.healthy)
+    serve_metrics(settings.metrics_port, host=settings.metrics_host,
+                  healthy=lambda: composer.healthy and composer.liveness.healthy())
     log.info("composer started outputs=%s group=%s", ",".join(config.outputs), _group_id(settings, config))
     try:
         composer.run()

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from infra.errors import CrowdsoundError
+from infra.cliargs import add_metrics_arguments
 from infra.settings import Settings
 
 __all__ = ["add_worker_parser", "run_worker"]
@@ -35,8 +35,7 @@ SIGTERM stops cleanly, committing what was processed.
 def add_worker_parser(commands) -> None:
     parser = commands.add_parser("worker", help="run the stream worker: audio + events -> crowd emotions",
                                  description=_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve Prometheus /metrics and /healthz here (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    add_metrics_arguments(parser)
     parser.add_argument("--instance-id", metavar="ID",
                         help="static group membership: a restarted worker with the same id gets its partitions "
                         "back at once instead of after the session timeout")
@@ -62,13 +61,12 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     EmotionModel.load()  # a missing or broken model is a one-line error now, not a crash later
     import faust
 
-    from infra.metrics import serve_metrics
-    from streams.app import app
+    from infra.metrics import serve_process_metrics
+    from streams.app import app, liveness
 
     if args.instance_id:
         app.conf.consumer_group_instance_id = args.instance_id
-    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
-    serve_metrics(port, healthy=lambda: not app.should_stop)
+    serve_process_metrics(args, settings, healthy=lambda: not app.should_stop and liveness.healthy())
     os.environ.setdefault("F_FORCE_COLOR", "0")
     level = logging.getLevelName(logging.getLogger().level).lower()
     worker = faust.Worker(app, loglevel=level if level != "notset" else "info", quiet=True, redirect_stdouts=False)
