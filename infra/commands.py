@@ -215,6 +215,9 @@ def _register_demo(commands: Any) -> None:
     demo.add_argument("--highlights", type=whole_number(low=1, high=20), default=4, metavar="N",
                       help="how many highlights to replay (default 4)")
     demo.add_argument("--style", choices=("orchestral", "electronic", "stadium_rock"), help="music style of the replay")
+    demo.add_argument("--secure", action="store_true",
+                      help="on the secure broker (`broker up --secure`, port + 2): SASL_SSL with ACLs, every process "
+                      "as its own role's principal (`security apply`)")
     demo.set_defaults(handler=_demo)
 
 
@@ -227,4 +230,4 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if not script.is_file():
         raise CrowdsoundError(f"match script {script} does not exist")
     return run_demo(settings, DemoOptions(out_dir=Path(args.out), script=script, highlights=args.highlights,
-                                          style=args.style))
+                                          style=args.style, secure=args.secure))

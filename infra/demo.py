@@ -6,6 +6,11 @@ the match feed, waits until the emotions and the music have caught up, writes th
 music with ``listen``, replays the match's highlights into the output folder and prints
 what it found. The broker keeps running afterwards (its topics hold the match for more
 replays); the worker and the composer are stopped.
+
+``--secure`` does the same on the secure broker (``broker up --secure``): ``security apply``
+makes a principal per role, and every process runs as its role with its properties file
+(``KAFKA_CONFIG_FILE``): the stadium as ``stadium``, the worker as ``worker``, the composer as
+``composer``, listen and replay as ``reader``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class DemoOptions:
     script: Path = DEMO_SCRIPT
     highlights: int = 4
     style: str | None = None
+    secure: bool = False
 
 
 def _say(text: str) -> None:
@@ -47,12 +53,12 @@ def _cli(*args: str) -> list[str]:
 class _Background:
     """A crowdsound subprocess with its log in the demo's folder."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(_cli(*args), stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env={**os.environ, "CROWDSOUND_LOG_LEVEL": "WARNING"})
+                                        start_new_session=True, env={**env, "CROWDSOUND_LOG_LEVEL": "WARNING"})
 
     def check(self) -> None:
         if self.process.poll() is not None:
@@ -68,11 +74,53 @@ class _Background:
         self._log.close()
 
 
-def run_demo(settings: Settings, options: DemoOptions) -> int:
-    from consumers.replay.replay import ReplayOptions, replay
-    from infra.broker import broker_up
+class _Principals:
+    """The settings and environment each demo process runs with: on the plaintext broker the
+    same for all; on the secure one, each role's properties file."""
+
+    def __init__(self, settings: Settings, folder: Path | None) -> None:
+        self._settings = settings
+        self._folder = folder
+
+    def env(self, role: str) -> dict[str, str]:
+        if self._folder is None:
+            return dict(os.environ)
+        return {**os.environ, "KAFKA_CONFIG_FILE": str(self._folder / f"{role}.properties")}
+
+    def settings(self, role: str) -> Settings:
+        if self._folder is None:
+            return self._settings
+        return Settings.from_env({**self.env(role), "CROWDSOUND_TOPIC_PREFIX": self._settings.topic_prefix,
+                                  "CROWDSOUND_PARTITIONS": str(self._settings.partitions),
+                                  "CROWDSOUND_STATE_DIR": str(self._settings.state_dir)})
+
+
+def _start_broker(settings: Settings, secure: bool) -> tuple[Settings, _Principals]:
+    """The broker up, its topics applied; with ``secure`` also the role principals. Returns the
+    admin's settings and the principals of the processes."""
+    from infra.broker import broker_up, default_security_dir
     from infra.clients import make_admin
     from infra.topics import apply_catalogue
+
+    status, _ = broker_up(settings, secure=secure)
+    _say(f"Kafka {status.kafka_version or ''} broker on {status.bootstrap} (data in {status.data_dir})")
+    admin, principals = settings, _Principals(settings, None)
+    if secure:
+        from infra.security import admin_settings, apply_security
+
+        admin = admin_settings(settings.with_overrides(bootstrap_servers=status.bootstrap))
+        folder = default_security_dir(settings)
+        changes = apply_security(make_admin(admin), admin, folder)
+        _say(f"SASL_SSL with ACLs: {len(changes)} role principals ({sum(c.changed for c in changes)} changed), "
+             f"their client properties in {folder}/")
+        principals = _Principals(admin, folder)
+    changes = apply_catalogue(make_admin(admin), admin)
+    _say(f"topics: {sum(1 for c in changes if c.kind == 'created')} created, {len(changes)} in the catalogue")
+    return admin, principals
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    from consumers.replay.replay import ReplayOptions, replay
     from producers.stadium import load_script
 
     started = time.monotonic()
@@ -82,32 +130,29 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     log_dir = settings.state_dir / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    status, _ = broker_up(settings)
-    _say(f"Kafka {status.kafka_version or ''} broker on {status.bootstrap} (data in {status.data_dir})")
-    changes = apply_catalogue(make_admin(settings), settings)
-    _say(f"topics: {sum(1 for c in changes if c.kind == 'created')} created, {len(changes)} in the catalogue")
-
-    worker = _Background("worker", ["worker"], log_dir)
-    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir)
+    _, principals = _start_broker(settings, options.secure)
+    worker = _Background("worker", ["worker"], log_dir, principals.env("worker"))
+    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir, principals.env("composer"))
     try:
         _say(f"worker and composer started (logs in {log_dir})")
         _say(f"streaming the synthetic match {match_id} ({script.duration_ms / 1000:.0f} s of crowd audio, accelerated)")
         stream = subprocess.run(_cli("stadium", "--script", str(options.script), "--match", match_id, "--fast",
-                                     "--quiet"), capture_output=True, text=True, check=False)
+                                     "--quiet"), capture_output=True, text=True, check=False,
+                                env=principals.env("stadium"))
         if stream.returncode != 0:
             raise CrowdsoundError(f"streaming the match failed: {stream.stderr.strip().splitlines()[-1:]}")
-        _wait_for_music(settings, match_id, script.duration_ms, (worker, composer))
+        _wait_for_music(principals.settings("reader"), match_id, script.duration_ms, (worker, composer))
         live = options.out_dir / "live.wav"
         subprocess.run(_cli("listen", "--match", match_id, "--out", str(live), "--timeout", "3"),
-                       capture_output=True, text=True, check=False)
+                       capture_output=True, text=True, check=False, env=principals.env("reader"))
         _say(f"the live music of the match: {live}")
     finally:
         worker.stop()
         composer.stop()
 
     _say(f"replaying the {options.highlights} best highlights into {options.out_dir}/")
-    result = replay(settings, ReplayOptions(match_id=match_id, out_dir=options.out_dir, auto=options.highlights,
-                                            style=options.style))
+    result = replay(principals.settings("reader"), ReplayOptions(match_id=match_id, out_dir=options.out_dir,
+                                                                 auto=options.highlights, style=options.style))
     print()
     print(f"crowdsound demo — match {match_id}, {time.monotonic() - started:.0f} s")
     print(f"  goals in the match feed: {result.goals}")
@@ -120,7 +165,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     print(f"  open {options.out_dir}/index.md and {options.out_dir}/timeline.png; listen to {options.out_dir}/reel.wav")
     print()
     print("The broker keeps running with the match on its topics; try:")
-    print(f"  crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")
+    reader = f"KAFKA_CONFIG_FILE={principals.env('reader')['KAFKA_CONFIG_FILE']} " if options.secure else ""
+    print(f"  {reader}crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")
     print("Stop it with:  crowdsound broker down   (or: make broker-down)")
     return 0
 
