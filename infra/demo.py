@@ -90,9 +90,7 @@ class _Principals:
     def settings(self, role: str) -> Settings:
         if self._folder is None:
             return self._settings
-        return Settings.from_env({**self.env(role), "CROWDSOUND_TOPIC_PREFIX": self._settings.topic_prefix,
-                                  "CROWDSOUND_PARTITIONS": str(self._settings.partitions),
-                                  "CROWDSOUND_STATE_DIR": str(self._settings.state_dir)})
+        return self._settings.with_client_file(self._folder / f"{role}.properties")
 
 
 def _start_broker(settings: Settings, secure: bool) -> tuple[Settings, _Principals]:

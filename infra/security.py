@@ -94,8 +94,7 @@ def admin_settings(settings: Settings) -> Settings:
     if not path.is_file():
         raise CrowdsoundError("no admin credentials: start the local secure broker (`crowdsound broker up --secure`) "
                               "or set KAFKA_CONFIG_FILE to an admin's properties file")
-    return Settings.from_env({"KAFKA_CONFIG_FILE": str(path), "CROWDSOUND_STATE_DIR": str(settings.state_dir),
-                              "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix})
+    return settings.with_client_file(path)
 
 
 def role_properties(*, bootstrap: str, username: str, password: str, ca_location: str | None) -> dict[str, str]:

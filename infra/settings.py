@@ -185,6 +185,16 @@ class Settings:
         """A copy with some fields changed (CLI options win over the environment)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def with_client_file(self, path: Path) -> Settings:
+        """The same deployment (topic prefix, partitions, state folder...) as another principal:
+        the Kafka connection and client properties of the properties file ``path`` (a role's from
+        ``crowdsound security apply``), as ``KAFKA_CONFIG_FILE=path`` alone gives them."""
+        other = Settings.from_env({"KAFKA_CONFIG_FILE": str(path)})
+        return replace(self, bootstrap_servers=other.bootstrap_servers, security_protocol=other.security_protocol,
+                       sasl_mechanism=other.sasl_mechanism, sasl_username=other.sasl_username,
+                       sasl_password=other.sasl_password, ssl_ca_location=other.ssl_ca_location,
+                       client_properties=other.client_properties, config_file=other.config_file)
+
     def topic(self, name: str) -> str:
         """The deployed name of catalogue topic ``name`` (the prefix applied)."""
         return f"{self.topic_prefix}{name}"

@@ -106,10 +106,7 @@ class SecureRoles:
 
     def settings(self, role: str) -> Settings:
         """The settings a process of ``role`` runs with: its properties file and the test's prefix."""
-        return Settings.from_env({"KAFKA_CONFIG_FILE": str(self.folder / f"{role}.properties"),
-                                  "CROWDSOUND_TOPIC_PREFIX": self.admin.topic_prefix,
-                                  "CROWDSOUND_PARTITIONS": str(self.admin.partitions),
-                                  "CROWDSOUND_STATE_DIR": str(self.admin.state_dir)})
+        return self.admin.with_client_file(self.folder / f"{role}.properties")
 
 
 @pytest.fixture

@@ -150,8 +150,7 @@ def _with(settings: Settings, tmp_path, **changes: str) -> Settings:
     properties = {**read_properties_file(settings.config_file), **changes}
     path = tmp_path / f"changed-{uuid.uuid4().hex[:6]}.properties"
     path.write_text("".join(f"{key}={value}\n" for key, value in properties.items() if value is not None))
-    return Settings.from_env({"KAFKA_CONFIG_FILE": str(path), "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix,
-                              "CROWDSOUND_STATE_DIR": str(settings.state_dir)})
+    return settings.with_client_file(path)
 
 
 def test_a_wrong_password_is_refused(secure_roles, tmp_path):
@@ -193,7 +192,7 @@ def test_mutual_tls_works_for_both_client_libraries(secure_kafka, secure_roles, 
         path.write_text(f"bootstrap.servers={secure_kafka.mtls_bootstrap}\nsecurity.protocol=SSL\n"
                         f"ssl.ca.location={ca.cert}\nssl.certificate.location={cert.cert}\n"
                         f"ssl.key.location={cert.key}\n")
-        return Settings.from_env({"KAFKA_CONFIG_FILE": str(path), "CROWDSOUND_TOPIC_PREFIX": prefix})
+        return secure_roles.admin.with_client_file(path)
 
     probe = mtls(f"{prefix}probe")
     topic = probe.topic("match.events.v1")

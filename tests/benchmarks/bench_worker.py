@@ -108,9 +108,7 @@ class Deployment:
     def role(self, name: str) -> Settings:
         if self.folder is None:
             return self.admin
-        return Settings.from_env({"KAFKA_CONFIG_FILE": str(self.folder / f"{name}.properties"),
-                                  "CROWDSOUND_TOPIC_PREFIX": self.admin.topic_prefix,
-                                  "CROWDSOUND_STATE_DIR": str(self.admin.state_dir)})
+        return self.admin.with_client_file(self.folder / f"{name}.properties")
 
 
 def fresh_deployment(admin: Settings, folder: Path | None) -> Deployment:
@@ -511,8 +509,7 @@ def secure_admin(base: Settings) -> Settings:
     from infra.broker import admin_properties_path, default_security_dir
 
     broker_up(base, secure=True)
-    return Settings.from_env({"KAFKA_CONFIG_FILE": str(admin_properties_path(default_security_dir(base))),
-                              "CROWDSOUND_STATE_DIR": str(base.state_dir)})
+    return base.with_client_file(admin_properties_path(default_security_dir(base)))
 
 
 def security_cost(pairs: list[tuple[LiveResult, LiveResult]]) -> str:
