@@ -19,7 +19,8 @@ from typing import Literal
 from infra.catalogue import CATALOGUE
 from infra.errors import CrowdsoundError
 
-__all__ = ["CUES_TOPIC", "READER_GROUP_PREFIX", "ROLES", "Binding", "Grant", "Role", "bindings", "principal_name", "role"]
+__all__ = ["CUES_TOPIC", "READER_GROUP_PREFIX", "ROLES", "Binding", "Grant", "Role", "bindings", "principal_name",
+           "role"]
 
 ResourceKind = Literal["topic", "group", "transactional_id"]
 Pattern = Literal["literal", "prefixed"]

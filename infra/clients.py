@@ -24,8 +24,8 @@ from confluent_kafka.admin import AdminClient
 from infra.errors import CrowdsoundError
 from infra.settings import Settings
 
-__all__ = ["DeliveryErrors", "kafka_refusal", "last_refusal", "log_delivery_errors", "make_admin", "make_consumer", "make_producer",
-           "match_key", "reader_group", "topic_partitions"]
+__all__ = ["DeliveryErrors", "kafka_refusal", "last_refusal", "log_delivery_errors", "make_admin", "make_consumer",
+           "make_producer", "match_key", "reader_group", "topic_partitions", "unreachable"]
 
 log = logging.getLogger("crowdsound.kafka")
 
@@ -62,7 +62,8 @@ _last_refusal: list[str] = []  # the newest authentication or TLS refusal this p
 def _who(settings: Settings) -> str:
     if settings.sasl_username:
         return f"user {settings.sasl_username}"
-    if settings.client_properties.get("ssl.certificate.location") or settings.client_properties.get("ssl.certificate.pem"):
+    properties = settings.client_properties
+    if properties.get("ssl.certificate.location") or properties.get("ssl.certificate.pem"):
         return "this client certificate"
     return "an anonymous client"
 
@@ -169,7 +170,8 @@ def topic_partitions(client: Any, settings: Settings, topic: str, *, doing: str 
     if error is not None and (refusal := kafka_refusal(error, settings, f"to {doing} topic {topic}")):
         raise CrowdsoundError(refusal)
     if metadata is None or error is not None or not metadata.partitions:
-        raise CrowdsoundError(f"topic {topic} does not exist on {settings.bootstrap_servers}; run `crowdsound topics apply`")
+        raise CrowdsoundError(f"topic {topic} does not exist on {settings.bootstrap_servers}; "
+                              "run `crowdsound topics apply`")
     return sorted(metadata.partitions)
 
 

@@ -108,7 +108,7 @@ def role_properties(*, bootstrap: str, username: str, password: str, ca_location
 
 def _render(role: Role, properties: dict[str, str]) -> bytes:
     lines = [f"# crowdsound role {role.name}: {role.used_by}",
-             f"# use it with KAFKA_CONFIG_FILE={{this file}} or kcat -F {{this file}}; keep it secret"]
+             "# use it with KAFKA_CONFIG_FILE={this file} or kcat -F {this file}; keep it secret"]
     return ("\n".join(lines + [f"{key}={value}" for key, value in properties.items()]) + "\n").encode()
 
 

@@ -49,7 +49,9 @@ class EventFollowingClock:
         self._match_id = match_id
         self._stop = threading.Event()
         topic = settings.topic("match.events.v1")
-        self._consumer = make_consumer(settings, group_id=f"{settings.topic_prefix}crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}")
+        # The encoder role may use these groups (infra/acls.py).
+        group = f"{settings.topic_prefix}crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}"
+        self._consumer = make_consumer(settings, group_id=group)
         partition = partition_for(match_id, len(topic_partitions(self._consumer, settings, topic)))
         self._consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)

@@ -767,7 +767,8 @@ def test_the_chart_is_secure_by_default():
     config = one(docs, "ConfigMap", "demo-crowdsound")["data"]
     assert (config["KAFKA_SECURITY_PROTOCOL"], config["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
     worker = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
-    assert env_of(worker, docs)["KAFKA_SASL_PASSWORD"] == {"secretKeyRef": {"name": "crowdsound-kafka", "key": "password"}}
+    assert env_of(worker, docs)["KAFKA_SASL_PASSWORD"] == \
+        {"secretKeyRef": {"name": "crowdsound-kafka", "key": "password"}}
     assert config["CROWDSOUND_METRICS_HOST"] == "0.0.0.0"  # inside the pod; the NetworkPolicy guards it
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["ingress"][0]["from"], "scrapes are limited to a selector"

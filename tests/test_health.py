@@ -113,7 +113,8 @@ def test_the_composer_is_unhealthy_while_its_loop_is_stuck_in_a_batch(topics, mo
         assert _status(port) == 200
         producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
         for window in emotion_windows("m-health", [Spell(0, 8, "CALM", 0.2, 0.0)]):
-            producer.produce(settings.topic("crowd.emotions.v1"), key=b"m-health", value=encode("EmotionWindow", window))
+            producer.produce(settings.topic("crowd.emotions.v1"), key=b"m-health",
+                             value=encode("EmotionWindow", window))
         producer.flush(10)
         assert stuck.wait(30)
         deadline = time.monotonic() + 10
