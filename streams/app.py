@@ -143,7 +143,11 @@ def _records_waiting(work: RecordProcessor) -> bool:
     the consumer last heard it) is past the records taken from it."""
     if _in_hand[0]:
         return True
-    for tp in app.consumer.assignment():
+    try:
+        assigned = app.consumer.assignment()
+    except Exception:  # noqa: BLE001 - no consumer yet (starting, rebalancing): nothing known to wait
+        return False
+    for tp in assigned:
         if tp.topic in (work.audio_topic, work.events_topic) and tp in _read_upto:
             try:
                 if (app.consumer.highwater(tp) or 0) > _read_upto[tp]:
