@@ -22,11 +22,13 @@
    episodes in which windows took longer than the 250 ms target, when they began.
 3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
    matches whose lag does not grow.
-4. Security cost (--secure): the live run over PLAINTEXT and over SASL_SSL (SCRAM-SHA-512,
-   the local secure broker with ACLs), alternating, --repeat times each, in the same run: the
-   worker, the encoders and the latency consumer each log in as their own role (worker,
-   encoder, reader), as in production. Reported: both runs' figures, then p99 per pair and
-   the median and worst of each protocol.
+4. Security cost (--secure): instead of 1., the Faust worker drains the backlog over
+   PLAINTEXT and over SASL_SSL (SCRAM-SHA-512, the local secure broker with ACLs),
+   alternating, --repeat times each (steady frames/s, and the worker's CPU per 1000 frames,
+   which load from other processes hardly changes); and the live run likewise: the worker,
+   the encoders and the latency consumer each log in as their own role (worker, encoder,
+   reader), as in production. Reported: every run's figures, then p99 per pair and the median
+   and worst of each protocol.
 
 The consumer lag counts records the worker has read but not yet committed: it commits a
 record once the match's state including it is checkpointed (every 10 records of a match,
@@ -162,7 +164,7 @@ class Lag:
 
 
 def emotions_count(settings: Settings) -> int:
-    consumer = make_consumer(settings, group_id=f"count-{uuid.uuid4().hex[:6]}")
+    consumer = make_consumer(settings, group_id=reader_group(settings, f"bench-count-{uuid.uuid4().hex[:6]}"))
     topic = settings.topic("crowd.emotions.v1")
     total = 0
     for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
@@ -221,19 +223,24 @@ def stop_worker(worker: subprocess.Popen) -> None:
 class Drain:
     seconds: float  # from start (worker launch / loop start) to the last window
     steady_fps: float  # frames per second, 10-90 % of the backlog
+    cpu_ms_per_1000: float = float("nan")  # worker (+ helper) CPU per 1000 frames, 10-90 % of the backlog
 
 
-def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log: Path) -> Drain:
+def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log: Path, *,
+                     roles: Deployment | None = None) -> Drain:
+    role = roles.role if roles is not None else (lambda name: settings)
     started = time.monotonic()
-    worker = start_worker(settings, log)
-    lag = Lag(settings, worker_group(settings))
+    worker = start_worker(role("worker"), log)
+    lag = Lag(role("worker"), worker_group(settings))
     samples: list[tuple[float, int]] = []
+    cpu: list[tuple[int, float]] = []  # (committed, worker CPU seconds): CPU per frame, whatever else runs
     try:
         while True:
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited; see {log}")
             samples.append((time.monotonic(), lag.committed()))
-            if emotions_count(settings) >= expected_windows:
+            cpu.append((samples[-1][1], cpu_seconds(worker.pid, children=True)))
+            if emotions_count(role("reader")) >= expected_windows:
                 break
             time.sleep(0.5)
         seconds = time.monotonic() - started
@@ -241,7 +248,10 @@ def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log
         while samples[-1][1] < frames and time.monotonic() < deadline:
             time.sleep(0.5)
             samples.append((time.monotonic(), lag.committed()))
-        return Drain(seconds, steady_rate(samples, frames))
+        inner = [(n, c) for n, c in cpu if 0.1 * frames <= n <= 0.9 * frames]
+        per_1000 = (1000 * (inner[-1][1] - inner[0][1]) / (inner[-1][0] - inner[0][0] or 1) * 1000
+                    if len(inner) >= 2 else float("nan"))
+        return Drain(seconds, steady_rate(samples, frames), per_1000)
     finally:
         lag.close()
         stop_worker(worker)
@@ -512,6 +522,33 @@ def secure_admin(base: Settings) -> Settings:
     return base.with_client_file(admin_properties_path(default_security_dir(base)))
 
 
+def backlog_security_cost(base: Settings, payloads: list[bytes], matches: int, seconds: int, repeat: int,
+                          tmp: Path) -> str:
+    """The Faust worker draining the same backlog over PLAINTEXT and over SASL_SSL, alternating:
+    steady frames/s and the worker's CPU per 1000 frames (which other load on the machine
+    hardly changes, unlike the rate)."""
+    secure_base = secure_admin(base)
+    rows = []
+    for index in range(repeat):
+        protocols = (("PLAINTEXT", base, None), ("SASL_SSL", secure_base, tmp / f"backlog-roles{index}"))
+        for name, admin, folder in protocols:
+            deployment = fresh_deployment(admin, folder)
+            frames = backlog(deployment.role("encoder"), payloads[:seconds * 10], matches)
+            drain = run_faust_worker(deployment.admin, frames, (seconds - 2) * matches,
+                                     tmp / f"drain-{name}{index}.log", roles=deployment)
+            drop_topics(deployment.admin)
+            rows.append((name, drain))
+            print(f"[backlog {index + 1}/{repeat} {name}] {frames} frames: {drain.steady_fps:.0f} frames/s steady, "
+                  f"worker CPU {drain.cpu_ms_per_1000:.0f} ms per 1000 frames", flush=True)
+    lines = [f"security cost, backlog of {matches} matches x {seconds} s, {repeat} run(s) each:"]
+    for name in ("PLAINTEXT", "SASL_SSL"):
+        fps = np.array([d.steady_fps for n, d in rows if n == name])
+        cpu = np.array([d.cpu_ms_per_1000 for n, d in rows if n == name])
+        lines.append(f"  {name:<10} steady frames/s median {np.median(fps):.0f} (worst {fps.min():.0f}); "
+                     f"worker CPU per 1000 frames median {np.median(cpu):.0f} ms (worst {cpu.max():.0f} ms)")
+    return "\n".join(lines)
+
+
 def security_cost(pairs: list[tuple[LiveResult, LiveResult]]) -> str:
     """p99 (last frame -> emotion record) per pair and the median/worst of each protocol."""
     plain = np.array([p.p99_ms for p, _ in pairs])
@@ -558,7 +595,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
             tmp = os.environ["BENCH_LOG_DIR"]
-        if not args.skip_backlog:
+        if not args.skip_backlog and not args.secure:
             windows_per_match = args.seconds - 2  # 3 s windows, 1 s hop
             faust_settings = fresh(base)
             frames = backlog(faust_settings, payloads[:args.seconds * 10], args.matches)
@@ -575,6 +612,9 @@ def main() -> None:
                   f"{faust.steady_fps / 10:>14.0f}   (total includes ~8 s worker start-up)")
             print(f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
                   f"{plain.steady_fps / 10:>14.0f}", flush=True)
+        if args.secure and not args.skip_backlog:
+            print(backlog_security_cost(base, payloads, args.matches, args.seconds, args.repeat, Path(tmp)),
+                  flush=True)
         results = []
         for count in [int(c) for c in args.ramp.split(",") if c.strip()]:
             scoped = fresh(base)
