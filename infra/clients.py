@@ -57,6 +57,9 @@ _AUTHORIZATION = {KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic", KafkaError.GRO
                   KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional id",
                   KafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster"}
 _last_refusal: list[str] = []  # the newest authentication or TLS refusal this process saw
+# An authentication error that only says the connection went away (librdkafka reports a broken
+# connection during the SASL handshake as an authentication error too).
+_TRANSIENT = re.compile(r"transport failure|timed out|disconnected|connection (reset|refused|closed)", re.IGNORECASE)
 
 
 def _who(settings: Settings) -> str:
@@ -76,6 +79,8 @@ def kafka_refusal(error: KafkaError, settings: Settings, doing: str = "") -> str
         return (f"Kafka refused {_who(settings)}{' ' + doing if doing else ''}: not authorized "
                 f"({_AUTHORIZATION[code]} ACL missing; `crowdsound security roles` lists what each role may do)")
     if code in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        if _TRANSIENT.search(error.str()):
+            return None  # the connection broke during the handshake: retried, not refused
         return (f"Kafka at {settings.bootstrap_servers} refused the credentials of {_who(settings)} "
                 f"(sasl.mechanism {settings.sasl_mechanism}): check sasl.username and sasl.password")
     if code == KafkaError._SSL and "verify failed" in error.str():

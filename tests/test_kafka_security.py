@@ -290,3 +290,32 @@ def test_oidc_tokens_for_aiokafka_come_from_the_token_endpoint_as_librdkafka_get
     assert len(requests) == 1
     assert requests[0]["auth"] == "Basic " + base64.b64encode(b"crowdsound:oidc-secret").decode()
     assert requests[0]["form"] == {"grant_type": ["client_credentials"], "scope": ["kafka"]}
+
+
+@pytest.mark.parametrize(("code", "text", "refused"), [
+    ("_AUTHENTICATION", "sasl_ssl://b:9094/bootstrap: SASL authentication error: Authentication failed during "
+     "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 310ms in state AUTH_REQ)",
+     "refused the credentials"),
+    ("_AUTHENTICATION", "GroupCoordinator: SASL authentication error: SaslAuthenticateRequest failed: Local: Broker "
+     "transport failure (after 0ms in state DOWN)", None),
+    ("_SSL", "sasl_ssl://b:9094/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify "
+     "failed: broker certificate could not be verified", "not trusted"),
+    ("_SSL", "sasl_ssl://b:9094/bootstrap: SSL handshake failed: Disconnected", None),
+    ("TOPIC_AUTHORIZATION_FAILED", "Broker: Topic authorization failed", "not authorized"),
+    ("_TRANSPORT", "Connection refused", None),
+])
+def test_only_a_real_refusal_stops_a_client(code, text, refused):
+    """Wrong credentials, an untrusted certificate or a missing ACL stop a process with one line;
+    a connection that broke (even during the handshake) is retried like any other."""
+    from confluent_kafka import KafkaError
+
+    from infra.clients import kafka_refusal
+
+    settings = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                                  **SCRAM})
+    message = kafka_refusal(KafkaError(getattr(KafkaError, code), text), settings)
+    if refused is None:
+        assert message is None
+    else:
+        assert refused in message
+        assert code == "_SSL" or "user worker" in message  # who was refused
