@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	@ldconfig -p | grep -q 'libfluidsynth\.so\.3' && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libfluidsynth3 fluid-soundfont-gm; \
 	  else echo "The composer needs FluidSynth and a General MIDI SoundFont: sudo apt-get install libfluidsynth3 fluid-soundfont-gm"; exit 1; fi; }
+	@# The control room's browser test drives Debian's chromium (never a downloaded browser).
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "note: the control room's browser test needs chromium (sudo apt-get install chromium); it is skipped without it"; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -1,4 +1,4 @@
-"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``listen``."""
+"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``cue``, ``listen``, ``replay``, ``controlroom``."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ def register(commands: Any) -> None:
     tail.set_defaults(handler=_tail)
     _register_composer(commands)
     _register_prefs(commands)
+    _register_cue(commands)
     _register_listen(commands)
     _register_replay(commands)
+    _register_controlroom(commands)
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,6 +166,51 @@ def _prefs_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cue_type(text: str) -> str:
+    from consumers.cues import CUE_TYPES
+
+    name = text.strip().lower().replace("-", "_")
+    if name not in CUE_TYPES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(t.replace('_', '-') for t in CUE_TYPES)}, "
+                                         f"got {text!r}")
+    return name
+
+
+def _register_cue(commands: Any) -> None:
+    cue = commands.add_parser(
+        "cue", help="fire an operator cue: a stinger on the next beat, hold/release, or a fade (music.cues.v1)",
+        description="An operator cue for a match's music, the same record the control room's buttons write. "
+        "A stinger (goal, goal-against, near-miss, card, var, full-time) sounds on the next beat the composer "
+        "reaches; hold freezes the music's intensity and key from the next bar until release; fade-out and "
+        "fade-in move the music's fader over --bars bars from the next bar. The composer applies each cue "
+        "once, also across restarts; a cue older than a minute when the composer reads it is not played.",
+        epilog="examples:\n  crowdsound cue --match m1 goal\n  crowdsound cue --match m1 fade-out --bars 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cue.add_argument("--match", required=True, metavar="M", help="the match")
+    cue.add_argument("type", type=_cue_type, metavar="TYPE",
+                     help="goal, goal-against, near-miss, card, var, full-time, hold, release, fade-out, fade-in")
+    cue.add_argument("--bars", type=whole_number(low=1, high=32), default=2, metavar="N",
+                     help="length of a fade in bars (default 2)")
+    cue.add_argument("--by", default="cli", metavar="NAME", help="who sends it (kept in the record)")
+    cue.set_defaults(handler=_cue)
+
+
+def _cue(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.cues import cue_record, write_cue
+    from infra.clients import make_producer
+    from infra.errors import CrowdsoundError, SchemaError
+
+    try:
+        record = cue_record(args.match, args.type, bars=args.bars, set_by=args.by, source="cli")
+    except SchemaError as error:
+        raise CrowdsoundError(str(error)) from None
+    where = write_cue(settings, make_producer(settings), record)
+    print(f"cue {record['cue_id']} ({args.type.replace('_', '-')}) for {args.match} written to "
+          f"{where['topic']}[{where['partition']}]@{where['offset']}")
+    return 0
+
+
 def _register_listen(commands: Any) -> None:
     listen = commands.add_parser(
         "listen", help="write a match's music (music.audio.v1) to a WAV file or stdout",
@@ -196,23 +243,12 @@ def _listen(args: argparse.Namespace, settings: Settings) -> int:
 
 def _clock_range(text: str) -> tuple[Any, Any]:
     from infra.errors import CrowdsoundError
-    from schemas.clock import parse_clock
+    from schemas.clock import parse_clock_range
 
-    first, dash, second = text.partition("-")
-    if not dash:
-        raise argparse.ArgumentTypeError(f"expected a range like 23:00-25:30, got {text!r}")
     try:
-        start, end = parse_clock(first), parse_clock(second)
+        return parse_clock_range(text)
     except CrowdsoundError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    if start.period is not end.period:
-        raise argparse.ArgumentTypeError(f"range {text!r} spans two periods ({start.period.value}, {end.period.value}); "
-                                         "give one range per period")
-    if end.ms <= start.ms:
-        raise argparse.ArgumentTypeError(f"range {text!r} is empty or inverted: its end must come after its start")
-    if end.ms - start.ms > 10 * 60_000:
-        raise argparse.ArgumentTypeError(f"range {text!r} is longer than 10 minutes; a highlight is shorter")
-    return start, end
 
 
 def _register_replay(commands: Any) -> None:
@@ -278,4 +314,37 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         for clip in summary["clips"]:
             print(f"  #{clip['rank']} {clip['start']}-{clip['end']}  {clip['reason']}  ({clip['duration_s']:.1f} s)")
         print(f"{len(result.files)} files written to {result.out_dir}/", file=sys.stderr)
+    return 0
+
+
+def _register_controlroom(commands: Any) -> None:
+    room = commands.add_parser(
+        "controlroom", help="the control room: a web page and HTTP API for the people running a match",
+        description="Serve the control room: a page showing every match live (crowd emotion, events, the "
+        "music's tempo, key, chord, intensity and layers), cue buttons, the preferences form, the live music "
+        "in the browser and highlight reels; and the HTTP API behind it under /api/v1 (OpenAPI at "
+        "/api/v1/openapi.json, docs at /docs), /metrics and /healthz. It reads the topics itself (no "
+        "consumer group, no database). Writes need a bearer token from CROWDSOUND_API_TOKENS "
+        "(operator=token,...); reads too unless CROWDSOUND_API_PUBLIC_READ=1.",
+        epilog="example:\n  CROWDSOUND_API_TOKENS=alice=$(openssl rand -hex 16) crowdsound controlroom --port 8080",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    room.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                      help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    room.add_argument("--port", type=whole_number(low=1, high=65535), default=8080, metavar="PORT",
+                      help="port of the page, the API and /metrics (default 8080)")
+    room.add_argument("--lookback", type=whole_number(low=1, high=24 * 60, what="a whole number of minutes"),
+                      default=30, metavar="MINUTES",
+                      help="show matches heard of in the last MINUTES, with their recent past (default 30)")
+    room.add_argument("--client-queue", type=whole_number(low=8, high=100_000), default=2048, metavar="N",
+                      help="messages that may wait for one WebSocket client before it is dropped as too slow "
+                      "(default 2048); a client that takes nothing for 10 s is dropped too")
+    room.set_defaults(handler=_controlroom)
+
+
+def _controlroom(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.controlroom import ControlRoomConfig, run_controlroom
+
+    run_controlroom(settings, ControlRoomConfig(host=args.host, port=args.port, lookback_s=args.lookback * 60.0,
+                                                client_queue=args.client_queue))
     return 0

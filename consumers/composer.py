@@ -35,13 +35,15 @@ from confluent_kafka.admin import NewTopic
 from prometheus_client import Counter, Gauge, Histogram
 
 from consumers.composer_config import ComposerConfig
+from consumers.cues import validate_cue
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
 from consumers.score import MatchScore, Output
-from infra.clients import kafka_refusal, make_admin, make_consumer, make_producer, match_key, topic_partitions
+from infra.clients import kafka_refusal, make_admin, make_consumer, make_producer, match_key
 from infra.deadletter import dead_letter_record
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.metrics import Liveness, serve_metrics
 from infra.partitioning import partition_for
+from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
 from schemas.codec import decode, encode
 
@@ -62,6 +64,9 @@ MATCHES = Gauge("crowdsound_composer_matches", "matches this process composes fo
 LATENCY = Histogram("crowdsound_composer_emotion_to_output_seconds",
                     "from an emotion window's Kafka timestamp to the commit of the music it released",
                     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+# outcome: queued, applied (its control message was emitted), duplicate, expired, no_music, dead_letter
+CUES = Counter("crowdsound_composer_cues_total", "operator cues (music.cues.v1) by type and outcome",
+               ["type", "outcome"])
 BATCH = Histogram("crowdsound_composer_batch_seconds", "time to compose and commit one batch of input",
                   buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
 
@@ -109,6 +114,9 @@ def _ensure_state_topic(settings: Settings) -> None:
 
 
 HEARD_KEY = "composer_heard_wall_ms"  # in a match's saved state: the newest audio wall time of its windows
+# State-topic key of the next music.cues.v1 offset of an input partition (like a match's state, it
+# is written in the transaction that consumed the cues, so each cue is applied exactly once).
+CUE_POSITION_KEY = "cues-position:{suffix}:{partition}"
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
@@ -127,6 +135,7 @@ class Composer:
         self.config = config
         self.emotions_topic = settings.topic("crowd.emotions.v1")
         self.prefs_topic = settings.topic("music.preferences.v1")
+        self.cues_topic = settings.topic("music.cues.v1")
         self.state_topic = state_topic(settings)
         self.state_key_prefix = f"{config.group_id_suffix}:"
         self.synth = None
@@ -140,6 +149,12 @@ class Composer:
         self.newest: dict[int, int] = {}  # per input partition: newest audio wall time of any window
         self.prefs = PreferencesTable()
         self.assigned: set[int] = set()
+        # music.cues.v1 is read assign-only, partition for partition with the emotions; its
+        # positions live in the state topic. start: where reading began at assignment (the
+        # committed position, or the end then); position: the next offset to take.
+        self.cue_start: dict[int, int] = {}
+        self.cue_position: dict[int, int] = {}
+        self.cue_dirty: set[int] = set()
         self.running = True
         self.healthy = True
         # /healthz: the loop turns at least every poll timeout; a batch stuck longer than the
@@ -163,12 +178,16 @@ class Composer:
             "partition.assignment.strategy": "cooperative-sticky",
         })
         self.prefs_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-prefs-unused")
+        # Cues are rare and wanted on the next beat: fetch them without the default 500 ms wait.
+        self.cues_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-cues-unused",
+                                           extra={"fetch.wait.max.ms": 50})
 
     # -- assignment and state -----------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         new = {p.partition for p in partitions} - self.assigned
         self.assigned |= new
         self._restore(new)
+        self._assign_cues(new)
         log.info("assigned partitions=%s", sorted(new))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -183,6 +202,11 @@ class Composer:
             del self.heard[match_id]
         for partition in gone:
             self.newest.pop(partition, None)
+            self.cue_start.pop(partition, None)
+            self.cue_position.pop(partition, None)
+            self.cue_dirty.discard(partition)
+        if gone:
+            self.cues_consumer.incremental_unassign([TopicPartition(self.cues_topic, p) for p in gone])
         MATCHES.set(len(self.scores))
         log.info("revoked partitions=%s", sorted(gone))
 
@@ -196,42 +220,44 @@ class Composer:
             return
         reader = make_consumer(self.settings, group_id=f"{_group_id(self.settings, self.config)}-restore")
         try:
-            ends: dict[int, int] = {}
-            for partition in wanted:
-                low, high = reader.get_watermark_offsets(TopicPartition(self.state_topic, partition), timeout=10)
-                if high > low:
-                    ends[partition] = high
-            if not ends:
-                return
-            reader.assign([TopicPartition(self.state_topic, p, OFFSET_BEGINNING) for p in ends])
-            done: set[int] = set()
-            deadline = time.monotonic() + 60
-            while len(done) < len(ends) and time.monotonic() < deadline:
-                for message in reader.consume(500, 0.5):
-                    if message.error():
-                        continue
-                    key = (message.key() or b"").decode()
-                    if key.startswith(self.state_key_prefix):
-                        match_id = key[len(self.state_key_prefix):]
-                        value = message.value()
-                        self.scores.pop(match_id, None)
-                        self.saved.pop(match_id, None)
-                        self.heard.pop(match_id, None)
-                        if value is not None:
-                            self.saved[match_id] = unpack_state(value)
-                            if HEARD_KEY in self.saved[match_id]:
-                                self._hear(match_id, message.partition(), self.saved[match_id][HEARD_KEY])
-                    if message.offset() + 1 >= ends[message.partition()]:
-                        done.add(message.partition())
-                # Transaction markers occupy offsets too: a partition is done when the
-                # position reaches its end, whatever the last record was.
-                for tp in reader.position([TopicPartition(self.state_topic, p) for p in ends]):
-                    if tp.offset >= ends[tp.partition]:
-                        done.add(tp.partition)
-            if len(done) < len(ends):
-                raise BrokerError(f"could not read the composer state of partitions {sorted(set(ends) - done)}")
+            for message in read_to_end(reader, self.state_topic, {p: OFFSET_BEGINNING for p in wanted},
+                                       idle_timeout_s=60):
+                key = (message.key() or b"").decode()
+                if key == self._cue_position_key(message.partition()):
+                    if message.value() is not None:
+                        self.cue_position[message.partition()] = json.loads(message.value())["offset"]
+                elif key.startswith(self.state_key_prefix):
+                    match_id = key[len(self.state_key_prefix):]
+                    value = message.value()
+                    self.scores.pop(match_id, None)
+                    self.saved.pop(match_id, None)
+                    self.heard.pop(match_id, None)
+                    if value is not None:
+                        self.saved[match_id] = unpack_state(value)
+                        if HEARD_KEY in self.saved[match_id]:
+                            self._hear(match_id, message.partition(), self.saved[match_id][HEARD_KEY])
+        except BrokerError:
+            raise BrokerError(f"could not read the composer state of partitions {wanted}") from None
         finally:
             reader.close()
+
+    def _cue_position_key(self, partition: int) -> str:
+        return CUE_POSITION_KEY.format(suffix=self.config.group_id_suffix, partition=partition)
+
+    def _assign_cues(self, partitions: Iterable[int]) -> None:
+        """Read the cues of ``partitions`` from the committed position, or from their end now
+        (a partition no composer has read cues of yet: older cues are not this run's to play)."""
+        wanted = []
+        for partition in sorted(partitions):
+            position = self.cue_position.get(partition)
+            if position is None:
+                _, position = self.cues_consumer.get_watermark_offsets(
+                    TopicPartition(self.cues_topic, partition), timeout=10, cached=False)
+                self.cue_dirty.add(partition)  # written with the next transaction
+            self.cue_start[partition] = self.cue_position[partition] = position
+            wanted.append(TopicPartition(self.cues_topic, partition, position))
+        if wanted:
+            self.cues_consumer.incremental_assign(wanted)
 
     def _score(self, match_id: str) -> MatchScore:
         score = self.scores.get(match_id)
@@ -246,6 +272,7 @@ class Composer:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
+        topic_partitions(self.cues_consumer, self.cues_topic, self.settings)  # missing: one line, at once
         self.consumer.subscribe([self.emotions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._assign_prefs()
         while self.running:
@@ -265,7 +292,7 @@ class Composer:
                 BATCH.observe(time.perf_counter() - started)
 
     def _assign_prefs(self) -> None:
-        partitions = topic_partitions(self.prefs_consumer, self.settings, self.prefs_topic)
+        partitions = topic_partitions(self.prefs_consumer, self.prefs_topic, self.settings)
         self.prefs_consumer.assign([TopicPartition(self.prefs_topic, p, OFFSET_BEGINNING) for p in partitions])
 
     def _read_prefs(self) -> None:
@@ -298,6 +325,11 @@ class Composer:
         touched: set[str] = set()
         received: list[float] = []  # Kafka timestamps of the windows, for the latency histogram
         started = time.monotonic()
+        for message in self.cues_consumer.consume(100, 0):
+            if not message.error():
+                match_id = self._handle_cue(message)
+                if match_id is not None:
+                    touched.add(match_id)
         taken = 0
         for message in batch:
             if taken and time.monotonic() - started > self.config.transaction_budget_s:
@@ -316,9 +348,14 @@ class Composer:
             state[HEARD_KEY] = self.heard[match_id]
             self.producer.produce(self.state_topic, key=f"{self.state_key_prefix}{match_id}".encode(),
                                   value=pack_state(state), partition=self._partition(match_id))
+        for partition in sorted(self.cue_dirty):
+            self.producer.produce(self.state_topic, key=self._cue_position_key(partition).encode(),
+                                  value=json.dumps({"offset": self.cue_position[partition]}).encode(),
+                                  partition=partition)
         positions = self._positions(batch[:taken])
         self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 30)
         self.producer.commit_transaction(30)
+        self.cue_dirty.clear()
         now = time.time()
         for timestamp in received:
             LATENCY.observe(max(0.0, now - timestamp))
@@ -349,6 +386,37 @@ class Composer:
             return match_id
         WINDOWS.labels(revised=str(window["revision"] > 0).lower()).inc()
         self._send(match_id, outputs)
+        return match_id
+
+    def _handle_cue(self, message: Message) -> str | None:
+        """Queue an operator cue in its match's score (inside the open transaction); returns the
+        match when its state changed."""
+        partition = message.partition()
+        if partition not in self.cue_position:
+            return None  # revoked meanwhile
+        self.cue_position[partition] = message.offset() + 1
+        self.cue_dirty.add(partition)
+        try:
+            cue = decode(message.value(), expect="Cue")
+            validate_cue(cue)
+        except SchemaError as error:
+            self._dead_letter(message, str(error), "SchemaError")
+            CUES.labels(type="unknown", outcome="dead_letter").inc()
+            return None
+        match_id, kind = cue["match_id"], cue["type"].lower()
+        age_s = time.time() - cue["wall_time_ms"] / 1000
+        if age_s > self.config.cue_max_age_s:
+            log.warning("cue %s (%s) for match_id=%s ignored: sent %.0f s ago", cue["cue_id"], kind, match_id, age_s)
+            CUES.labels(type=kind, outcome="expired").inc()
+            return None
+        if match_id not in self.scores and match_id not in self.saved:
+            log.warning("cue %s (%s) ignored: no music for match_id=%s yet", cue["cue_id"], kind, match_id)
+            CUES.labels(type=kind, outcome="no_music").inc()
+            return None
+        queued = self._score(match_id).on_cue(cue)
+        CUES.labels(type=kind, outcome="queued" if queued else "duplicate").inc()
+        log.info("cue %s (%s) from %s for match_id=%s %s", cue["cue_id"], kind, cue["set_by"] or "?", match_id,
+                 "queued" if queued else "already taken")
         return match_id
 
     def _hear(self, match_id: str, partition: int, wall_ms: int, *, forget: bool = False) -> None:
@@ -385,6 +453,8 @@ class Composer:
                 self.producer.produce(self.settings.topic("music.control.v1"), key=key,
                                       value=encode("MusicControl", record))
                 CONTROLS.labels(kind=record["kind"].lower()).inc()
+                for cue in record["cues"]:
+                    CUES.labels(type=cue["type"].lower(), outcome="applied").inc()
                 if record["kind"] == "BAR":
                     TEMPO.labels(match_id=match_id).set(record["tempo_bpm"])
                     INTENSITY.labels(match_id=match_id).set(record["intensity"])
@@ -423,8 +493,13 @@ class Composer:
         self.saved.clear()
         self.heard.clear()
         self.newest.clear()
+        self.cue_position.clear()
         assignment = self.consumer.assignment()
         self._restore({tp.partition for tp in assignment})
+        for partition, start in self.cue_start.items():
+            self.cue_position.setdefault(partition, start)
+            self.cue_dirty.add(partition)
+            self.cues_consumer.seek(TopicPartition(self.cues_topic, partition, self.cue_position[partition]))
         committed = self.consumer.committed(assignment, timeout=30)
         for tp in committed:
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
@@ -432,6 +507,7 @@ class Composer:
     def close(self) -> None:
         self.consumer.close()
         self.prefs_consumer.close()
+        self.cues_consumer.close()
         self.producer.flush(10)
 
 

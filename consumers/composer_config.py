@@ -20,6 +20,9 @@ class ComposerConfig:
     # heard this much later (event time: the windows' audio wall clock, so restarts and
     # replays of the input forget at the same record).
     forget_after_h: float = 6.0
+    # An operator cue older than this when it arrives (the composer was down) is not played:
+    # a goal stinger a minute late is worse than none.
+    cue_max_age_s: float = 60.0
 
     @property
     def group_id_suffix(self) -> str:

@@ -50,6 +50,10 @@ class PreferencesTable:
         else:
             self._records[match_id] = record
 
+    def record_of(self, match_id: str) -> dict[str, Any] | None:
+        """The latest record written for ``match_id`` itself ('*': the global one), if any."""
+        return self._records.get(match_id)
+
     def for_match(self, match_id: str) -> MusicPrefs:
         """Defaults, then the global record, then the match's own."""
         prefs = MusicPrefs()

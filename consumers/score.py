@@ -23,11 +23,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from consumers.music.arranger import arrange_bar, arrange_stinger
 from consumers.music.director import Director, DirectorState, MusicPrefs, StingerCue
 from consumers.music.midi import part_midi_events
 from consumers.music.mood import WindowDigest, digest_window, mood_at
-from consumers.music.types import MUSIC_CHANNELS, SAMPLE_RATE, TICKS_PER_BEAT, BarPlan, Part, StingerPlan
+from consumers.music.types import MUSIC_CHANNELS, SAMPLE_RATE, STINGERS, TICKS_PER_BEAT, BarPlan, Part, StingerPlan
 from consumers.render.renderer import MusicRenderer
 from consumers.render.synth import SoundFontSynth, ticks_to_samples
 
@@ -79,7 +81,14 @@ class MatchScore:
         self.beats_in_bar = 0
         self.next_beat = 0          # next beat of the bar to emit (== beats_in_bar: bar done)
         self.seq = 0                # next audio chunk number
-        self.pending: list[list[Any]] = []  # stingers waiting for their beat: [kind, event_id, at_ms, reason]
+        # Stingers waiting for their beat: [kind, event_id, at_ms, reason] (+ the CueRef of an operator's cue).
+        self.pending: list[list[Any]] = []
+        self.bar_cues: list[dict[str, Any]] = []  # operator cues waiting for the next bar (hold, release, fades)
+        self.cues_seen: list[str] = []  # ids of the latest operator cues taken, so each applies once
+        # The operator's fader: the current bar's ramp [from gain, to gain, from sample, to sample], and
+        # the fade in progress [target gain, bars left] (a fade moves by equal steps per bar).
+        self.fade: list[float] = [1.0, 1.0, 0, 0]
+        self.fade_plan: list[float] = [1.0, 0]
         self.plan: BarPlan | None = None   # the plan of the bar being played
         self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, lifts the key] of known climaxes
         # Replay: bars and stingers that start before this music ms (less a bar's ring-out)
@@ -97,7 +106,8 @@ class MatchScore:
             "wall_anchor": self.wall_anchor, "bar": self.bar, "bar_start": self.bar_start,
             "bar_tempo": self.bar_tempo, "beats_in_bar": self.beats_in_bar, "next_beat": self.next_beat,
             "seq": self.seq, "pending": self.pending, "plan": None if self.plan is None else plan_to_json(self.plan),
-            "climaxes": self.climaxes,
+            "climaxes": self.climaxes, "bar_cues": self.bar_cues, "cues_seen": self.cues_seen, "fade": self.fade,
+            "fade_plan": self.fade_plan,
             "renderer": None if self.renderer is None else self.renderer.to_state(),
         }
 
@@ -116,6 +126,10 @@ class MatchScore:
         score.beats_in_bar, score.next_beat, score.seq = state["beats_in_bar"], state["next_beat"], state["seq"]
         score.pending = [list(p) for p in state["pending"]]
         score.climaxes = [list(c) for c in state.get("climaxes", [])]
+        score.bar_cues = [dict(c) for c in state.get("bar_cues", [])]
+        score.cues_seen = list(state.get("cues_seen", []))
+        score.fade = list(state.get("fade", [1.0, 1.0, 0, 0]))
+        score.fade_plan = list(state.get("fade_plan", [1.0, 0]))
         score.plan = None if state["plan"] is None else plan_from_json(state["plan"])
         if synth is not None:
             # The renderer's future audio is rebuilt from the parts it had scheduled. A
@@ -151,6 +165,32 @@ class MatchScore:
                 self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
         self.watermark_ms = max(self.watermark_ms, end_ms)
         return self._advance()
+
+    def on_cue(self, cue: dict[str, Any]) -> bool:
+        """Take one decoded operator Cue; False when its id was taken before (it applies once).
+
+        A stinger sounds on the next beat the music reaches (it ignores the cooldowns: the
+        operator asked for it); hold, release and fades take effect from the next bar.
+        """
+        if cue["cue_id"] in self.cues_seen:
+            return False
+        self.cues_seen = (self.cues_seen + [cue["cue_id"]])[-128:]
+        ref = {"cue_id": cue["cue_id"], "type": cue["type"], "set_by": cue.get("set_by") or ""}
+        kind = cue["type"].lower()
+        if kind in STINGERS:
+            self.pending.append([kind, f"cue:{cue['cue_id']}", -1, f"cue from {ref['set_by'] or 'an operator'}", ref])
+        else:
+            self.bar_cues.append({**ref, "bars": int(cue.get("bars") or 2)})
+        return True
+
+    def gain_at(self, sample: int) -> float:
+        """The operator's fader at ``sample`` of the match's music (1.0 unless faded)."""
+        g0, g1, s0, s1 = self.fade
+        if sample >= s1:
+            return float(g1)
+        if sample <= s0:
+            return float(g0)
+        return float(g0 + (g1 - g0) * (sample - s0) / (s1 - s0))
 
     def foresee(self, events: list[dict[str, Any]], *, climax_types: frozenset[str] = frozenset({"GOAL"})) -> None:
         """Replay's foresight: the events still to come, known in advance.
@@ -225,13 +265,13 @@ class MatchScore:
                     self.director.stinger_played(stinger[0])
                 self._start_bar(next_start, outputs, climax_now=any(s[0] == "goal" for s in due))
                 for stinger in due:
-                    outputs.append(self._stinger(stinger, next_start))
+                    outputs.append(self._stinger(stinger, next_start, beat=0))
             beat_start = self._beat_start(self.next_beat)
             if _ms(beat_start) > self.watermark_ms:
                 break
             for stinger in self._due(beat_start):
                 self.director.stinger_played(stinger[0])
-                outputs.append(self._stinger(stinger, beat_start))
+                outputs.append(self._stinger(stinger, beat_start, beat=self.next_beat))
             beat_end = self._beat_start(self.next_beat + 1)
             if self.renderer is not None:
                 outputs.append(self._audio(beat_start, beat_end - beat_start))
@@ -244,20 +284,40 @@ class MatchScore:
         self.pending = [s for s in self.pending if s not in due]
         return due
 
+    def _take_bar_cues(self) -> list[dict[str, Any]]:
+        """Apply the operator cues waiting for this bar; return their CueRefs."""
+        taken, self.bar_cues = self.bar_cues, []
+        for cue in taken:
+            kind = cue["type"]
+            if kind in ("HOLD", "RELEASE"):
+                self.director.state.hold = kind == "HOLD"
+            elif kind in ("FADE_OUT", "FADE_IN"):
+                self.fade_plan = [0.0 if kind == "FADE_OUT" else 1.0, max(1, cue["bars"])]
+        return [{k: cue[k] for k in ("cue_id", "type", "set_by")} for cue in taken]
+
     def _start_bar(self, start: int, outputs: list[Output], *, climax_now: bool = False) -> None:
         self.bar += 1
+        cues = self._take_bar_cues()
         ahead = sorted((at - _ms(start), lifts) for at, lifts in self.climaxes if at > _ms(start) + _STINGER_SLACK_MS)
         decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs,
                                             climax_in_ms=ahead[0][0] if ahead else None,
                                             climax_lifts=bool(ahead and ahead[0][1]), climax_now=climax_now)
         plan = self.plan = decision.plan
         self.bar_start, self.bar_tempo, self.beats_in_bar, self.next_beat = start, plan.tempo_bpm, plan.beats_per_bar, 0
+        gain = self.gain_at(start)
+        target, bars_left = self.fade_plan
+        step = (target - gain) / bars_left if bars_left else 0.0
+        self.fade = [gain, round(gain + step, 6), start, self._beat_start(plan.beats_per_bar)]
+        self.fade_plan = [target, max(0, bars_left - 1)]
         part = arrange_bar(plan)
         if self._renders(start):
             self.renderer.schedule(start, part, plan.tempo_bpm)
-        outputs.append(Output("control", self._control(plan, decision.reason, part, start, stinger=None), part, start))
+        reason = decision.reason + "".join(f"; {c['type'].lower()} cue from {c['set_by'] or 'an operator'}"
+                                           for c in cues)
+        outputs.append(Output("control", self._control(plan, reason, part, start, stinger=None, cues=cues),
+                              part, start))
 
-    def _stinger(self, pending: list[Any], start: int) -> Output:
+    def _stinger(self, pending: list[Any], start: int, *, beat: int) -> Output:
         """Emit a pending stinger [kind, event_id, at_ms, reason] at ``start`` (already played
         into the director's state by the caller)."""
         cue = StingerCue(kind=pending[0], event_id=pending[1], reason=pending[3])
@@ -269,12 +329,13 @@ class MatchScore:
         if self._renders(start):
             self.renderer.schedule(start, part, self.bar_tempo)
         return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,
-                                               stinger=cue.kind), part, start)
+                                               stinger=cue.kind, beat=beat, cues=pending[4:]), part, start)
 
     def _renders(self, start: int) -> bool:
         return self.renderer is not None and _ms(start) >= self.render_from_ms - _RING_OUT_MS
 
-    def _control(self, plan: BarPlan, reason: str, part: Part, start: int, *, stinger: str | None) -> dict[str, Any]:
+    def _control(self, plan: BarPlan, reason: str, part: Part, start: int, *, stinger: str | None, beat: int = 0,
+                 cues: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         at_ms = _ms(start)
         return {
             "match_id": self.match_id, "clock": self.clock_at(at_ms), "wall_time_ms": self.wall_at(at_ms),
@@ -283,11 +344,16 @@ class MatchScore:
             "chord": plan.chord, "intensity": plan.intensity, "layers": list(plan.layers), "stinger": stinger,
             "reason": reason, "ticks_per_beat": TICKS_PER_BEAT,
             "midi_events": [{"tick": tick, "data": data} for tick, data in part_midi_events(part)],
+            "beat": beat, "gain": round(self.gain_at(start), 4), "cues": list(cues or []),
         }
 
     def _audio(self, start: int, samples: int) -> Output:
         assert self.renderer is not None
         pcm = self.renderer.pull(samples)
+        if self.gain_at(start) != 1.0 or self.gain_at(start + samples) != 1.0:
+            # The operator's fader, after mastering (so the mastering does not make up for it).
+            gains = np.interp(np.arange(start, start + samples), self.fade[2:4], self.fade[0:2])
+            pcm = np.round(pcm * gains[:, None]).astype(np.int16)
         at_ms = _ms(start)
         record = {
             "match_id": self.match_id, "clock": self.clock_at(at_ms), "wall_time_ms": self.wall_at(at_ms),

@@ -19,9 +19,10 @@ from typing import Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from infra.catalogue import spec_for
-from infra.clients import kafka_refusal, make_consumer, reader_group, topic_partitions
+from infra.clients import kafka_refusal, make_consumer, reader_group
 from infra.errors import CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
+from infra.reading import topic_partitions
 from infra.settings import Settings
 from schemas.clock import MatchClock
 from schemas.codec import decode_any
@@ -72,7 +73,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     Raises
     ------
     CrowdsoundError
-        Unknown topic, or a topic missing from the cluster.
+        Unknown topic, or a topic missing from the cluster (TopicMissingError).
     """
     spec = spec_for(topic, settings)
     name = settings.topic(spec.name)
@@ -87,7 +88,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     previous = signal.signal(signal.SIGINT, _on_signal)
     printed = 0
     try:
-        partitions = topic_partitions(consumer, settings, name)
+        partitions = topic_partitions(consumer, name, settings)
         if match_id is not None:
             partitions = [partition_for(match_id, len(partitions))]
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END

@@ -26,10 +26,8 @@ ResourceKind = Literal["topic", "group", "transactional_id"]
 Pattern = Literal["literal", "prefixed"]
 Operation = Literal["READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS"]
 
-# Operator cues: the control room (another branch) adds this topic to the catalogue; the composer
-# reads it and the control room writes it, so both roles are granted it by name already.
+# Operator cues: the control room (and `crowdsound cue`) write them, the composer reads them.
 CUES_TOPIC = "music.cues.v1"
-CUES_DLQ_TOPIC = "music.cues.dlq.v1"
 # Consumer groups of the tools that only read (tail, listen, replay, prefs show, the demo): they
 # assign partitions themselves and commit nothing, but librdkafka still asks for the group's
 # coordinator. One prefix keeps them apart from the groups of the worker and the composer.
@@ -74,7 +72,7 @@ def _write(*topics: str) -> tuple[Grant, ...]:
     return tuple(Grant("topic", topic, ("WRITE",)) for topic in topics)
 
 
-_ALL_TOPICS = tuple(dict.fromkeys([spec.name for spec in CATALOGUE] + [CUES_TOPIC]))
+_ALL_TOPICS = tuple(spec.name for spec in CATALOGUE)
 _READER_GROUPS = Grant("group", READER_GROUP_PREFIX, ("READ",), "prefixed")
 
 ROLES: tuple[Role, ...] = (
@@ -97,14 +95,14 @@ ROLES: tuple[Role, ...] = (
     Role("composer", "crowdsound composer", (
         *_read("crowd.emotions.v1", "music.preferences.v1", CUES_TOPIC),
         *_write("music.control.v1", "music.audio.v1", "crowd.emotions.dlq.v1", "music.preferences.dlq.v1",
-                CUES_DLQ_TOPIC),
+                "music.cues.dlq.v1"),
         # Its per-match state topic, which it creates when missing.
         Grant("topic", "crowdsound-composer-state", ("READ", "WRITE", "CREATE")),
         Grant("group", "crowdsound-composer-", ("READ",), "prefixed"),
         Grant("transactional_id", "crowdsound-composer-", ("WRITE",), "prefixed"),
     )),
     Role("reader", "crowdsound replay, listen, tail, prefs show (read only)", (*_read(*_ALL_TOPICS), _READER_GROUPS)),
-    Role("controlroom", "crowdsound prefs set, the control room (preferences and operator cues)", (
+    Role("controlroom", "crowdsound prefs set, crowdsound cue, the control room (preferences and operator cues)", (
         *_write("music.preferences.v1", CUES_TOPIC),
         *_read(*_ALL_TOPICS),
         _READER_GROUPS,

@@ -56,6 +56,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(name="music.preferences.v1", value_type="Preferences", retention_ms=-1,
               cleanup_policy="compact",
               description="music preferences per match ('*' = every match); compacted, latest wins"),
+    TopicSpec(name="music.cues.v1", value_type="Cue", retention_ms=7 * _DAY_MS,
+              description="operator cues per match: stingers, hold/release, fades; each applied once by the composer"),
     TopicSpec(name="music.control.v1", value_type="MusicControl", retention_ms=30 * _DAY_MS,
               description="one message per bar and per stinger: tempo, key, chord, layers, MIDI"),
     TopicSpec(name="music.audio.v1", value_type="AudioChunk", retention_ms=30 * _DAY_MS,
@@ -70,6 +72,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               description="emotion windows the composer could not use, with the reason"),
     TopicSpec(name="music.preferences.dlq.v1", value_type="DeadLetter", retention_ms=30 * _DAY_MS,
               description="preferences the composer could not use, with the reason"),
+    TopicSpec(name="music.cues.dlq.v1", value_type="DeadLetter", retention_ms=30 * _DAY_MS,
+              description="operator cues the composer could not use, with the reason"),
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}

@@ -6,7 +6,7 @@ explicitly (a group id, a transactional id).
 
 A cluster that refuses this client is one line, not a stream of retries: wrong credentials
 or a broker certificate the client does not trust raise :class:`CrowdsoundError` from the
-client's next ``poll``/``flush`` (librdkafka's ``error_cb``), and :func:`topic_partitions`
+client's next ``poll``/``flush`` (librdkafka's ``error_cb``), and :func:`infra.reading.topic_partitions`
 tells a topic that is missing from one the principal may not use.
 """
 
@@ -21,11 +21,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from infra.errors import CrowdsoundError
+from infra.errors import BrokerError, CrowdsoundError
 from infra.settings import Settings
 
 __all__ = ["DeliveryErrors", "kafka_refusal", "last_refusal", "log_delivery_errors", "make_admin", "make_consumer",
-           "make_producer", "match_key", "reader_group", "topic_partitions", "unreachable"]
+           "make_producer", "match_key", "produce_and_wait", "reader_group", "unreachable"]
 
 log = logging.getLogger("crowdsound.kafka")
 
@@ -153,33 +153,6 @@ def reader_group(settings: Settings, tool: str) -> str:
     return f"{settings.topic_prefix}{READER_GROUP_PREFIX}{tool}"
 
 
-def topic_partitions(client: Any, settings: Settings, topic: str, *, doing: str = "read") -> list[int]:
-    """The partitions of ``topic`` (deployed name), asked of the cluster with ``client``.
-
-    Raises
-    ------
-    CrowdsoundError
-        One line: the cluster cannot be reached or refuses this client, the principal may not
-        use the topic, or the topic does not exist.
-    """
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            metadata = client.list_topics(topic, timeout=1).topics.get(topic)
-            break
-        except KafkaException as exc:
-            if time.monotonic() > deadline:
-                raise CrowdsoundError(unreachable(client, settings, exc)) from None
-            client.poll(0)  # serves the client's errors: a refusal is raised from here at once
-    error = metadata.error if metadata is not None else None
-    if error is not None and (refusal := kafka_refusal(error, settings, f"to {doing} topic {topic}")):
-        raise CrowdsoundError(refusal)
-    if metadata is None or error is not None or not metadata.partitions:
-        raise CrowdsoundError(f"topic {topic} does not exist on {settings.bootstrap_servers}; "
-                              "run `crowdsound topics apply`")
-    return sorted(metadata.partitions)
-
-
 def unreachable(client: Any, settings: Settings, exc: KafkaException) -> str:
     """Why a metadata request failed, in one line: the refusal the client's errors tell of
     (served now), or that the cluster cannot be reached."""
@@ -228,3 +201,27 @@ def log_delivery_errors(err: KafkaError | None, msg: Message) -> None:
     """Delivery callback that logs failed deliveries (they are never silent)."""
     if err is not None:
         log.error("delivery failed topic=%s key=%r error=%s", msg.topic(), msg.key(), err)
+
+
+def produce_and_wait(producer: Producer, topic: str, *, key: bytes, value: bytes, what: str = "record",
+                     timeout_s: float = 15.0, settings: Settings | None = None) -> Message:
+    """Produce one record and wait until the broker has it (acks=all); returns the delivered message.
+
+    For single writes a person waits for (``prefs set``, ``cue``, the control room's buttons).
+
+    Raises
+    ------
+    BrokerError
+        When the broker refused the record or did not answer within ``timeout_s``; with
+        ``settings``, a refusal (no ACL) names the principal.
+    """
+    outcome: list[tuple[KafkaError | None, Message]] = []
+    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append((err, msg)))
+    producer.flush(timeout_s)
+    if not outcome:
+        raise BrokerError(f"{what} not written to {topic}: no answer from the broker within {timeout_s:.0f} s")
+    error, message = outcome[0]
+    if error is not None:
+        refusal = kafka_refusal(error, settings, f"to write {topic}") if settings is not None else None
+        raise BrokerError(refusal or f"{what} not written to {topic}: {error.str()}")
+    return message

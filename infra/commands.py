@@ -205,10 +205,11 @@ def _topics_list(args: argparse.Namespace, settings: Settings) -> int:
 def _register_demo(commands: Any) -> None:
     demo = commands.add_parser(
         "demo", help="the whole platform in a few minutes: a synthetic match, live music, highlights",
-        description="Start the local broker, apply the topics, start a stream worker and a composer, "
-        "stream a scripted synthetic match (accelerated) through the venue encoder and the match feed, "
-        "write the live music with `listen`, then replay the match's highlights into --out and print "
-        "a summary. The broker keeps running afterwards; stop it with `crowdsound broker down`.",
+        description="Start the local broker, apply the topics, start a stream worker, a composer and the "
+        "control room (its address is printed: open it to watch, hear and cue the match live), stream a "
+        "scripted synthetic match in real time (--fast: accelerated) through the venue encoder and the "
+        "match feed, write the live music with `listen`, then replay the match's highlights into --out "
+        "and print a summary. The broker keeps running afterwards; stop it with `crowdsound broker down`.",
     )
     demo.add_argument("--out", default="out", metavar="DIR", help="folder for the files (default: ./out)")
     demo.add_argument("--script", metavar="FILE", help="match script (default: the stadium's demo.toml)")
@@ -218,6 +219,10 @@ def _register_demo(commands: Any) -> None:
     demo.add_argument("--secure", action="store_true",
                       help="on the secure broker (`broker up --secure`, port + 2): SASL_SSL with ACLs, every process "
                       "as its own role's principal (`security apply`)")
+    demo.add_argument("--fast", action="store_true",
+                      help="stream the match accelerated (about 1½ minutes, too fast to follow in the control room)")
+    demo.add_argument("--port", type=whole_number(low=1, high=65535), default=8080, metavar="PORT",
+                      help="port of the control room (default 8080; a free one when it is taken)")
     demo.set_defaults(handler=_demo)
 
 
@@ -230,4 +235,5 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if not script.is_file():
         raise CrowdsoundError(f"match script {script} does not exist")
     return run_demo(settings, DemoOptions(out_dir=Path(args.out), script=script, highlights=args.highlights,
-                                          style=args.style, secure=args.secure))
+                                          style=args.style, fast=args.fast, port=args.port,
+                                          secure=args.secure))

@@ -1,23 +1,26 @@
 """``crowdsound demo`` (= ``make demo``): the whole platform on one machine in a few minutes.
 
-Starts the local broker, applies the topic catalogue, starts a stream worker and a
-composer, streams a scripted synthetic match (accelerated) through the venue encoder and
-the match feed, waits until the emotions and the music have caught up, writes the live
-music with ``listen``, replays the match's highlights into the output folder and prints
-what it found. The broker keeps running afterwards (its topics hold the match for more
-replays); the worker and the composer are stopped.
+Starts the local broker, applies the topic catalogue, starts a stream worker, a composer and
+the control room (its address, with a one-off operator token, is printed first: open it to
+watch and hear the match and fire cues), streams a scripted synthetic match in real time
+(``--fast``: accelerated) through the venue encoder and the match feed, waits until the
+emotions and the music have caught up, writes the live music with ``listen``, replays the
+match's highlights into the output folder and prints what it found. The broker keeps running
+afterwards (its topics hold the match for more replays); the other processes are stopped.
 
 ``--secure`` does the same on the secure broker (``broker up --secure``): ``security apply``
 makes a principal per role, and every process runs as its role with its properties file
 (``KAFKA_CONFIG_FILE``): the stadium as ``stadium``, the worker as ``worker``, the composer as
-``composer``, listen and replay as ``reader``.
+``composer``, the control room as ``controlroom``, listen and replay as ``reader``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,7 +42,9 @@ class DemoOptions:
     script: Path = DEMO_SCRIPT
     highlights: int = 4
     style: str | None = None
-    secure: bool = False
+    fast: bool = False  # stream the match accelerated instead of in real time
+    port: int = 8080    # the control room's
+    secure: bool = False  # on the secure broker, every process as its role
 
 
 def _say(text: str) -> None:
@@ -53,12 +58,13 @@ def _cli(*args: str) -> list[str]:
 class _Background:
     """A crowdsound subprocess with its log in the demo's folder."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, args: list[str], log_dir: Path, **env: str) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(_cli(*args), stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, env={**env, "CROWDSOUND_LOG_LEVEL": "WARNING"})
+                                        start_new_session=True,
+                                        env={**os.environ, "CROWDSOUND_LOG_LEVEL": "WARNING", **env})
 
     def check(self) -> None:
         if self.process.poll() is not None:
@@ -83,9 +89,10 @@ class _Principals:
         self._folder = folder
 
     def env(self, role: str) -> dict[str, str]:
+        """The variables a process of ``role`` gets on top of this one's environment."""
         if self._folder is None:
-            return dict(os.environ)
-        return {**os.environ, "KAFKA_CONFIG_FILE": str(self._folder / f"{role}.properties")}
+            return {}
+        return {"KAFKA_CONFIG_FILE": str(self._folder / f"{role}.properties")}
 
     def settings(self, role: str) -> Settings:
         if self._folder is None:
@@ -129,24 +136,33 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
 
     _, principals = _start_broker(settings, options.secure)
-    worker = _Background("worker", ["worker"], log_dir, principals.env("worker"))
-    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir, principals.env("composer"))
+    worker = _Background("worker", ["worker"], log_dir, **principals.env("worker"))
+    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir, **principals.env("composer"))
+    token = secrets.token_urlsafe(18)
+    port = _free_port(options.port)
+    room = _Background("controlroom", ["controlroom", "--port", str(port)], log_dir,
+                       CROWDSOUND_API_TOKENS=f"demo={token}", **principals.env("controlroom"))
     try:
-        _say(f"worker and composer started (logs in {log_dir})")
-        _say(f"streaming the synthetic match {match_id} ({script.duration_ms / 1000:.0f} s of crowd audio, accelerated)")
-        stream = subprocess.run(_cli("stadium", "--script", str(options.script), "--match", match_id, "--fast",
-                                     "--quiet"), capture_output=True, text=True, check=False,
-                                env=principals.env("stadium"))
-        if stream.returncode != 0:
-            raise CrowdsoundError(f"streaming the match failed: {stream.stderr.strip().splitlines()[-1:]}")
-        _wait_for_music(principals.settings("reader"), match_id, script.duration_ms, (worker, composer))
+        _say(f"worker, composer and control room started (logs in {log_dir})")
+        _say(f"control room: http://127.0.0.1:{port}/#token={token}")
+        _say("  open it to watch the match, press Play to hear it, fire a cue (operator 'demo')")
+        pace = "accelerated" if options.fast else "in real time"
+        _say(f"streaming the synthetic match {match_id} ({script.duration_ms / 1000:.0f} s of crowd audio, {pace})")
+        stream = _Background("stadium", ["stadium", "--script", str(options.script), "--match", match_id, "--quiet",
+                                         *(["--fast"] if options.fast else [])], log_dir, **principals.env("stadium"))
+        # The music follows the stream as it goes (live, at the match's own pace).
+        _wait_for_music(principals.settings("reader"), match_id, script.duration_ms, (worker, composer, room))
+        if stream.process.wait() != 0:
+            raise CrowdsoundError(f"streaming the match failed (exit {stream.process.returncode}); see {stream.log_path}")
+        stream.stop()
         live = options.out_dir / "live.wav"
         subprocess.run(_cli("listen", "--match", match_id, "--out", str(live), "--timeout", "3"),
-                       capture_output=True, text=True, check=False, env=principals.env("reader"))
+                       capture_output=True, text=True, check=False, env={**os.environ, **principals.env("reader")})
         _say(f"the live music of the match: {live}")
     finally:
         worker.stop()
         composer.stop()
+        room.stop()
 
     _say(f"replaying the {options.highlights} best highlights into {options.out_dir}/")
     result = replay(principals.settings("reader"), ReplayOptions(match_id=match_id, out_dir=options.out_dir,
@@ -165,8 +181,21 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     print("The broker keeps running with the match on its topics; try:")
     reader = f"KAFKA_CONFIG_FILE={principals.env('reader')['KAFKA_CONFIG_FILE']} " if options.secure else ""
     print(f"  {reader}crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")
+    print("Open the control room again (the match stays in its list for --lookback minutes):")
+    print("  CROWDSOUND_API_TOKENS=demo=<token> crowdsound controlroom   then http://127.0.0.1:8080/#token=<token>")
     print("Stop it with:  crowdsound broker down   (or: make broker-down)")
     return 0
+
+
+def _free_port(wanted: int) -> int:
+    """``wanted`` when nothing listens there, else a free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", wanted))
+            return wanted
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
 
 
 def _wait_for_music(settings: Settings, match_id: str, duration_ms: int, processes: tuple[_Background, ...]) -> None:

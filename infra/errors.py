@@ -7,7 +7,7 @@ one line and exit non-zero instead of a traceback.
 
 from __future__ import annotations
 
-__all__ = ["CrowdsoundError", "SchemaError", "SettingsError", "BrokerError"]
+__all__ = ["BrokerError", "CrowdsoundError", "SchemaError", "SettingsError", "TopicMissingError"]
 
 
 class CrowdsoundError(Exception):
@@ -24,3 +24,7 @@ class SettingsError(CrowdsoundError):
 
 class BrokerError(CrowdsoundError):
     """The local broker cannot be assembled, started, reached or stopped."""
+
+
+class TopicMissingError(CrowdsoundError):
+    """A catalogue topic the cluster does not have (``crowdsound topics apply`` creates it)."""

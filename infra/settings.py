@@ -34,11 +34,18 @@ CROWDSOUND_WINDOW_HOP_MS              emotion window hop (1000)
 CROWDSOUND_WINDOW_LENGTH_MS           emotion window length, a multiple of the hop (3000)
 CROWDSOUND_STREAMS_STORE              Faust table store: memory:// or rocksdb:// (memory://)
 CROWDSOUND_FRAME_HELPER               the worker analyses audio in a helper process: 1 or 0 (1)
+CROWDSOUND_API_TOKENS                 control room operators: ``name=token,name=token`` ('')
+CROWDSOUND_API_PUBLIC_READ            control room reads without a token: 1 or 0 (0)
+CROWDSOUND_API_CORS_ORIGINS           origins allowed to call the control room API, comma list ('')
 ===================================  =====================================================
+
+API tokens are kept only as SHA-256 hashes once read (``api_tokens`` maps a hash to the
+operator's name), so a token never appears in a repr, a log line or a crash report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -49,7 +56,7 @@ from infra.errors import SettingsError
 from infra.kafka_security import PROTOCOLS, aiokafka_security, check_security, normalise, read_properties_file, \
     redacted
 
-__all__ = ["Settings", "SecurityProtocol", "default_state_dir"]
+__all__ = ["Settings", "SecurityProtocol", "default_state_dir", "token_hash"]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 _LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -90,6 +97,27 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def token_hash(token: str) -> str:
+    """The SHA-256 hex digest under which an API token is kept."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _api_tokens(raw: str) -> dict[str, str]:
+    """``name=token,...`` -> {hash of token: name}; a malformed pair is named by position, never shown."""
+    tokens: dict[str, str] = {}
+    for position, pair in enumerate((p.strip() for p in raw.split(",")), start=1):
+        if not pair:
+            continue
+        name, eq, token = pair.partition("=")
+        name, token = name.strip(), token.strip()
+        if not eq or not name or not token:
+            raise SettingsError(f"CROWDSOUND_API_TOKENS: pair {position} is not operator=token")
+        if len(token) < 12:
+            raise SettingsError(f"CROWDSOUND_API_TOKENS: the token of {name!r} is shorter than 12 characters")
+        tokens[token_hash(token)] = name
+    return tokens
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a crowdsound process needs to know about its environment."""
@@ -117,6 +145,9 @@ class Settings:
     window_length_ms: int = 3000
     streams_store: str = "memory://"
     frame_helper: bool = True
+    api_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)  # token hash -> operator
+    api_public_read: bool = False
+    api_cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +200,10 @@ class Settings:
             window_length_ms=_int(env, "CROWDSOUND_WINDOW_LENGTH_MS", 3000, low=100, high=120_000),
             streams_store=env.get("CROWDSOUND_STREAMS_STORE", "memory://").strip() or "memory://",
             frame_helper=_choice(env, "CROWDSOUND_FRAME_HELPER", "1", ("1", "0")) == "1",
+            api_tokens=_api_tokens(env.get("CROWDSOUND_API_TOKENS", "")),
+            api_public_read=_choice(env, "CROWDSOUND_API_PUBLIC_READ", "0", ("1", "0")) == "1",
+            api_cors_origins=tuple(o.strip() for o in env.get("CROWDSOUND_API_CORS_ORIGINS", "").split(",")
+                                   if o.strip()),
         )
 
     def __post_init__(self) -> None:

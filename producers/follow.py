@@ -12,11 +12,12 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
-from infra.clients import make_consumer, topic_partitions
+from infra.clients import make_consumer
 from infra.errors import SchemaError
 from infra.partitioning import partition_for
+from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
 from schemas.clock import MatchClock, Period
 from schemas.codec import decode
@@ -52,14 +53,13 @@ class EventFollowingClock:
         # The encoder role may use these groups (infra/acls.py).
         group = f"{settings.topic_prefix}crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}"
         self._consumer = make_consumer(settings, group_id=group)
-        partition = partition_for(match_id, len(topic_partitions(self._consumer, settings, topic)))
-        self._consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        deadline = time.monotonic() + catch_up_timeout_s
-        while high > low and time.monotonic() < deadline:
-            self._poll_once(0.2)
-            if self._consumer.position([TopicPartition(topic, partition)])[0].offset >= high:
-                break
+        partition = partition_for(match_id, len(topic_partitions(self._consumer, topic, settings)))
+        # Catch up on the periods that already started, then follow live from there.
+        for message in read_to_end(self._consumer, topic, {partition: OFFSET_BEGINNING},
+                                   idle_timeout_s=catch_up_timeout_s, raise_on_timeout=False):
+            self._apply(message)
+        if not self._consumer.assignment():  # nothing to catch up on: follow from the (empty) start
+            self._consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         self._thread = threading.Thread(target=self._run, name="event-clock", daemon=True)
         self._thread.start()
 
@@ -78,8 +78,10 @@ class EventFollowingClock:
 
     def _poll_once(self, timeout: float) -> None:
         message = self._consumer.poll(timeout)
-        if message is None or message.error():
-            return
+        if message is not None and not message.error():
+            self._apply(message)
+
+    def _apply(self, message: Message) -> None:
         if message.key() != self._match_id.encode():
             return
         try:

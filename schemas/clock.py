@@ -32,7 +32,7 @@ from typing import Any
 
 from infra.errors import CrowdsoundError
 
-__all__ = ["MatchClock", "Period", "parse_clock"]
+__all__ = ["MatchClock", "Period", "parse_clock", "parse_clock_range"]
 
 
 class Period(str, Enum):
@@ -195,3 +195,25 @@ def parse_clock(text: str) -> MatchClock:
         if minutes >= offset:
             return MatchClock(period, _ms(minutes - offset, seconds, frac))
     raise AssertionError("unreachable: minutes >= 0")
+
+
+def parse_clock_range(text: str, *, longest_ms: int = 10 * 60_000) -> tuple[MatchClock, MatchClock]:
+    """A range of match time as people write it (``23:00-25:30``, ``'HT 1:00-HT 2:00'``).
+
+    Raises
+    ------
+    CrowdsoundError
+        Naming what is wrong: no dash, two periods, empty or inverted, longer than ``longest_ms``.
+    """
+    first, dash, second = text.partition("-")
+    if not dash:
+        raise CrowdsoundError(f"expected a range like 23:00-25:30, got {text!r}")
+    start, end = parse_clock(first), parse_clock(second)
+    if start.period is not end.period:
+        raise CrowdsoundError(f"range {text!r} spans two periods ({start.period.value}, {end.period.value}); "
+                              "give one range per period")
+    if end.ms <= start.ms:
+        raise CrowdsoundError(f"range {text!r} is empty or inverted: its end must come after its start")
+    if end.ms - start.ms > longest_ms:
+        raise CrowdsoundError(f"range {text!r} is longer than {longest_ms // 60_000} minutes; a highlight is shorter")
+    return start, end

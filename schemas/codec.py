@@ -44,6 +44,7 @@ RecordType = Literal[
     "MusicControl",
     "AudioChunk",
     "Preferences",
+    "Cue",
     "DeadLetter",
 ]
 RECORD_TYPES: tuple[RecordType, ...] = get_args(RecordType)

@@ -45,13 +45,14 @@ def add_worker_parser(commands) -> None:
 def _check_topics(settings: Settings) -> None:
     """One line now, rather than Faust retrying for ever: each topic is there and the
     principal may use it."""
-    from infra.clients import make_admin, topic_partitions
+    from infra.clients import make_admin
+    from infra.reading import topic_partitions
 
     admin = make_admin(settings)
     for name in ("crowd.audio.v1", "match.events.v1"):
-        topic_partitions(admin, settings, settings.topic(name), doing="read")
+        topic_partitions(admin, settings.topic(name), settings, doing="read")
     for name in ("crowd.emotions.v1", "match.events.late.v1", "crowd.audio.dlq.v1", "match.events.dlq.v1"):
-        topic_partitions(admin, settings, settings.topic(name), doing="write")
+        topic_partitions(admin, settings.topic(name), settings, doing="write")
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:

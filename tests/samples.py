@@ -41,6 +41,11 @@ def sample_record(record_type: RecordType, match_id: str = "m-test") -> dict[str
             "chord": "V7", "intensity": 0.875, "layers": ["pad", "bass", "drums"], "stinger": None,
             "reason": "goal for the home side", "ticks_per_beat": 480,
             "midi_events": [{"tick": 0, "data": bytes([0x90, 62, 100])}, {"tick": 480, "data": bytes([0x80, 62, 0])}],
+            "beat": 0, "gain": 0.5, "cues": [{"cue_id": "c-1", "type": "HOLD", "set_by": "alice"}],
+        },
+        "Cue": {
+            "match_id": match_id, "cue_id": "c-1", "type": "FADE_OUT", "bars": 4, "clock": CLOCK, "wall_time_ms": WALL,
+            "set_by": "alice", "source": "controlroom",
         },
         "AudioChunk": {
             "match_id": match_id, "clock": CLOCK, "wall_time_ms": WALL, "seq": 3, "first_sample": 288_000,

@@ -12,14 +12,15 @@ from schemas.codec import RECORD_TYPES, schema_of
 
 DESIGN_TOPICS = {
     "crowd.audio.v1", "match.events.v1", "crowd.features.v1", "crowd.emotions.v1",
-    "music.preferences.v1", "music.control.v1", "music.audio.v1",
+    "music.preferences.v1", "music.cues.v1", "music.control.v1", "music.audio.v1",
 }
 
 
 def test_catalogue_covers_the_design_topics_and_a_dead_letter_topic_for_each_consumed_one():
     names = {spec.name for spec in CATALOGUE}
     assert DESIGN_TOPICS <= names
-    for consumed in ("crowd.audio.v1", "match.events.v1", "crowd.emotions.v1", "music.preferences.v1"):
+    for consumed in ("crowd.audio.v1", "match.events.v1", "crowd.emotions.v1", "music.preferences.v1",
+                     "music.cues.v1"):
         assert dead_letter_topic(consumed) in names
         assert spec_for(dead_letter_topic(consumed)).value_type == "DeadLetter"
 

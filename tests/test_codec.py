@@ -55,6 +55,21 @@ def test_a_version_1_match_event_is_read_by_the_current_schema():
     assert record["type"] == "GOAL" and record["clock"] == old["clock"]
 
 
+def test_a_version_1_music_control_is_read_by_the_current_schema():
+    """Control messages written before operator cues existed read as not faded and carrying no cue."""
+    import io
+
+    old_schema = next(s for s in load_writer_schemas().values()
+                      if s.record_type == "MusicControl" and s.version == "v1")
+    assert old_schema.fingerprint != schema_of("MusicControl").fingerprint
+    old = {k: v for k, v in sample_record("MusicControl").items() if k not in ("beat", "gain", "cues")}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, old_schema.parsed, old)
+    record = decode(b"\xc3\x01" + old_schema.fingerprint + body.getvalue(), expect="MusicControl")
+    assert record["gain"] == 1.0 and record["cues"] == [] and record["beat"] == 0
+    assert record["bar"] == old["bar"] and record["chord"] == old["chord"]
+
+
 def test_a_record_of_another_type_is_refused():
     with pytest.raises(SchemaError, match="expected a MatchEvent record, got a AudioFrame"):
         decode(encode("AudioFrame", sample_record("AudioFrame")), expect="MatchEvent")

@@ -65,6 +65,7 @@ COMPOSER_METRICS = {
     "crowdsound_composer_matches": ("Gauge", set()),
     "crowdsound_composer_emotion_to_output_seconds": ("Histogram", set()),
     "crowdsound_composer_batch_seconds": ("Histogram", set()),
+    "crowdsound_composer_cues_total": ("Counter", {"type", "outcome"}),
 }
 # Labels every scraped series has, or that Prometheus/our scrape configs add.
 TARGET_LABELS = {"instance", "job", "venue", "le"}
@@ -341,6 +342,9 @@ def _settings_env_names() -> set[str]:
     return {n for n in names if n != "KAFKA_CLIENT_"}
 
 
+CONTROLROOM_SETTINGS = {"CROWDSOUND_API_TOKENS", "CROWDSOUND_API_PUBLIC_READ", "CROWDSOUND_API_CORS_ORIGINS"}
+
+
 def test_chart_sets_every_setting_of_infra_settings():
     """A setting added to infra/settings.py must reach the pods (or be listed here as local-only)."""
     # The development broker's port; a librdkafka properties file (the chart sets the variables).
@@ -348,7 +352,11 @@ def test_chart_sets_every_setting_of_infra_settings():
     docs = render(CHART / "ci" / "sasl-tls-values.yaml")
     container = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
     env = env_of(container, docs)
-    missing = _settings_env_names() - local_only - set(env)
+    # The control room's own settings reach the control room (and only it: tokens are secrets).
+    room = one(render(CHART / "ci" / "controlroom-values.yaml"), "Deployment", "-controlroom")
+    assert CONTROLROOM_SETTINGS <= set(env_of(room["spec"]["template"]["spec"]["containers"][0], docs))
+    assert not CONTROLROOM_SETTINGS & set(env)
+    missing = _settings_env_names() - local_only - CONTROLROOM_SETTINGS - set(env)
     assert not missing, (f"settings of infra/settings.py the chart does not set: {sorted(missing)}; add each to "
                          "helm/crowdsound (values.yaml config, values.schema.json, crowdsound.configData in "
                          "templates/_helpers.tpl) or, if it only matters on a developer machine, to local_only here")
@@ -632,6 +640,42 @@ def test_composer_extra_args_and_env_reach_the_container():
     assert container["args"] == ["composer", "--instance", "$(POD_NAME)", "--metrics-port=9402"]
     _parse_cli(container["args"])
     assert env_of(container, docs)["CROWDSOUND_SOUNDFONT"] == "/fonts/other.sf2"
+
+
+def test_controlroom_is_off_by_default_and_serves_page_api_and_metrics_on_one_port():
+    assert not [d for d in render() if d["metadata"]["name"].endswith(("-controlroom", "-controlroom-tokens"))]
+    docs = render(CHART / "ci" / "controlroom-values.yaml")
+    deployment = one(docs, "Deployment", "-controlroom")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["controlroom", "--host", "0.0.0.0", "--port", "8080", "--lookback", "60"]
+    _parse_cli(container["args"])
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    env = env_of(container, docs)
+    secret = one(docs, "Secret", "-controlroom-tokens")
+    assert env["CROWDSOUND_API_TOKENS"] == {"secretKeyRef": {"name": secret["metadata"]["name"], "key": "tokens"}}
+    tokens = base64.b64decode(secret["data"]["tokens"]).decode()
+    assert sorted(tokens.split(",")) == ["alice=alice-token-0123456789", "bob=bob-token-0123456789"]
+    from infra.settings import Settings
+
+    settings = Settings.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {"CROWDSOUND_API_TOKENS": tokens})
+    assert sorted(settings.api_tokens.values()) == ["alice", "bob"] and not settings.api_public_read
+    assert settings.api_cors_origins == ("https://playout.example.org",)
+    service = one(docs, "Service", "-controlroom")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    monitor = one(docs, "ServiceMonitor", "-controlroom")
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "crowdsound-controlroom"
+    rules = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    room_rule = next(r for r in rules if r["ports"] == [{"port": 8080, "protocol": "TCP"}])
+    assert room_rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "broadcast"
+    # An existing Secret instead of inline tokens: no Secret made, the reference follows.
+    docs = render(None, "controlroom.enabled=true", "controlroom.tokens.existingSecret=operators")
+    assert not [d for d in kinds(docs, "Secret") if d["metadata"]["name"].endswith("-tokens")]
+    container = one(docs, "Deployment", "-controlroom")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(container, docs)["CROWDSOUND_API_TOKENS"]["secretKeyRef"]["name"] == "operators"
 
 
 def test_no_placeholders_are_left():

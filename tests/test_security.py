@@ -31,10 +31,11 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "stadium": (set(), {"crowd.audio.v1", "match.events.v1", "match.events.dlq.v1"}),
     "worker": ({"crowd.audio.v1", "match.events.v1"},
                {"crowd.emotions.v1", "match.events.late.v1", "crowd.audio.dlq.v1", "match.events.dlq.v1"}),
-    "composer": ({"crowd.emotions.v1", "music.preferences.v1"},
-                 {"music.control.v1", "music.audio.v1", "crowd.emotions.dlq.v1", "music.preferences.dlq.v1"}),
+    "composer": ({"crowd.emotions.v1", "music.preferences.v1", "music.cues.v1"},
+                 {"music.control.v1", "music.audio.v1", "crowd.emotions.dlq.v1", "music.preferences.dlq.v1",
+                  "music.cues.dlq.v1"}),
     "reader": (ALL, set()),
-    "controlroom": (ALL, {"music.preferences.v1"}),
+    "controlroom": (ALL, {"music.preferences.v1", "music.cues.v1"}),
     "probe": ({"match.events.v1"}, {"match.events.v1"}),
 }
 

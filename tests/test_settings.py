@@ -53,3 +53,27 @@ def test_security_and_pass_through_properties_reach_every_client():
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_api_tokens_are_kept_only_as_hashes_and_name_their_operator():
+    from infra.settings import token_hash
+
+    settings = Settings.from_env({"CROWDSOUND_API_TOKENS": "alice=alice-token-123456, bob = bob-token-1234567",
+                                  "CROWDSOUND_API_PUBLIC_READ": "1",
+                                  "CROWDSOUND_API_CORS_ORIGINS": "https://a.example, https://b.example"})
+    assert settings.api_tokens == {token_hash("alice-token-123456"): "alice", token_hash("bob-token-1234567"): "bob"}
+    assert "alice-token" not in repr(settings) and "alice-token" not in str(settings.api_tokens)
+    assert settings.api_public_read and settings.api_cors_origins == ("https://a.example", "https://b.example")
+    defaults = Settings.from_env({})
+    assert defaults.api_tokens == {} and not defaults.api_public_read and defaults.api_cors_origins == ()
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("alice", "pair 1 is not operator=token"),
+    ("alice=alice-token-123456,=nobody-token-1234", "pair 2 is not operator=token"),
+    ("alice=short", "shorter than 12"),
+])
+def test_bad_api_tokens_are_named_without_showing_the_token(raw, message):
+    with pytest.raises(SettingsError, match=message) as error:
+        Settings.from_env({"CROWDSOUND_API_TOKENS": raw})
+    assert "alice-token-123456" not in str(error.value) and "nobody-token" not in str(error.value)

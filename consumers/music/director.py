@@ -121,6 +121,7 @@ class DirectorState:
     chant_locked: bool = False
     stinger_last_ms: dict[str, int] = field(default_factory=dict)
     stung: list[str] = field(default_factory=list)  # event ids already answered (the latest 64)
+    hold: bool = False  # an operator's hold: intensity, layers, key and mode stay as they are
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -234,8 +235,8 @@ class Director:
                           reason=f"{cue_type}{side_text} at {period} {period_ms // 60_000}:{period_ms // 1000 % 60:02d}")
 
     def stinger_played(self, kind: str) -> None:
-        """A stinger sounds now: a home goal surges the music and lifts the key."""
-        if kind != "goal":
+        """A stinger sounds now: a home goal surges the music and lifts the key (not while held)."""
+        if kind != "goal" or self.state.hold:
             return
         self.state.surge_bars = _SURGE_BARS
         if self.state.pending_key is None:
@@ -258,7 +259,8 @@ class Director:
         phrase boundary.
         """
         st = self.state
-        notes: list[str] = []
+        held = st.hold
+        notes: list[str] = ["held by the operator"] if held else []
         build = None
         if climax_in_ms is not None and 0 < climax_in_ms <= _FORESIGHT_MS:
             build = 1.0 - climax_in_ms / _FORESIGHT_MS
@@ -267,11 +269,12 @@ class Director:
         target = _intensity_target(mood)
         if build is not None:
             target = max(target, 0.3 + 0.6 * build)
-        if st.surge_bars > 0:
+        if st.surge_bars > 0 and not held:
             target = max(target, 0.92)
             st.surge_bars -= 1
         rate = _ATTACK if target > st.intensity else _RELEASE
-        st.intensity = round(st.intensity + rate * (target - st.intensity), 4)
+        if not held:
+            st.intensity = round(st.intensity + rate * (target - st.intensity), 4)
         intensity = min(prefs.intensity_max, max(prefs.intensity_min, st.intensity))
 
         tension_target = min(1.0, mood.anticipation + 0.5 * mood.anger)
@@ -287,13 +290,14 @@ class Director:
         if build is not None and climax_in_ms is not None:
             st.tempo_bpm, bars_to_climax = _land_on(climax_in_ms, st.tempo_bpm, prefs)
             notes.append(f"building to the climax in {climax_in_ms / 1000:.1f}s")
-        st.layers = self._next_layers(intensity, prefs)
+        st.layers = self._next_layers(intensity, prefs) if not held else \
+            [layer for layer in st.layers if layer not in prefs.muted_layers]
 
         if climax_now:
             st.phrase_start = bar
         phrase_pos = (bar - st.phrase_start) % 4
         if phrase_pos == 0:
-            self._turn_phrase(bar, mood, notes)
+            self._turn_phrase(bar, mood, notes, modulate=not held)
         family = _PROGRESSIONS[st.mode][st.family]
         progression = family[st.variant % len(family)]
         chord = progression[phrase_pos]
@@ -306,10 +310,11 @@ class Director:
             # The climax resolves it: into the key a home goal lifts to, or home.
             chord = "V7/V" if climax_lifts and st.mode == "MAJOR" else "V7"
             next_chord = None
-        elif phrase_pos == 3 and st.pending_key is not None:
+        elif phrase_pos == 3 and st.pending_key is not None and not held:
             chord, next_chord = self._pivot_chord()
             notes.append(f"preparing {st.pending_key[0]} {st.pending_key[1].lower()}")
-        self._vote_mode()
+        if not held:
+            self._vote_mode()
         st.bars_in_key += 1
 
         plan = BarPlan(
@@ -348,9 +353,9 @@ class Director:
                 sounding.append(layer)
         return [layer for layer in sounding if layer not in prefs.muted_layers]
 
-    def _turn_phrase(self, bar: int, mood: Mood, notes: list[str]) -> None:
+    def _turn_phrase(self, bar: int, mood: Mood, notes: list[str], *, modulate: bool = True) -> None:
         st = self.state
-        if st.pending_key is not None:
+        if st.pending_key is not None and modulate:
             key, mode = st.pending_key
             notes.append(f"modulating {st.key} {st.mode.lower()} -> {key} {mode.lower()}")
             st.key, st.mode = key, mode  # type: ignore[assignment]

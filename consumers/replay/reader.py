@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
+from confluent_kafka import TopicPartition
 
-from infra.clients import kafka_refusal, make_consumer, match_key, reader_group
+from infra.clients import make_consumer, match_key, reader_group
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
+from infra.reading import patiently as _patiently
+from infra.reading import read_to_end, topic_partitions
 from infra.progress import Progress
 from infra.settings import Settings
 from schemas.codec import RecordType, decode
@@ -27,19 +29,6 @@ from schemas.codec import RecordType, decode
 __all__ = ["PartitionReader", "RetentionError", "TopicSlice"]
 
 _SEEK_MARGIN_MS = 120_000  # records are stamped a little after what they describe; never less
-
-
-def _patiently(call: Callable[[], Any], what: str, *, timeout_s: float = 30.0) -> Any:
-    """``call()``, retried while the cluster settles (a leader moving after a broker restart
-    answers NOT_LEADER_FOR_PARTITION for a moment); a lasting failure is one BrokerError line."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as error:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"{what}: {error.args[0].str() if error.args else error}") from None
-            time.sleep(0.5)
 
 
 class RetentionError(CrowdsoundError):
@@ -73,15 +62,9 @@ class PartitionReader:
         self.consumer.close()
 
     def partition_of(self, topic: str) -> int:
-        metadata = _patiently(lambda: self.consumer.list_topics(topic, timeout=10),
-                              f"cannot read the metadata of {topic}").topics.get(topic)
-        error = metadata.error if metadata is not None else None
-        if error is not None and (refusal := kafka_refusal(error, self.settings, f"to read topic {topic}")):
-            raise CrowdsoundError(refusal)
-        if metadata is None or error is not None or not metadata.partitions:
-            raise CrowdsoundError(f"topic {topic} does not exist on {self.settings.bootstrap_servers}; "
-                                  "run `crowdsound topics apply`")
-        return partition_for(self.key, len(metadata.partitions))
+        partitions = _patiently(lambda: topic_partitions(self.consumer, topic, self.settings),
+                                f"cannot read the metadata of {topic}")
+        return partition_for(self.key, len(partitions))
 
     def read(self, name: str, record_type: RecordType, *, from_ms: int | None = None,
              stop: Callable[[dict[str, Any]], bool] | None = None,
@@ -109,9 +92,8 @@ class PartitionReader:
         counter = [0]
         if start < high:
             bar = Progress(high - start, progress, unit="records") if progress else None
-            self.consumer.assign([TopicPartition(topic, partition, start if start > 0 else OFFSET_BEGINNING)])
             try:
-                yield from self._consume(topic, partition, high, record_type, stop,
+                yield from self._consume(topic, partition, start, high, record_type, stop,
                                          (lambda offset: bar.update(offset - start)) if bar else None, counter)
             finally:
                 self.consumer.unassign()
@@ -121,37 +103,25 @@ class PartitionReader:
         self.slices.append(TopicSlice(topic=topic, partition=partition, first_offset=start, end_offset=high,
                                       records=count))
 
-    def _consume(self, topic: str, partition: int, high: int, record_type: RecordType,
+    def _consume(self, topic: str, partition: int, start: int, high: int, record_type: RecordType,
                  stop: Callable[[dict[str, Any]], bool] | None, progress: Callable[[int], None] | None,
                  counter: list[int]) -> Iterator[dict[str, Any]]:
-        idle_since = time.monotonic()
-        while True:
-            messages: list[Message] = self.consumer.consume(2000, 0.5)
-            if not messages:
-                position = self.consumer.position([TopicPartition(topic, partition)])[0].offset
-                if position >= high or time.monotonic() - idle_since > 20:
-                    return
-                continue
-            idle_since = time.monotonic()
-            for message in messages:
-                if message.error():
-                    continue
-                if message.offset() >= high:
-                    return
-                if progress is not None:
-                    progress(message.offset())
-                if message.key() != self.key:
-                    continue
-                try:
-                    record = decode(message.value(), expect=record_type)
-                except SchemaError:
-                    continue
-                if stop is not None and stop(record):
-                    return
-                counter[0] += 1
-                yield record
-            if messages[-1].offset() + 1 >= high:
+        for message in read_to_end(self.consumer, topic, {partition: start}, idle_timeout_s=20,
+                                   raise_on_timeout=False, batch=2000):
+            if message.offset() >= high:
                 return
+            if progress is not None:
+                progress(message.offset())
+            if message.key() != self.key:
+                continue
+            try:
+                record = decode(message.value(), expect=record_type)
+            except SchemaError:
+                continue
+            if stop is not None and stop(record):
+                return
+            counter[0] += 1
+            yield record
 
     def oldest_timestamp(self, name: str) -> int | None:
         """Record time of the oldest retained record of the match's partition of ``name``."""

@@ -75,14 +75,20 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, KafkaException, TopicPartition  # noqa: E402
 
-from infra.broker import broker_down, broker_up  # noqa: E402
+from infra.broker import broker_down  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer, match_key  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 from tests.music_samples import Spell, emotion_windows  # noqa: E402
 from tests.kafka_helpers import cli_env, free_port  # noqa: E402
-from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
+from tests.benchmarks.bench_support import (  # noqa: E402
+    bench_broker,
+    broker_pid,
+    cpu_seconds,
+    drop_topics,
+    machine_cpu_seconds,
+)
 
 SAMPLE_RATE = 48_000
 HOP_S = 1
@@ -670,11 +676,7 @@ def main() -> None:
     if set(phases) - {"control", "audio", "combined"} or args.seconds <= args.warmup + 10:
         parser.error("phases are control, audio, combined; --seconds must exceed --warmup by 10+")
 
-    base = Settings.from_env()
-    started = False
-    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        base = base.with_overrides(bootstrap_servers=f"127.0.0.1:{args.port}", broker_port=args.port)
-        _, started = broker_up(base)
+    base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_composer-"))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; broker {base.bootstrap_servers}"
           f" ({'started by this script' if started else 'already running'}); composer logs in {logs}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from infra.broker import broker_paths
+from infra.broker import broker_paths, broker_up
 from infra.clients import make_admin
 from infra.settings import Settings
 
-__all__ = ["broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds"]
+__all__ = ["bench_broker", "broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds"]
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -61,3 +61,14 @@ def broker_pid(settings: Settings) -> int | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def bench_broker(port: int) -> tuple[Settings, bool]:
+    """The cluster of a benchmark: KAFKA_BOOTSTRAP_SERVERS when set, else the local broker on
+    ``port`` (started when it is not running); returns its settings and whether this call started it."""
+    base = Settings.from_env()
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ:
+        return base, False
+    base = base.with_overrides(bootstrap_servers=f"127.0.0.1:{port}", broker_port=port)
+    _, started = broker_up(base)
+    return base, started
