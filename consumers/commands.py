@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cliargs import seconds, whole_number
+from infra.cliargs import add_metrics_arguments, seconds, whole_number
 from infra.settings import Settings
 
 __all__ = ["register"]
@@ -73,8 +73,7 @@ def _register_composer(commands: Any) -> None:
                           "its own consumer group, so a control-only and an audio-only group can run side by side")
     composer.add_argument("--instance", default="", metavar="NAME",
                           help="stable name of this replica (its transactional id); default: the host name")
-    composer.add_argument("--metrics-port", type=whole_number(low=0, high=65535), metavar="PORT",
-                          help="serve /metrics and /healthz on PORT (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    add_metrics_arguments(composer)
     composer.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
                           default=6, metavar="HOURS",
                           help="forget a match (delete its state) once its partition has heard another match "
@@ -89,6 +88,8 @@ def _composer(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.metrics_port is not None:
         settings = settings.with_overrides(metrics_port=args.metrics_port)
+    if args.metrics_host:
+        settings = settings.with_overrides(metrics_host=args.metrics_host)
     run_composer(settings, ComposerConfig(outputs=args.outputs, instance=args.instance,
                                           forget_after_h=float(args.forget_after)))
     return 0

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.clients import log_delivery_errors, make_producer, match_key
+from infra.clients import DeliveryErrors, make_producer, match_key
 from infra.deadletter import DeadLetterWriter
 from infra.errors import CrowdsoundError, SchemaError
 from infra.settings import Settings
@@ -166,13 +166,14 @@ class FeedPublisher:
         self.match_id = match_id
         self.topic = settings.topic("match.events.v1")
         self.producer = producer or make_producer(settings)
+        self.delivery = DeliveryErrors(settings)
         self.dead_letters = DeadLetterWriter(self.producer, settings, processor=processor)
         self.stats = FeedStats()
 
     def publish(self, event: dict[str, Any]) -> None:
         """Produce one complete MatchEvent (its wall time is the record timestamp)."""
         self.producer.produce(self.topic, value=encode("MatchEvent", event), key=match_key(self.match_id),
-                              timestamp=event["wall_time_ms"], on_delivery=log_delivery_errors)
+                              timestamp=event["wall_time_ms"], on_delivery=self.delivery)
         self.producer.poll(0)
         self.stats.sent += 1
 
@@ -204,5 +205,6 @@ class FeedPublisher:
 
     def flush(self, timeout_s: float = 30.0) -> None:
         remaining = self.producer.flush(timeout_s)
+        self.delivery.check()
         if remaining:
             raise CrowdsoundError(f"{remaining} events were not acknowledged by Kafka within {timeout_s:.0f} s")
