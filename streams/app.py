@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
@@ -31,6 +32,7 @@ from infra.metrics import Liveness
 from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
 from streams.processor import Applied, RecordProcessor
+from streams.stages import RECORD_WAIT, observe, watch_loop
 
 __all__ = ["app", "liveness", "settings"]
 
@@ -117,8 +119,9 @@ def _topic(name: str) -> faust.types.TopicT:
 def _write_state(partition: int, key: bytes, state: bytes) -> None:
     """``match_state[key] = state`` from outside the record's stream context: the changelog
     partition is the match's (the source topics are co-partitioned with the table)."""
-    match_state.send_changelog(partition, key, state)
-    match_state.data[key] = state
+    with processor().times.timing("checkpoint"):
+        match_state.send_changelog(partition, key, state)
+        match_state.data[key] = state
 
 
 def _in_table(work: RecordProcessor, key: bytes) -> bool:
@@ -166,10 +169,11 @@ async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
     while True:
         await asyncio.sleep(0.05)
         try:
-            if not app.flow_control.is_active():
-                keeper.checkpoint_all()
-            else:
-                keeper.checkpoint_stale()
+            with work.times.timing("checkpoint"):
+                if not app.flow_control.is_active():
+                    keeper.checkpoint_all()
+                else:
+                    keeper.checkpoint_stale()
             ticks += 1
             if ticks % 20 == 0:
                 liveness.busy(_records_waiting(work))
@@ -218,18 +222,29 @@ async def join_crowd_and_match(stream: faust.StreamT) -> None:
     offload.start()
     batches: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
     applier = asyncio.ensure_future(_apply_batches(work, keeper, offload, batches))
-    tasks = [asyncio.ensure_future(keeper.run()), asyncio.ensure_future(_tick(keeper, work)), applier]
+    tasks = [asyncio.ensure_future(keeper.run()), asyncio.ensure_future(_tick(keeper, work)), applier,
+             asyncio.ensure_future(watch_loop())]
     _checkpoints.append(keeper)
+    _time_commits()
+    times = work.times
     try:
+        waiting = time.perf_counter()
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):  # acked by `keeper`
+            observe("fetch", time.perf_counter() - waiting)
             if applier.done():
                 applier.result()  # it failed: raise here
-            decoded = [_decode(work, event.message) for event in events]
-            submitted = offload.submit([d for d in decoded if d is not None])
+            taken = time.time()
+            for event in events:
+                RECORD_WAIT.observe(max(0.0, taken - event.message.timestamp))
+            with times.timing("decode"):
+                decoded = [_decode(work, event.message) for event in events]
+            with times.timing("features"):  # handing the frames to the helper is the features' cost
+                submitted = offload.submit([d for d in decoded if d is not None])
             for event in events:
                 _read_upto[event.message.tp] = event.message.offset + 1
             _in_hand[0] += 1
             await batches.put((events, decoded, submitted))
+            waiting = time.perf_counter()
     finally:
         for task in tasks:
             task.cancel()
@@ -254,8 +269,10 @@ async def _apply_batches(work: RecordProcessor, keeper: Checkpoints, offload: An
 
 async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any, patience_s: float, events: Any,
                        decoded: Any, submitted: Any) -> None:
+    times = work.times
     # The helper's features if they are there (in time); frames it has not done are analysed here.
-    analyses = await offload.ready_within(submitted, patience_s)
+    with times.timing("helper_wait"):
+        analyses = await offload.ready_within(submitted, patience_s)
     index = 0
     for event, record in zip(events, decoded, strict=True):
         message = event.message
@@ -263,15 +280,40 @@ async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any,
         if record is not None:
             analysis = analyses.get(index)
             index += 1
+        mark = times.mark()
         try:
             applied = work.apply(topic=message.topic, partition=message.partition, offset=message.offset,
                                  key=message.key, value=message.value, decoded=record, analysis=analysis)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the other matches
             applied = _failed(work, message, exc)
+        times.since("join", mark)  # (less the features and the model, counted apart)
+        mark = times.mark()
         sent = [await _topic(out.topic).send(key=out.key, value=out.value, timestamp=(
             out.timestamp_ms / 1000 if out.timestamp_ms else None)) for out in applied.outputs]
+        times.since("produce", mark)
+        mark = times.mark()
         keeper.add(message.tp, event, match=applied.match, partition=message.partition, outputs=sent)
+        times.since("checkpoint", mark)
     offload.done(submitted)
+    times.publish()
+
+
+def _time_commits() -> None:
+    """Time Faust's offset commits (the "commit" stage: a producer flush, then the commit)."""
+    consumer = app.consumer
+    commit = consumer.commit
+    if getattr(commit, "timed", False):
+        return
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await commit(*args, **kwargs)
+        finally:
+            observe("commit", time.perf_counter() - started)
+
+    timed.timed = True  # type: ignore[attr-defined]
+    consumer.commit = timed
 
 
 def _decode(work: RecordProcessor, message: Any) -> Any:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 from infra.broker import broker_paths, broker_up
 from infra.clients import make_admin
 from infra.settings import Settings
 
-__all__ = ["bench_broker", "broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds"]
+__all__ = ["added", "bench_broker", "broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds", "merge",
+           "scrape", "stage_report"]
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -72,3 +74,106 @@ def bench_broker(port: int) -> tuple[Settings, bool]:
     base = base.with_overrides(bootstrap_servers=f"127.0.0.1:{port}", broker_port=port)
     _, started = broker_up(base)
     return base, started
+
+
+# -- the stream worker's own account of its time (streams/stages.py) --------------------------------
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample of a process's /metrics by (name, sorted labels); {} if unreadable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
+    except OSError:
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def added(first: Samples, last: Samples) -> Samples:
+    """What the counters and histograms added between two scrapes (summed over processes
+    whose scrapes were merged with :func:`merge`)."""
+    return {key: value - first.get(key, 0.0) for key, value in last.items()}
+
+
+def merge(*scrapes: Samples) -> Samples:
+    """Several processes' samples added up (worker processes of one group)."""
+    total: Samples = {}
+    for samples in scrapes:
+        for key, value in samples.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def _buckets(delta: Samples, name: str, **labels: str) -> list[tuple[float, float]]:
+    want = tuple(sorted(labels.items()))
+    rows = []
+    for (sample, sample_labels), value in delta.items():
+        if sample != f"{name}_bucket":
+            continue
+        rest = dict(sample_labels)
+        bound = rest.pop("le")
+        if tuple(sorted(rest.items())) == want:
+            rows.append((float(bound), value))
+    return sorted(rows)
+
+
+def quantile_bound(delta: Samples, name: str, q: float, **labels: str) -> float:
+    """The upper bound of the histogram bucket holding quantile ``q`` (NaN: no observations)."""
+    rows = _buckets(delta, name, **labels)
+    if not rows or rows[-1][1] <= 0:
+        return float("nan")
+    for bound, count in rows:
+        if count >= q * rows[-1][1]:
+            return bound
+    return float("inf")
+
+
+def over(delta: Samples, name: str, bound: float, **labels: str) -> float:
+    """Observations above ``bound`` (a bucket bound) in a histogram's delta."""
+    rows = _buckets(delta, name, **labels)
+    if not rows:
+        return 0.0
+    below = max((count for le, count in rows if le <= bound), default=0.0)
+    return rows[-1][1] - below
+
+
+STAGES = ("fetch", "decode", "helper_wait", "features", "model", "join", "produce", "checkpoint", "commit")
+_STAGE_NOTES = {"fetch": "waiting for records (idle when keeping up)", "helper_wait": "waiting for the frame helper",
+                "commit": "Faust's commits: producer flush + commit, in their own task"}
+
+
+def stage_report(delta: Samples, wall_s: float, frames: float, indent: str = "  ") -> str:
+    """The worker's per-stage breakdown over an interval (streams/stages.py): wall time as a
+    share of the interval, the main thread's CPU per 1000 frames, and how many batches took long."""
+    seconds = "crowdsound_stream_stage_seconds_total"
+    cpu_seconds_ = "crowdsound_stream_stage_cpu_seconds_total"
+    batch = "crowdsound_stream_stage_batch_seconds"
+    lines = [f"{indent}{'stage':<12}{'wall %':>8}{'CPU ms/1000 frames':>20}{'batches':>9}{'>100 ms':>9}"
+             f"{'>1 s':>6}{'p99 batch':>12}"]
+    busy = cpu_busy = 0.0
+    per_1000 = 1_000_000 / max(frames, 1)
+    for stage in STAGES:
+        total = delta.get((seconds, (("stage", stage),)), 0.0)
+        cpu = delta.get((cpu_seconds_, (("stage", stage),)), float("nan"))
+        count = delta.get((f"{batch}_count", (("stage", stage),)), 0.0)
+        if stage not in ("fetch", "helper_wait", "commit"):
+            busy += total
+            cpu_busy += cpu
+        p99 = quantile_bound(delta, batch, 0.99, stage=stage)
+        lines.append(f"{indent}{stage:<12}{100 * total / wall_s:>7.1f}%"
+                     f"{'-' if cpu != cpu else f'{cpu * per_1000:.0f}':>20}"
+                     f"{count:>9.0f}{over(delta, batch, 0.1, stage=stage):>9.0f}{over(delta, batch, 1.0, stage=stage):>6.0f}"
+                     f"{'<= %g s' % p99 if p99 == p99 else '-':>12}"
+                     + (f"   ({_STAGE_NOTES[stage]})" if stage in _STAGE_NOTES else ""))
+    lines.append(f"{indent}the worker's loop was busy (decode .. checkpoint) {100 * busy / wall_s:.0f} % of the time, "
+                 f"using {cpu_busy * per_1000:.0f} ms of CPU per 1000 frames")
+    wait = "crowdsound_stream_record_wait_seconds"
+    loop = "crowdsound_stream_loop_delay_seconds"
+    lines.append(f"{indent}record wait (Kafka timestamp -> agent): p50 <= {quantile_bound(delta, wait, 0.5):g} s, "
+                 f"p99 <= {quantile_bound(delta, wait, 0.99):g} s, over 1 s: {over(delta, wait, 1.0):.0f}; "
+                 f"event loop late by > 100 ms: {over(delta, loop, 0.1):.0f} times, > 1 s: {over(delta, loop, 1.0):.0f}, "
+                 f"p99 <= {quantile_bound(delta, loop, 0.99):g} s")
+    return "\n".join(lines)

@@ -70,7 +70,15 @@ from infra.topics import apply_catalogue  # noqa: E402
 from schemas.audio import encode_payload  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 from tests.kafka_helpers import cli_env, free_port  # noqa: E402
-from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
+from tests.benchmarks.bench_support import (  # noqa: E402
+    added,
+    broker_pid,
+    cpu_seconds,
+    drop_topics,
+    machine_cpu_seconds,
+    scrape,
+    stage_report,
+)
 
 FRAME = 4800
 
@@ -353,6 +361,7 @@ class LiveResult:
     slow: list[tuple[float, int, float]]  # episodes of windows over TARGET_MS: (start s into the run, windows, worst ms)
     helper_share: float  # of the frames analysed, the share the frame helper analysed (NaN: no helper)
     helper_share_slow: list[float]  # the same from 2 s before to 10 s after each slow episode began
+    stages: str = ""  # the worker's per-stage breakdown (streams/stages.py) over the measured part
 
     @property
     def fps(self) -> int:
@@ -386,6 +395,7 @@ class LiveResult:
             + "".join(f"; {n} at {at:.0f} s (worst {worst:.0f} ms, frames by the helper around it "
                       f"{100 * share:.0f} %)" for (at, n, worst), share in zip(self.slow[:6], self.helper_share_slow))
             + (f"; and {len(self.slow) - 6} more episodes" if len(self.slow) > 6 else "")
+            + (f"\n  where the worker's time went (after the warm-up):\n{self.stages}" if self.stages else "")
         )
 
 
@@ -464,6 +474,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     main_cpu0, machine0, own0 = cpu_seconds(worker.pid), machine_cpu_seconds(), cpu_seconds(os.getpid())
     late = 0.0
     next_lag = time.monotonic() + warmup_s
+    stages0: tuple[float, dict] | None = None
     cycle = 0
     while cycle * 0.1 < seconds:
         for m in order:
@@ -483,6 +494,8 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         if time.monotonic() >= next_lag:
             lag_samples.append((time.monotonic(), lag.lag()))
             analysed.append((time.time(), frames_analysed(metrics_port)))
+            if stages0 is None:
+                stages0 = (time.monotonic(), scrape(metrics_port))
             next_lag = time.monotonic() + 2.0
         cycle += 1
     producer.flush(30)
@@ -492,6 +505,10 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     broker_cpu = (cpu_seconds(broker_pid(base)) - broker_cpu0) / elapsed
     machine_cpu = (machine_cpu_seconds() - machine0) / elapsed
     own_cpu = (cpu_seconds(os.getpid()) - own0) / elapsed
+    stages = ""
+    if stages0 is not None:
+        span = time.monotonic() - stages0[0]
+        stages = stage_report(added(stages0[1], scrape(metrics_port)), span, matches * 10 * span, indent="    ")
     time.sleep(3)
     stop.set()
     reader.join(timeout=10)
@@ -511,6 +528,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         broker_cpu=broker_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
         slow=slow, helper_share=helper_share(analysed, 0.0, float("inf")),
         helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in slow],
+        stages=stages,
     )
 
 
