@@ -100,24 +100,31 @@ def added(first: Samples, last: Samples) -> Samples:
 
 def merge(*scrapes: Samples) -> Samples:
     """Several processes' samples added up (worker processes of one group)."""
-    total: Samples = {}
+    summed: Samples = {}
     for samples in scrapes:
         for key, value in samples.items():
-            total[key] = total.get(key, 0.0) + value
-    return total
+            summed[key] = summed.get(key, 0.0) + value
+    return summed
+
+
+def total(delta: Samples, name: str, **labels: str) -> float:
+    """The sum of a series over the labels not given (e.g. over the processes of a group)."""
+    want = set(labels.items())
+    return sum(value for (sample, sample_labels), value in delta.items()
+               if sample == name and want <= set(sample_labels))
 
 
 def _buckets(delta: Samples, name: str, **labels: str) -> list[tuple[float, float]]:
-    want = tuple(sorted(labels.items()))
-    rows = []
+    want = set(labels.items())
+    rows: dict[float, float] = {}
     for (sample, sample_labels), value in delta.items():
         if sample != f"{name}_bucket":
             continue
         rest = dict(sample_labels)
-        bound = rest.pop("le")
-        if tuple(sorted(rest.items())) == want:
-            rows.append((float(bound), value))
-    return sorted(rows)
+        bound = float(rest.pop("le"))
+        if want <= set(rest.items()):
+            rows[bound] = rows.get(bound, 0.0) + value
+    return sorted(rows.items())
 
 
 def quantile_bound(delta: Samples, name: str, q: float, **labels: str) -> float:
@@ -156,15 +163,15 @@ def stage_report(delta: Samples, wall_s: float, frames: float, indent: str = "  
     busy = cpu_busy = 0.0
     per_1000 = 1_000_000 / max(frames, 1)
     for stage in STAGES:
-        total = delta.get((seconds, (("stage", stage),)), 0.0)
-        cpu = delta.get((cpu_seconds_, (("stage", stage),)), float("nan"))
-        count = delta.get((f"{batch}_count", (("stage", stage),)), 0.0)
+        wall = total(delta, seconds, stage=stage)
+        cpu = total(delta, cpu_seconds_, stage=stage)
+        count = total(delta, f"{batch}_count", stage=stage)
         if stage not in ("fetch", "helper_wait", "commit"):
-            busy += total
+            busy += wall
             cpu_busy += cpu
         p99 = quantile_bound(delta, batch, 0.99, stage=stage)
-        lines.append(f"{indent}{stage:<12}{100 * total / wall_s:>7.1f}%"
-                     f"{'-' if cpu != cpu else f'{cpu * per_1000:.0f}':>20}"
+        lines.append(f"{indent}{stage:<12}{100 * wall / wall_s:>7.1f}%"
+                     f"{cpu * per_1000:>20.0f}"
                      f"{count:>9.0f}{over(delta, batch, 0.1, stage=stage):>9.0f}{over(delta, batch, 1.0, stage=stage):>6.0f}"
                      f"{'<= %g s' % p99 if p99 == p99 else '-':>12}"
                      + (f"   ({_STAGE_NOTES[stage]})" if stage in _STAGE_NOTES else ""))

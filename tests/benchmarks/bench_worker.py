@@ -192,6 +192,7 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
 
 
 HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAME_HELPER=0)
+PROCESSES = 1  # --processes: `crowdsound worker --processes N`
 
 
 def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
@@ -201,7 +202,8 @@ def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
 
 
 def start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent,
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", "--processes", str(PROCESSES)],
+                            cwd=log.parent,
                             env=worker_env(settings, metrics_port), stdout=open(log, "w"),  # noqa: SIM115
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -212,9 +214,22 @@ def frames_analysed(port: int) -> dict[str, float]:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
     except OSError:
         return {}
-    return {sample.labels["where"]: sample.value for family in text_string_to_metric_families(text)
-            if family.name == "crowdsound_stream_frames_analysed" for sample in family.samples
-            if sample.name.endswith("_total")}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "crowdsound_stream_frames_analysed":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):  # (summed over the processes of --processes)
+                    counts[sample.labels["where"]] = counts.get(sample.labels["where"], 0.0) + sample.value
+    return counts
+
+
+def worker_main_cpu(worker: subprocess.Popen) -> float:
+    """CPU seconds of the worker processes themselves, without their frame helpers (with
+    --processes: the supervisor's children, each without its own children)."""
+    if PROCESSES == 1:
+        return cpu_seconds(worker.pid)
+    pids = [int(p) for task in Path(f"/proc/{worker.pid}/task").glob("*/children") for p in task.read_text().split()]
+    return cpu_seconds(worker.pid) + sum(cpu_seconds(pid) for pid in pids)
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
@@ -471,7 +486,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     begin = time.time() + 0.5
     worker_cpu0, broker_cpu0, wall0 = cpu_seconds(worker.pid, children=True), cpu_seconds(broker_pid(base)), \
         time.monotonic()
-    main_cpu0, machine0, own0 = cpu_seconds(worker.pid), machine_cpu_seconds(), cpu_seconds(os.getpid())
+    main_cpu0, machine0, own0 = worker_main_cpu(worker), machine_cpu_seconds(), cpu_seconds(os.getpid())
     late = 0.0
     next_lag = time.monotonic() + warmup_s
     stages0: tuple[float, dict] | None = None
@@ -501,7 +516,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     producer.flush(30)
     elapsed = time.monotonic() - wall0
     worker_cpu = (cpu_seconds(worker.pid, children=True) - worker_cpu0) / elapsed
-    main_cpu = (cpu_seconds(worker.pid) - main_cpu0) / elapsed
+    main_cpu = (worker_main_cpu(worker) - main_cpu0) / elapsed
     broker_cpu = (cpu_seconds(broker_pid(base)) - broker_cpu0) / elapsed
     machine_cpu = (machine_cpu_seconds() - machine0) / elapsed
     own_cpu = (cpu_seconds(os.getpid()) - own0) / elapsed
@@ -597,12 +612,14 @@ def main() -> None:
     parser.add_argument("--skip-backlog", action="store_true")
     parser.add_argument("--no-helper", action="store_true",
                         help="analyse frames in the worker's own process (and in the plain loop's)")
+    parser.add_argument("--processes", type=int, default=1, help="crowdsound worker --processes N (default 1)")
     parser.add_argument("--secure", action="store_true",
                         help="the live run over PLAINTEXT and over SASL_SSL with role principals, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="live runs per protocol (default 1)")
     args = parser.parse_args()
-    global HELPER
+    global HELPER, PROCESSES
     HELPER = not args.no_helper
+    PROCESSES = args.processes
     base = Settings.from_env()
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:  # the local broker, on CROWDSOUND_BROKER_PORT
         status, _ = broker_up(base)
