@@ -73,7 +73,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, KafkaException, TopicPartition  # noqa: E402
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 
 from infra.broker import broker_down  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer, match_key  # noqa: E402
@@ -85,8 +85,10 @@ from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.benchmarks.bench_support import (  # noqa: E402
     bench_broker,
     broker_pid,
+    cpu_model,
     cpu_seconds,
     drop_topics,
+    group_ready,
     machine_cpu_seconds,
 )
 
@@ -252,21 +254,12 @@ def own_view(first: dict[str, float], last: dict[str, float]) -> str:
 
 def wait_ready(composer: Group, timeout_s: float = 90.0) -> float:
     """Wait until every replica of the group has partitions and the group is stable; return seconds."""
-    admin = make_admin(composer.settings)
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        composer.check()
-        try:
-            description = admin.describe_consumer_groups([composer.group], request_timeout=10)[
-                composer.group].result(timeout=15)
-            if description.state == ConsumerGroupState.STABLE and sum(
-                    1 for m in description.members if m.assignment.topic_partitions) == len(composer.processes):
-                return time.monotonic() - started
-        except (KafkaException, TimeoutError):
-            pass  # a fresh broker still loading its coordinators
-        time.sleep(0.5)
-    raise SystemExit(f"composer --outputs {composer.outputs} did not join its group in {timeout_s:.0f} s; "
-                     f"see {composer.logs}")
+    took = group_ready(composer.settings, composer.group, len(composer.processes), timeout_s=timeout_s,
+                       check=composer.check)
+    if took is None:
+        raise SystemExit(f"composer --outputs {composer.outputs} did not join its group in {timeout_s:.0f} s; "
+                         f"see {composer.logs}")
+    return took
 
 
 # -- measurement threads --------------------------------------------------------------------------
@@ -678,7 +671,7 @@ def main() -> None:
 
     base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_composer-"))
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; broker {base.bootstrap_servers}"
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), load average {os.getloadavg()[0]:.2f}; broker {base.bootstrap_servers}"
           f" ({'started by this script' if started else 'already running'}); composer logs in {logs}")
     print("combined phase: the audio group reads its own copy of the emotion topic (second prefix), fed the "
           "same windows of its matches at the same instant, since a group cannot compose a subset of a topic;\n"

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.broker import broker_paths, broker_up
 from infra.clients import make_admin
 from infra.settings import Settings
 
-__all__ = ["added", "bench_broker", "broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds", "merge",
-           "scrape", "stage_report"]
+__all__ = ["added", "bench_broker", "broker_pid", "cpu_model", "cpu_seconds", "drop_topics", "group_ready",
+           "machine_cpu_seconds", "merge", "scrape", "stage_report"]
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -26,6 +28,39 @@ def drop_topics(settings: Settings) -> None:
                 future.result()
             except Exception:  # noqa: BLE001, S110 - best effort
                 pass
+
+
+def cpu_model() -> str:
+    """The machine's CPU as /proc/cpuinfo names it (what `lscpu` calls the model name)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def group_ready(settings: Settings, group: str, members: int, *, timeout_s: float = 90.0,
+                check: Callable[[], None] = lambda: None) -> float | None:
+    """Wait until consumer group ``group`` is stable with ``members`` members that have
+    partitions; the seconds it took, or None after ``timeout_s``. ``check`` runs between tries
+    (to stop early when a process under test died)."""
+    from confluent_kafka import ConsumerGroupState, KafkaException
+
+    admin = make_admin(settings)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        check()
+        try:
+            description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+            if description.state == ConsumerGroupState.STABLE and sum(
+                    1 for m in description.members if m.assignment.topic_partitions) == members:
+                return time.monotonic() - started
+        except (KafkaException, TimeoutError):
+            pass  # a fresh broker still loading its coordinators
+        time.sleep(0.5)
+    return None
 
 
 def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
