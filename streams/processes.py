@@ -79,6 +79,7 @@ def run_processes(args: argparse.Namespace, settings: Settings, argv: Sequence[s
     ports = {str(k): _free_port() for k in range(count)}
     children: list[subprocess.Popen] = []
     for k in range(count):
+        os.makedirs(os.path.join(data_dir, f"process-{k}"), exist_ok=True)  # Faust makes only the last level
         command = [sys.executable, "-m", "infra.cli", *child_arguments(
             argv, k, metrics_port=ports[str(k)], instance_id=args.instance_id)]
         children.append(subprocess.Popen(command, env={**env, "APP_DATADIR": os.path.join(data_dir, f"process-{k}")}))
