@@ -31,9 +31,9 @@
    and worst of each protocol.
 
 The consumer lag counts records the worker has read but not yet committed: it commits a
-record once the match's state including it is checkpointed (every 10 records of a match,
-see streams/checkpoints.py) and Faust commits once a second, so a healthy worker shows a
-steady lag of ~1-2 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
+record once the match's state including it is checkpointed (every 20 records of a match,
+see streams/app.py) and Faust commits once a second, so a healthy worker shows a
+steady lag of ~2-3.5 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
 ended more than 1 s of audio above where it started.
 
 Needs the local broker (started if not running) or KAFKA_BOOTSTRAP_SERVERS.
