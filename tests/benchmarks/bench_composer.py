@@ -1,7 +1,7 @@
 """Benchmark of the composer against a real broker (a script, not a test).
 
     .venv/bin/python tests/benchmarks/bench_composer.py [--matches 100] [--audio-matches 20]
-        [--audio-replicas 1] [--seconds 120] [--warmup 10] [--phases control,audio,combined]
+        [--audio-replicas 1] [--render-threads 2] [--seconds 120] [--warmup 10] [--phases control,audio,combined]
         [--port 25092] [--keep-broker] [--reader-fetch-wait-ms 10] [--dump DIR]
 
     ceiling of one audio process: --phases audio --seconds 60 --audio-matches 25 (30, 40 ...)
@@ -197,6 +197,9 @@ class Group:
                 process.wait()
 
 
+RENDER_THREADS = 2  # --render-threads of the audio composers
+
+
 def start_group(settings: Settings, outputs: str, logs: Path, replicas: int = 1) -> Group:
     group = Group(settings, outputs, [], [], [])
     env = cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT="0")
@@ -205,7 +208,8 @@ def start_group(settings: Settings, outputs: str, logs: Path, replicas: int = 1)
         port = free_port()
         group.processes.append(subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "composer", "--outputs", outputs,
-             "--instance", f"bench-{outputs}-{replica}", "--metrics-port", str(port)],
+             "--instance", f"bench-{outputs}-{replica}", "--metrics-port", str(port),
+             "--render-threads", str(RENDER_THREADS)],
             cwd=logs, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True))
         group.logs.append(log)
@@ -648,12 +652,14 @@ def run_phase(name: str, base: Settings, logs: Path, *, control_matches: int, au
 
 
 def main() -> None:
-    global READER_FETCH_WAIT_MS  # noqa: PLW0603 - one knob for the reader threads
+    global READER_FETCH_WAIT_MS, RENDER_THREADS  # noqa: PLW0603 - knobs for the reader threads and composers
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--matches", type=int, default=100, help="matches of the control group")
     parser.add_argument("--audio-matches", type=int, default=20, help="matches of the audio group")
     parser.add_argument("--audio-replicas", type=int, default=1,
                         help="audio composer processes in the audio group (--instance 1..N)")
+    parser.add_argument("--render-threads", type=int, default=RENDER_THREADS,
+                        help=f"composer --render-threads of the audio composers (default {RENDER_THREADS})")
     parser.add_argument("--seconds", type=int, default=120, help="live seconds per phase")
     parser.add_argument("--warmup", type=int, default=10, help="seconds excluded at the start of a phase")
     parser.add_argument("--phases", default="control,audio,combined",
@@ -665,14 +671,15 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="save each phase's raw timings to DIR/<phase>.pickle")
     args = parser.parse_args()
     READER_FETCH_WAIT_MS = args.reader_fetch_wait_ms
+    RENDER_THREADS = args.render_threads
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if set(phases) - {"control", "audio", "combined"} or args.seconds <= args.warmup + 10:
         parser.error("phases are control, audio, combined; --seconds must exceed --warmup by 10+")
 
     base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_composer-"))
-    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), load average {os.getloadavg()[0]:.2f}; broker {base.bootstrap_servers}"
-          f" ({'started by this script' if started else 'already running'}); composer logs in {logs}")
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), load average {os.getloadavg()[0]:.2f}; "
+          f"broker {base.bootstrap_servers} ({'started by this script' if started else 'already running'}); composer logs in {logs}")
     print("combined phase: the audio group reads its own copy of the emotion topic (second prefix), fed the "
           "same windows of its matches at the same instant, since a group cannot compose a subset of a topic;\n"
           "the control group composes all matches; both share the broker and the machine.", flush=True)

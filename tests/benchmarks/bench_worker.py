@@ -385,6 +385,7 @@ class LiveResult:
     machine_cpu: float  # all processes on the machine, cores busy
     load_cpu: float  # this benchmark (the encoders' producer and the latency consumer)
     sent_late_ms: float  # how far the producer fell behind its schedule at worst
+    delivered_ms: tuple[float, float]  # p50, p99 from produce() to the broker's ack of a frame
     slow: list[tuple[float, int, float]]  # episodes of windows over TARGET_MS: (start s into the run, windows, worst ms)
     helper_share: float  # of the frames analysed, the share the frame helper analysed (NaN: no helper)
     helper_share_slow: list[float]  # the same from 2 s before to 10 s after each slow episode began
@@ -417,7 +418,9 @@ class LiveResult:
             f"{f'control composer {100 * self.composer_cpu:.0f}, ' if COMPOSER else ''}this "
             f"benchmark's encoders and consumer {100 * self.load_cpu:.0f}, anything else on the machine "
             f"{100 * self.others_cpu:.0f}; whole machine {100 * self.machine_cpu:.0f} of {100 * (os.cpu_count() or 1)}\n"
-            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule; frames analysed by the helper "
+            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule, frames acked by the broker "
+            f"p50 {self.delivered_ms[0]:.0f} ms / p99 {self.delivered_ms[1]:.0f} ms after produce(); "
+            f"frames analysed by the helper "
             f"{100 * self.helper_share:.0f} %\n"
             f"  windows over {TARGET_MS} ms: {sum(n for _, n, _ in self.slow)}"
             + "".join(f"; {n} at {at:.0f} s (worst {worst:.0f} ms, frames by the helper around it "
@@ -509,6 +512,12 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     composer_cpu0 = cpu_seconds(composer.pid) if composer is not None else 0.0
     main_cpu0, machine0, own0 = worker_main_cpu(worker), machine_cpu_seconds(), cpu_seconds(os.getpid())
     late = 0.0
+    acked: list[float] = []  # ms from produce() to the broker's ack, after the warm-up
+
+    def delivered(error: object, message: object) -> None:
+        if error is None and stages0 is not None:
+            acked.append(time.time() * 1000 - message.timestamp()[1])  # type: ignore[attr-defined]
+
     next_lag = time.monotonic() + warmup_s
     stages0: tuple[float, dict] | None = None
     cycle = 0
@@ -525,7 +534,8 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
                 late = max(late, -delay * 1000)
             wall = int(due * 1000) - 100  # the frame's first sample was captured 100 ms before it is sent
             producer.produce(topic, key=keys[m], value=frame_record(keys[m].decode(), int(seq),
-                                                                     payloads[seq % len(payloads)], wall))
+                                                                     payloads[seq % len(payloads)], wall),
+                             on_delivery=delivered)
             producer.poll(0)
         if time.monotonic() >= next_lag:
             lag_samples.append((time.monotonic(), lag.lag()))
@@ -565,6 +575,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         lag_start=int(lags[0]), lag_end=int(lags[-1]), lag_max=int(lags.max()),
         lag_trend=float(np.polyfit(times - times[0], lags, 1)[0]), worker_cpu=worker_cpu, worker_main_cpu=main_cpu,
         broker_cpu=broker_cpu, composer_cpu=composer_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
+        delivered_ms=(float(np.percentile(acked, 50)), float(np.percentile(acked, 99))) if acked else (0.0, 0.0),
         slow=slow, helper_share=helper_share(analysed, 0.0, float("inf")),
         helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in slow],
         stages=stages,
