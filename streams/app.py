@@ -28,6 +28,7 @@ from typing import Any
 
 import faust
 
+from infra.faust_transport import prompt_fetches
 from infra.metrics import Liveness
 from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
@@ -77,6 +78,7 @@ app = faust.App(
     web_enabled=False,
 )
 
+prompt_fetches(app)  # fetches never held 1.5 s at the broker (infra/faust_transport.py)
 sources = app.topic(settings.topic("crowd.audio.v1"), settings.topic("match.events.v1"),
                     key_type=bytes, value_type=bytes)
 match_state = app.Table(
