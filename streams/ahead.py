@@ -60,25 +60,30 @@ def adopt(analyzer: Any, analysis: FrameAnalysis | None, start: BlockStart) -> N
 
 def _analyse_block(frames: list[tuple[np.ndarray, int]], start: np.ndarray | None
                    ) -> tuple[FrameTail | None, list[tuple[FrameFeatures, np.ndarray | None]]]:
-    """A chain of frames from the tail whose samples are ``start`` (None: the stream's start);
-    the tail with its onset bands, and each frame's features and new tail bands."""
+    """A chain of frames (decoded int16 PCM, sample rate) from the tail whose samples are
+    ``start`` (None: the stream's start); the tail with its onset bands, and each frame's
+    features and new tail bands."""
+    from streams.processor import pcm_samples
+
     tail = None
     if start is not None:  # the bands exactly as analyze_frame computes them for a tail without
         tail = analyze_frame(np.zeros(0), frames[0][1], tail=FrameTail(start, None))[1]
     first = tail
     results = []
-    for samples, rate in frames:
-        features, tail = analyze_frame(samples, rate, tail=tail)
+    for pcm, rate in frames:
+        features, tail = analyze_frame(pcm_samples(pcm), rate, tail=tail)
         results.append((features, tail.bands_db))
     return first, results
 
 
-def analysed_ahead(items: Iterable[tuple[Any, np.ndarray | None, int]], *, processes: int,
+def analysed_ahead(items: Iterable[tuple[Any, np.ndarray | None, np.ndarray | None, int]], *, processes: int,
                    block: int | None = None
                    ) -> Iterator[tuple[Any, np.ndarray | None, FrameAnalysis | None, BlockStart | None]]:
-    """``(item, samples, sample_rate)`` of one stream in order, back as ``(item, samples,
-    analysis, start)``: ``analysis`` is the frame's place in its block's chain with its
-    features (None where ``samples`` is None); ``start`` is given with a block's first frame,
+    """``(item, samples, pcm, sample_rate)`` of one stream in order (``samples`` the mono float
+    samples :func:`streams.processor.pcm_samples` makes of the decoded int16 ``pcm``: the
+    other processes get the PCM, a quarter of the bytes), back as ``(item, samples, analysis,
+    start)``: ``analysis`` is the frame's place in its block's chain with its features (None
+    where ``samples`` is None); ``start`` is given with a block's first frame,
     for :func:`adopt`. With ``processes`` < 1 nothing is analysed ahead (all None). ``block``:
     frames per block (default :data:`BLOCK_FRAMES`).
 
@@ -87,36 +92,37 @@ def analysed_ahead(items: Iterable[tuple[Any, np.ndarray | None, int]], *, proce
     """
     block = block or BLOCK_FRAMES
     if processes < 1:
-        for item, samples, _ in items:
+        for item, samples, _, _ in items:
             yield item, samples, None, None
         return
     tokens = itertools.count(1)
     context = multiprocessing.get_context("spawn")  # not fork: the caller may have threads
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        pending: deque[tuple[list[tuple[Any, np.ndarray | None, int]], Future[Any]]] = deque()
+        pending: deque[tuple[list[tuple[Any, np.ndarray | None, np.ndarray | None, int]], Future[Any] | None]] = \
+            deque()
         rolling: np.ndarray | None = None  # the tail's samples after the frames submitted so far
-        chunk: list[tuple[Any, np.ndarray | None, int]] = []
+        chunk: list[tuple[Any, np.ndarray | None, np.ndarray | None, int]] = []
 
         def submit() -> None:
             nonlocal rolling
             start = rolling
-            for _, samples, rate in chunk:
+            for _, samples, _, rate in chunk:
                 if samples is not None:
                     rolling = tail_after(samples, rate, None if rolling is None else FrameTail(rolling, None))
-            frames = [(samples, rate) for _, samples, rate in chunk if samples is not None]
+            frames = [(pcm, rate) for _, samples, pcm, rate in chunk if samples is not None]
             pending.append((chunk, pool.submit(_analyse_block, frames, start) if frames else None))
 
         def ready() -> Iterator[tuple[Any, np.ndarray | None, FrameAnalysis | None, BlockStart | None]]:
             done, future = pending.popleft()
             if future is None:
-                for item, samples, _ in done:
+                for item, samples, _, _ in done:
                     yield item, samples, None, None
                 return
             first, results = future.result()
             after = next(tokens)
             start: BlockStart | None = BlockStart(first)
             position = 0
-            for item, samples, _ in done:
+            for item, samples, _, _ in done:
                 if samples is None:
                     yield item, samples, None, None
                     continue

@@ -46,7 +46,7 @@ def recompute_windows(settings: Settings, match_id: str, frames: Iterable[dict[s
     from streams.ahead import adopt, analysed_ahead
     from streams.emotion import EmotionModel
     from streams.join import MatchJoin
-    from streams.processor import RecordProcessor, join_config
+    from streams.processor import RecordProcessor, join_config, pcm_samples
 
     model = EmotionModel.load()
     join = MatchJoin(match_id, join_config(settings), model_version=model.version)
@@ -55,13 +55,14 @@ def recompute_windows(settings: Settings, match_id: str, frames: Iterable[dict[s
         if event["event_id"] not in late_event_ids:
             produced.extend(join.add_event(event, now_ms=event["wall_time_ms"]).windows)
 
-    def decoded() -> Iterator[tuple[dict[str, Any], Any, int]]:
+    def decoded() -> Iterator[tuple[dict[str, Any], Any, Any, int]]:
         for frame in frames:
-            try:
-                samples = RecordProcessor._samples(frame)  # the worker's own decoding and sanitising
+            try:  # the worker's own decoding and sanitising
+                pcm = RecordProcessor._pcm(frame)
+                samples = pcm_samples(pcm)
             except Exception:  # noqa: BLE001 - the worker dead-lettered such frames; replay skips them too
-                samples = None
-            yield frame, samples, frame["sample_rate"]
+                pcm = samples = None
+            yield frame, samples, pcm, frame["sample_rate"]
 
     helpers = (os.cpu_count() or 1) if processes is None else processes
     for frame, samples, analysis, start in analysed_ahead(decoded(), processes=helpers):

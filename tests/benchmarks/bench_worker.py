@@ -208,8 +208,10 @@ def start_composer(settings: Settings, log: Path) -> subprocess.Popen:
 
 def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
     """The worker's environment (with ``settings``' properties file on a secure cluster)."""
-    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT=str(metrics_port),
-                   CROWDSOUND_FRAME_HELPER="1" if HELPER else "0")
+    # With --processes N the workers analyse their own frames (no helper each), unless --no-helper
+    # says so anyway: N workers already keep the cores busy.
+    helper = {"CROWDSOUND_FRAME_HELPER": "1" if HELPER else "0"} if PROCESSES == 1 or not HELPER else {}
+    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT=str(metrics_port), **helper)
 
 
 def start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subprocess.Popen:
@@ -680,8 +682,10 @@ def main() -> None:
         status, _ = broker_up(base)
         base = base.with_overrides(bootstrap_servers=status.bootstrap)
     payloads = crowd_frames(max(args.seconds, 30))
-    print(f"machine: {os.cpu_count()} cores ({cpu_model()}); broker {base.bootstrap_servers}; frame helper process "
-          f"{'on' if HELPER else 'off'}", flush=True)
+    workers = "one worker" if PROCESSES == 1 else f"worker --processes {PROCESSES}"
+    helper = "on" if HELPER and PROCESSES == 1 else "off"
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}); broker {base.bootstrap_servers}; {workers}, frame helper "
+          f"process {helper}{'; a control-only composer alongside' if COMPOSER else ''}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
             tmp = os.environ["BENCH_LOG_DIR"]
