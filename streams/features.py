@@ -421,6 +421,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "loudness_rel_db", "loudness_std_db", "loudness_rise_db",
     *(f"band_{int(round(math.sqrt(low * high)))}hz_db" for low, high in SHAPE_BANDS),
     "brightness_oct", "brightness_rel_oct", "spread_oct", "effort_db", "flux", "onset_rate_hz", "whistle_db", "periodicity",
+    "warmth",
 )
 
 
@@ -443,6 +444,6 @@ def feature_vector(summary: WindowSummary, baseline: Baseline) -> np.ndarray:
         *summary.band_db,
         summary.brightness_oct, warmth * (summary.brightness_oct - reference_oct), summary.spread_oct,
         summary.effort_db,
-        summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity,
+        summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity, warmth,
     ]
     return np.asarray(values, dtype=np.float32)

@@ -51,6 +51,7 @@ FEATURE_MEANINGS = {
     "whistle_db": "strongest 2-4 kHz spectral line over the band's median, dB (fingers-in-mouth whistles)",
     "periodicity": "autocorrelation strength of the 8 s onset envelope at the best tempo lag (chants, rhythmic "
                    "clapping)",
+    "warmth": f"how much the match's baseline has heard: 0 in a recording's first window, 1 after {WARM_S:.0f} s",
 }
 
 
@@ -120,9 +121,12 @@ def model_card(report: TrainReport) -> str:
     add(f"- **states**: {c.members} multilayer perceptrons ({c.hidden} ReLU units, L2 penalty {c.alpha:g}, Adam, early "
         "stopping on 10 % of the data), their probabilities averaged; classes weighted by inverse frequency "
         f"^ {c.class_weight_power:g}.")
-    add(f"- **arousal**: a linear model of arousal's log-odds on {', '.join(f'`{n}`' for n in c.arousal_features)}, so "
-        "that inside a stream arousal rises with the crowd's loudness over its baseline, and heard alone it comes "
-        "from how hard the crowd shouts and how its energy gathers.")
+    add(f"- **arousal**: its log-odds in two stages. A perceptron ({c.regressor_hidden} ReLU units, L2 penalty "
+        f"{c.arousal_alpha:g}) hears the timbre — every feature but {', '.join(f'`{n}`' for n in c.arousal_level)} "
+        "and `warmth` — on windows heard from a cold start only (clips), where nothing else can tell; then a "
+        "linear term in loudness and brightness over the baseline, its warmth and warmth x timbre is fitted on "
+        "every window on top of it. A clip heard alone gets its arousal from how the crowd shouts; inside a warm "
+        "stream arousal follows the crowd's loudness over its baseline.")
     add(f"- **valence**: a perceptron regressor ({c.regressor_hidden} ReLU units) on every feature, clipped to [-1, 1].")
     add(f"- Sample weights: the real recordings' windows weigh {c.real_weight:g} x as much in total as the synthetic "
         "ones (there are far fewer of them, and real crowds are what the model is for).")

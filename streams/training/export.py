@@ -7,7 +7,9 @@ side by side in one graph that reads the single input ``features`` and ends in t
     features (n, F) float32 --+-- states pipeline  (skl2onnx) -> probabilities (n, S)
                               |      -> rhythm gate: CHANTING x Sigmoid((periodicity - 0.2) / 0.02),
                               |         divided by the sum                 => probabilities (n, S)
-                              +-- arousal pipeline (skl2onnx) -> log-odds (n, 1) -> Sigmoid -> Squeeze
+                              +-- arousal: timbre pipeline g (skl2onnx); Gather loudness_rel,
+                              |      brightness_rel, warmth; Mul warmth x g; Concat -> level Ridge
+                              |      (skl2onnx); Add g -> log-odds (n, 1) -> Sigmoid -> Squeeze
                               |                                                    => arousal (n,)
                               +-- valence pipeline (skl2onnx) -> (n, 1) -> Clip(-1, 1) -> Squeeze
                                                                                    => valence (n,)
@@ -43,15 +45,16 @@ _PERIODICITY = FEATURE_NAMES.index("periodicity")
 _CHANTING = STATES.index("CHANTING")
 
 
-def _converted(estimator, prefix: str, output: str, *, classifier: bool):
-    """The skl2onnx graph of ``estimator`` with every name but the input prefixed; returns
-    (nodes, initializers, the name of its ``output``)."""
+def _converted(estimator, prefix: str, output: str, *, classifier: bool, source: str = INPUT,
+               width: int = len(FEATURE_NAMES)):
+    """The skl2onnx graph of ``estimator`` reading ``source`` (``width`` columns), every
+    name but the input prefixed; returns (nodes, initializers, the name of its ``output``)."""
     import onnx.compose
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
     options = {id(estimator): {"zipmap": False}} if classifier else None
-    model = to_onnx(estimator, initial_types=[(INPUT, FloatTensorType([None, len(FEATURE_NAMES)]))],
+    model = to_onnx(estimator, initial_types=[(source, FloatTensorType([None, width]))],
                     target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=options)
     model = onnx.compose.add_prefix(model, prefix, rename_inputs=False)
     return list(model.graph.node), list(model.graph.initializer), prefix + output
@@ -64,7 +67,11 @@ def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str
 
     state_nodes, state_inits, probabilities = _converted(estimators.states, "states_", "probabilities",
                                                          classifier=True)
-    arousal_nodes, arousal_inits, logodds = _converted(estimators.arousal, "arousal_", "variable", classifier=False)
+    timbre_nodes, timbre_inits, timbre = _converted(estimators.arousal.timbre, "arousal_timbre_", "variable",
+                                                    classifier=False)
+    arousal = estimators.arousal
+    level_nodes, level_inits, level = _converted(arousal.level, "arousal_level_", "variable", classifier=False,
+                                                 source="arousal_level_inputs", width=len(arousal.level_columns) + 2)
     valence_nodes, valence_inits, raw_valence = _converted(estimators.valence, "valence_", "variable",
                                                            classifier=False)
 
@@ -73,13 +80,22 @@ def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str
 
     chant_only = np.zeros((1, len(STATES)), dtype=np.float32)
     chant_only[0, _CHANTING] = 1.0
-    initializers = state_inits + arousal_inits + valence_inits + [
+    initializers = state_inits + timbre_inits + level_inits + valence_inits + [
         numpy_helper.from_array(np.array([_PERIODICITY], dtype=np.int64), "periodicity_index"),
+        numpy_helper.from_array(np.array(arousal.level_columns, dtype=np.int64), "arousal_level_columns"),
+        numpy_helper.from_array(np.array([arousal.warmth_column], dtype=np.int64), "warmth_column"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_1"),
         const("rhythm_centre", np.array(RHYTHM_CENTRE)), const("rhythm_inv_width", np.array(1.0 / RHYTHM_WIDTH)),
         const("one", np.array(1.0)), const("minus_one", np.array(-1.0)), const("chant_only", chant_only),
     ]
-    nodes = state_nodes + arousal_nodes + valence_nodes + [
+    nodes = state_nodes + timbre_nodes + [
+        # The level term's inputs: [loudness_rel, brightness_rel, warmth, warmth x timbre].
+        helper.make_node("Gather", [INPUT, "arousal_level_columns"], ["arousal_level_features"], axis=1),
+        helper.make_node("Gather", [INPUT, "warmth_column"], ["warmth"], axis=1),
+        helper.make_node("Mul", ["warmth", timbre], ["warm_timbre"]),
+        helper.make_node("Concat", ["arousal_level_features", "warmth", "warm_timbre"], ["arousal_level_inputs"],
+                         axis=1),
+    ] + level_nodes + valence_nodes + [
         # The rhythm gate: CHANTING x sigmoid((periodicity - centre) / width), renormalised.
         helper.make_node("Gather", [INPUT, "periodicity_index"], ["periodicity"], axis=1),
         helper.make_node("Sub", ["periodicity", "rhythm_centre"], ["rhythm_offset"]),
@@ -91,7 +107,8 @@ def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str
         helper.make_node("Mul", [probabilities, "gate"], ["gated"]),
         helper.make_node("ReduceSum", ["gated", "axis_1"], ["gated_total"], keepdims=1),
         helper.make_node("Div", ["gated", "gated_total"], ["probabilities"]),
-        helper.make_node("Sigmoid", [logodds], ["arousal_2d"]),
+        helper.make_node("Add", [timbre, level], ["arousal_logodds"]),
+        helper.make_node("Sigmoid", ["arousal_logodds"], ["arousal_2d"]),
         helper.make_node("Squeeze", ["arousal_2d", "axis_1"], ["arousal"]),
         helper.make_node("Clip", [raw_valence, "minus_one", "one"], ["valence_2d"]),
         helper.make_node("Squeeze", ["valence_2d", "axis_1"], ["valence"]),

@@ -2,15 +2,19 @@
 
 Three small estimators read the same feature vector (:data:`streams.features.FEATURE_NAMES`):
 
-* **states**: multilayer perceptrons (one hidden ReLU layer) with a softmax over
+* **states**: multilayer perceptrons (two hidden ReLU layers) with a softmax over
   :data:`streams.emotion.STATES`, ``members`` of them from different seeds, their
   probabilities averaged (soft voting): one network's whims about inputs it has rarely seen
   average out;
-* **arousal**: a linear model of the log-odds of arousal on a few features that mean the
-  same thing on any microphone — loudness and brightness over the match's baseline (in full
-  once the baseline is warm), how tightly the crowd's energy gathers (``spread_oct``) and
-  how hard it shouts (``effort_db``) — so that inside a stream arousal rises with the
-  crowd's loudness, and in a clip heard alone it comes from how the crowd shouts;
+* **arousal**: its log-odds in two stages. First a small network ``g`` hears the *timbre*
+  (every feature but those relative to the baseline) on windows heard from a cold start
+  (clips: no baseline, so nothing else can tell); then a linear term in loudness and
+  brightness over the match's baseline, its warmth, and warmth x ``g`` is fitted on every
+  window on top of it. So a clip heard alone gets its arousal from how the crowd shouts, and
+  inside a warm stream arousal follows the crowd's loudness over its baseline, the timbre
+  counting as much as the data say it should there. (Fitted in one go, the loudness of the
+  synthetic matches took the credit and the timbre learned next to nothing: heard alone,
+  every crowd sounded alike.)
 * **valence**: a perceptron regressor on every feature, clipped to [-1, 1].
 
 Every estimator standardises its inputs (``StandardScaler``) and is trained with sample
@@ -30,9 +34,11 @@ import numpy as np
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES
 
-__all__ = ["AROUSAL_FEATURES", "EmotionEstimators", "ModelConfig", "fit_estimators", "logit"]
+__all__ = ["AROUSAL_LEVEL", "AROUSAL_TIMBRE", "WARMTH", "ArousalModel", "EmotionEstimators", "ModelConfig", "fit_estimators", "logit"]
 
-AROUSAL_FEATURES = ("loudness_rel_db", "brightness_rel_oct", "spread_oct", "effort_db")
+AROUSAL_LEVEL = ("loudness_rel_db", "brightness_rel_oct")
+WARMTH = "warmth"
+AROUSAL_TIMBRE = tuple(name for name in FEATURE_NAMES if name not in (*AROUSAL_LEVEL, WARMTH))
 _AROUSAL_FLOOR = 0.02  # arousal targets are clipped to [floor, 1 - floor] before the log-odds
 
 
@@ -40,14 +46,17 @@ _AROUSAL_FLOOR = 0.02  # arousal targets are clipped to [floor, 1 - floor] befor
 class ModelConfig:
     """The model's size and training (defaults: what ``crowdsound model train`` ships)."""
 
-    hidden: int = 32  # hidden units of each state network
-    alpha: float = 1.0  # L2 penalty of the state networks
+    hidden: tuple[int, ...] = (96, 48)  # hidden layers of each state network
+    alpha: float = 0.1  # L2 penalty of the state networks
     members: int = 3  # state networks averaged
     regressor_hidden: int = 16  # hidden units of the valence network
     regressor_alpha: float = 1.0
-    arousal_features: tuple[str, ...] = AROUSAL_FEATURES
+    arousal_timbre: tuple[str, ...] = AROUSAL_TIMBRE
+    arousal_level: tuple[str, ...] = AROUSAL_LEVEL
+    arousal_alpha: float = 30.0  # L2 penalty of the timbre network (few real clips: keep it smooth)
     real_weight: float = 1.0  # total weight of the real windows over that of the synthetic ones
     class_weight_power: float = 0.5  # 0: no class weights, 1: fully balanced
+    cold_weight: float = 3.0  # windows heard from a cold start weigh this much more for the states
     max_iter: int = 300
 
 
@@ -87,10 +96,62 @@ def sample_weights(states: np.ndarray, real: np.ndarray, config: ModelConfig) ->
     return weights * len(weights) / weights.sum(), class_weights * len(class_weights) / class_weights.sum()
 
 
-def fit_estimators(features: np.ndarray, states: np.ndarray, arousal: np.ndarray, valence: np.ndarray,
-                   real: np.ndarray, *, seed: int = 0, config: ModelConfig | None = None) -> EmotionEstimators:
-    """Fit the three estimators on training windows; ``real`` marks windows of real recordings."""
+class ArousalModel:
+    """Arousal's log-odds ``g + a L + b B + c W + d W g``: ``g`` a timbre network (fitted on
+    cold-start windows), ``L`` and ``B`` level and brightness over the baseline, ``W`` the
+    baseline's warmth; the linear part is fitted on every window (see the module doc)."""
+
+    def __init__(self, timbre: Any, level: Any, level_columns: list[int], warmth_column: int) -> None:
+        self.timbre = timbre  # pipeline: select timbre features, scale, MLPRegressor
+        self.level = level  # Ridge on level_inputs()
+        self.level_columns = level_columns
+        self.warmth_column = warmth_column
+
+    def level_inputs(self, features: np.ndarray, timbre: np.ndarray) -> np.ndarray:
+        """[L, B, W, W g] per row."""
+        warmth = features[:, self.warmth_column]
+        return np.column_stack([features[:, self.level_columns], warmth, warmth * timbre])
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        timbre = self.timbre.predict(features)
+        return timbre + self.level.predict(self.level_inputs(features, timbre))
+
+
+def _select(features: np.ndarray, names: tuple[str, ...]):
     from sklearn.compose import ColumnTransformer
+
+    columns = [FEATURE_NAMES.index(name) for name in names]
+    return ColumnTransformer([("keep", "passthrough", columns)], remainder="drop").fit(features[:2])
+
+
+def _arousal_model(features: np.ndarray, target: np.ndarray, weights: np.ndarray, cold: np.ndarray,
+                   config: ModelConfig, seed: int) -> ArousalModel:
+    """The two-stage arousal model (see the module doc)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not cold.any():
+        raise ValueError("no windows heard from a cold start (clips) to learn arousal from timbre")
+    timbre = Pipeline([
+        ("select", _select(features, config.arousal_timbre)), ("scale", StandardScaler()),
+        ("network", MLPRegressor(hidden_layer_sizes=(config.regressor_hidden,), alpha=config.arousal_alpha,
+                                 max_iter=config.max_iter, early_stopping=True, random_state=seed)),
+    ])
+    timbre.fit(features[cold], target[cold], network__sample_weight=weights[cold] * cold.sum() / weights[cold].sum())
+    model = ArousalModel(timbre, Ridge(alpha=1.0), [FEATURE_NAMES.index(n) for n in config.arousal_level],
+                         FEATURE_NAMES.index(WARMTH))
+    g = timbre.predict(features)
+    model.level.fit(model.level_inputs(features, g), target - g, sample_weight=weights)
+    return model
+
+
+def fit_estimators(features: np.ndarray, states: np.ndarray, arousal: np.ndarray, valence: np.ndarray,
+                   real: np.ndarray, cold: np.ndarray, *, seed: int = 0,
+                   config: ModelConfig | None = None) -> EmotionEstimators:
+    """Fit the three estimators on training windows; ``real`` marks the windows of real
+    recordings and ``cold`` those heard from a cold start (clips, not streams)."""
     from sklearn.ensemble import VotingClassifier
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import Pipeline
@@ -100,8 +161,11 @@ def fit_estimators(features: np.ndarray, states: np.ndarray, arousal: np.ndarray
     x = np.asarray(features, dtype=np.float32)
     y = np.asarray(states, dtype=np.int64)
     weights, class_weights = sample_weights(y, real, config)
+    cold = np.asarray(cold, dtype=bool)
+    class_weights = class_weights * np.where(cold, config.cold_weight, 1.0)
+    class_weights *= len(class_weights) / class_weights.sum()
     networks = [
-        (f"net{k}", MLPClassifier(hidden_layer_sizes=(config.hidden,), alpha=config.alpha, max_iter=config.max_iter,
+        (f"net{k}", MLPClassifier(hidden_layer_sizes=config.hidden, alpha=config.alpha, max_iter=config.max_iter,
                                   early_stopping=True, random_state=seed * 100 + k))
         for k in range(config.members)
     ]
@@ -112,15 +176,7 @@ def fit_estimators(features: np.ndarray, states: np.ndarray, arousal: np.ndarray
     states_model = Pipeline([("scale", StandardScaler()), ("vote", VotingClassifier(networks, voting="soft", flatten_transform=False))])
     states_model.fit(x, y, vote__sample_weight=class_weights)
 
-    columns = [FEATURE_NAMES.index(name) for name in config.arousal_features]
-    arousal_model = Pipeline([
-        ("select", ColumnTransformer([("keep", "passthrough", columns)], remainder="drop")),
-        ("scale", StandardScaler()),
-        # A linear model (identity activation), fitted like the networks: L2 penalty, Adam.
-        ("linear", MLPRegressor(hidden_layer_sizes=(len(columns),), activation="identity", alpha=config.regressor_alpha,
-                                max_iter=config.max_iter, early_stopping=True, random_state=seed)),
-    ])
-    arousal_model.fit(x, logit(arousal), linear__sample_weight=weights)
+    arousal_model = _arousal_model(x, logit(arousal), weights, cold, config, seed)
 
     valence_model = Pipeline([
         ("scale", StandardScaler()),

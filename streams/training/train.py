@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REAL = REPO / "data" / "real-crowd" / "train"
 DEFAULT_HELDOUT = REPO / "data" / "real-crowd" / "heldout"
 MODEL_FILE = "crowd_emotion.onnx"
+COLD_VIEWS = ("clip", "real-clip", "user")  # windows heard from a cold start: a clip, not a stream
 CARD_FILE = "MODEL_CARD.md"
 
 
@@ -232,6 +233,38 @@ def _real_training(options: TrainOptions) -> tuple[Dataset, list[LabelledClip]]:
     return data, clips
 
 
+def _describe(model_path: Path, options: TrainOptions, real_clips: list[LabelledClip],
+              heldout_clips: list[LabelledClip], synthetic: SyntheticEvaluation, real: RealEvaluation | None,
+              held_matches: list[str]) -> None:
+    """Write what the model was trained on, how it did and where it is weak into its metadata
+    (``crowdsound model info`` prints them)."""
+    import onnx
+    from onnx import helper
+
+    seconds = sum(len(c.audio) for c in real_clips) / 48_000
+    trained = [f"{len(real_clips)} real recordings ({seconds:.0f} s; {options.real or ''}"
+               f"{' + ' + str(options.clips) if options.clips else ''}), each heard {options.copies + 1} ways and "
+               f"in {options.streams} live streams"] if real_clips else []
+    if options.matches:
+        trained.append(f"{options.matches} synthetic matches of {options.minutes:g} min")
+    evaluated = []
+    if real is not None:
+        evaluated.append(f"{len(heldout_clips)} held-out real recordings ({options.heldout}): {real.verdict}")
+    evaluated.append(f"{len(held_matches)} held-out synthetic matches: accuracy {100 * synthetic.accuracy:.1f} %")
+    model = onnx.load(str(model_path))
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({
+        "crowdsound.trained_on": "; ".join(trained),
+        "crowdsound.evaluated_on": "; ".join(evaluated),
+        "crowdsound.weak_on": "little real data (minutes); commentary or PA over the crowd; boos, which differ "
+                              "widely; heard alone, a microphone's EQ shifts the spectrum it judges by - see "
+                              "MODEL_CARD.md",
+    })
+    del model.metadata_props[:]
+    helper.set_model_props(model, props)
+    model_path.write_bytes(model.SerializeToString())
+
+
 def train(options: TrainOptions) -> TrainReport:
     """Build the data set, train, export, evaluate and write the model card (see module doc)."""
     from streams.training.card import model_card
@@ -258,9 +291,10 @@ def train(options: TrainOptions) -> TrainReport:
 
     t0 = time.monotonic()
     is_real = np.array([v.startswith("real") for v in train_set.views], dtype=bool)
+    cold = np.isin(train_set.views, COLD_VIEWS)
     try:
         estimators = fit_estimators(train_set.features, train_set.states, train_set.arousal, train_set.valence,
-                                    is_real, seed=options.seed, config=options.config)
+                                    is_real, cold, seed=options.seed, config=options.config)
     except ValueError as exc:
         raise CrowdsoundError(f"cannot train: {exc}") from None
     train_seconds = time.monotonic() - t0
@@ -293,6 +327,7 @@ def train(options: TrainOptions) -> TrainReport:
         background = background_check(heldout_clips, model.predict)
         progress.update(1)
         progress.close()
+    _describe(model_path, options, real_clips, heldout_clips, evaluation, real_evaluation, held)
     report = TrainReport(
         options=options, model_path=model_path, card_path=out / CARD_FILE, version=version, data_sha256=data_sha,
         trained_on=today.date().isoformat(), train_set=train_set, test_set=test_set, evaluation=evaluation,
