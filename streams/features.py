@@ -33,11 +33,12 @@ __all__ = [
     "FrameAnalysis",
     "FrameFeatures",
     "FrameTail",
+    "Timbre",
     "analyze_frame",
-    "brightness_hz",
     "feature_vector",
     "tail_after",
     "tempo_from_onsets",
+    "timbre",
     "window_summary",
 ]
 
@@ -319,35 +320,48 @@ def tempo_from_onsets(envelope: np.ndarray, *, rate_hz: float = ONSET_RATE_HZ,
 
 @dataclass(frozen=True)
 class Baseline:
-    """The match's running reference level and brightness.
+    """The match's running reference: level, brightness, vocal effort and spread of the crowd
+    when it is not reacting.
 
     It follows the *floor* of the crowd: it falls quickly when the crowd gets quieter and
-    rises slowly when it gets louder, so a long celebration does not become the new normal.
-    ``heard_s`` is how much audio it has learned from: a baseline that has heard less than
-    :data:`WARM_S` is not trusted fully (:func:`feature_vector`).
+    rises slowly when it gets louder, so a long celebration does not become the new normal;
+    the timbre follows at the level's pace. ``heard_s`` is how much audio it has learned
+    from: a baseline that has heard less than :data:`WARM_S` is not trusted fully
+    (:func:`feature_vector`).
     """
 
     loudness_db: float | None = None
     centroid_hz: float | None = None
     windows: int = 0
     heard_s: float = 0.0
+    effort_db: float | None = None
+    spread_oct: float | None = None
 
     @property
     def warmth(self) -> float:
         """0 (has heard nothing) .. 1 (has heard :data:`WARM_S` or more)."""
         return min(1.0, self.heard_s / WARM_S)
 
-    def update(self, loudness_db: float, centroid_hz: float, *, hop_s: float = 1.0) -> Baseline:
+    def update(self, loudness_db: float, centroid_hz: float, *, hop_s: float = 1.0,
+               timbre: Timbre | None = None) -> Baseline:
+        """The baseline after one more hop of audio at ``loudness_db`` (dBFS) and brightness
+        ``centroid_hz``, with the hop's ``timbre`` (effort and spread) when known."""
+        effort = None if timbre is None else timbre.effort_db
+        spread = None if timbre is None else timbre.spread_oct
         if self.loudness_db is None or self.centroid_hz is None:
-            return Baseline(loudness_db, centroid_hz, 1, hop_s)
+            return Baseline(loudness_db, centroid_hz, 1, hop_s, effort, spread)
         up, down = hop_s / 120.0, hop_s / 15.0  # time constants: 2 min rising, 15 s falling
         rate = up if loudness_db > self.loudness_db else down
         # Early on the baseline is still learning the venue: move faster.
         rate = max(rate, 1.0 / (self.windows + 1)) if self.windows < 10 else rate
-        loudness = self.loudness_db + rate * (loudness_db - self.loudness_db)
-        centroid = self.centroid_hz + rate * (centroid_hz - self.centroid_hz)
-        return replace(self, loudness_db=loudness, centroid_hz=centroid, windows=self.windows + 1,
-                       heard_s=self.heard_s + hop_s)
+
+        def follow(old: float | None, new: float | None) -> float | None:
+            return new if old is None else old if new is None else old + rate * (new - old)
+
+        return replace(self, loudness_db=follow(self.loudness_db, loudness_db),
+                       centroid_hz=follow(self.centroid_hz, centroid_hz), windows=self.windows + 1,
+                       heard_s=self.heard_s + hop_s, effort_db=follow(self.effort_db, effort),
+                       spread_oct=follow(self.spread_oct, spread))
 
 
 @dataclass(frozen=True)
@@ -377,11 +391,37 @@ def _mean_band_power(frames: Sequence[FrameFeatures]) -> np.ndarray:
     return np.mean(10 ** (np.array([f.band_db for f in frames]) / 10), axis=0) + _EPS
 
 
-def brightness_hz(frames: Sequence[FrameFeatures]) -> float:
-    """Brightness of some frames (the power-weighted mean of the SHAPE_BANDS centres on a
-    log-frequency scale), Hz. What :class:`Baseline` follows as ``centroid_hz``."""
-    power = _mean_band_power(frames)
-    return 1000.0 * 2.0 ** float(np.dot(power, _SHAPE_OCT) / power.sum())
+@dataclass(frozen=True)
+class Timbre:
+    """How some frames sound, whatever the gain: brightness (power-weighted mean of the
+    SHAPE_BANDS centres on a log-frequency scale, octaves above 1 kHz), spread around it
+    (octaves) and vocal effort (power at 600-1200 Hz over power at 160-320 Hz, dB)."""
+
+    brightness_oct: float
+    spread_oct: float
+    effort_db: float
+
+    @property
+    def centroid_hz(self) -> float:
+        """The brightness as a frequency (Hz): what the baseline keeps."""
+        return 1000.0 * 2.0 ** self.brightness_oct
+
+
+def timbre(frames: Sequence[FrameFeatures]) -> Timbre:
+    """The :class:`Timbre` of ``frames`` (their band powers averaged)."""
+    return _timbre(_mean_band_power(frames))
+
+
+def _timbre(power: np.ndarray) -> Timbre:
+    total = float(power.sum())
+    brightness = float(np.dot(power, _SHAPE_OCT) / total)
+    return Timbre(
+        brightness_oct=brightness,
+        # A shouting crowd's energy gathers around its raised first formant (0.6-1.2 kHz); a
+        # murmur spreads over the whole voice range: the spread tells them apart at any EQ.
+        spread_oct=math.sqrt(max(0.0, float(np.dot(power, (_SHAPE_OCT - brightness) ** 2) / total))),
+        effort_db=float(10 * np.log10(power[list(_EFFORT_HIGH)].sum() / power[list(_EFFORT_LOW)].sum())),
+    )
 
 
 def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -> WindowSummary:
@@ -398,17 +438,13 @@ def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -
     tempo, periodicity = tempo_from_onsets(onset_history)
     band_power = _mean_band_power(frames)
     total = float(band_power.sum())
-    brightness = float(np.dot(band_power, _SHAPE_OCT) / total)
+    heard = _timbre(band_power)
     return WindowSummary(
         loudness_db=power_db,
         loudness_std_db=float(levels.std()),
         loudness_rise_db=float(levels[-third:].mean() - levels[:third].mean()),
         band_db=tuple((10 * np.log10(band_power / total)).tolist()),
-        brightness_oct=brightness,
-        # A shouting crowd's energy gathers around its raised first formant (0.6-1.2 kHz); a
-        # murmur spreads over the whole voice range: the spread tells them apart at any EQ.
-        spread_oct=math.sqrt(max(0.0, float(np.dot(band_power, (_SHAPE_OCT - brightness) ** 2) / total))),
-        effort_db=float(10 * np.log10(band_power[list(_EFFORT_HIGH)].sum() / band_power[list(_EFFORT_LOW)].sum())),
+        brightness_oct=heard.brightness_oct, spread_oct=heard.spread_oct, effort_db=heard.effort_db,
         flux=float(np.mean([f.flux for f in frames])),
         onset_rate_hz=float(peaks.sum() / (len(onsets) / ONSET_RATE_HZ)) if len(onsets) else 0.0,
         whistle_db=float(np.max([f.whistle_db for f in frames])),
@@ -420,8 +456,8 @@ def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -
 FEATURE_NAMES: tuple[str, ...] = (
     "loudness_rel_db", "loudness_std_db", "loudness_rise_db",
     *(f"band_{int(round(math.sqrt(low * high)))}hz_db" for low, high in SHAPE_BANDS),
-    "brightness_oct", "brightness_rel_oct", "spread_oct", "effort_db", "flux", "onset_rate_hz", "whistle_db", "periodicity",
-    "warmth",
+    "brightness_oct", "brightness_rel_oct", "spread_oct", "spread_rel_oct", "effort_db", "effort_rel_db",
+    "flux", "onset_rate_hz", "whistle_db", "periodicity", "warmth",
 )
 
 
@@ -439,11 +475,16 @@ def feature_vector(summary: WindowSummary, baseline: Baseline) -> np.ndarray:
     reference_oct = summary.brightness_oct if baseline.centroid_hz is None else \
         math.log2(max(baseline.centroid_hz, 1.0) / 1000.0)
     warmth = baseline.warmth
+
+    def relative(value: float, reference: float | None) -> float:
+        return 0.0 if reference is None else warmth * (value - reference)
+
     values = [
         warmth * (summary.loudness_db - reference_db), summary.loudness_std_db, summary.loudness_rise_db,
         *summary.band_db,
-        summary.brightness_oct, warmth * (summary.brightness_oct - reference_oct), summary.spread_oct,
-        summary.effort_db,
+        summary.brightness_oct, warmth * (summary.brightness_oct - reference_oct),
+        summary.spread_oct, relative(summary.spread_oct, baseline.spread_oct),
+        summary.effort_db, relative(summary.effort_db, baseline.effort_db),
         summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity, warmth,
     ]
     return np.asarray(values, dtype=np.float32)

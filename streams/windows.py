@@ -30,9 +30,9 @@ from streams.features import (
     FrameTail,
     WindowSummary,
     analyze_frame,
-    brightness_hz,
     feature_vector,
     tail_after,
+    timbre,
     window_summary,
 )
 
@@ -158,8 +158,8 @@ class CrowdAnalyzer:
         newest = [f.features for f in inside if f.ms >= end - self.spec.hop_ms] or [inside[-1].features]
         levels = np.array([f.rms_db for f in newest])
         hop_db = float(10 * np.log10(np.mean(10 ** (levels / 10)) + 1e-10))
-        self.baseline = self.baseline.update(hop_db, brightness_hz(newest),
-                                             hop_s=self.spec.hop_ms / 1000)
+        heard = timbre(newest)
+        self.baseline = self.baseline.update(hop_db, heard.centroid_hz, hop_s=self.spec.hop_ms / 1000, timbre=heard)
         return window
 
     def _close_period(self) -> list[AnalyzedWindow]:

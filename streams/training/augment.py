@@ -10,6 +10,7 @@ one microphone, one gain or one recorder does to it:
   (less of the voices' fundamentals, more presence);
 * :func:`microphone` — a gain, a low cut, a treble roll-off or lift, sometimes a nearer,
   flickering crowd (:func:`nearer`);
+* :func:`formant_eq` — a lifted or dipped 0.6-1.2 kHz region (a bright stand, an EQ'd bed);
 * :func:`band_limit` — a 16 or 22.05 kHz broadcast feed or an MP3/AAC decoder: nothing above
   7-11 kHz;
 * :func:`overdrive` — a recording clipped at the converter (hard) or by a limiter (soft);
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SAMPLE_RATE", "band_limit", "fades", "higher", "microphone", "nearer", "overdrive", "quantise",
-           "real_microphone", "recording_chain"]
+__all__ = ["SAMPLE_RATE", "band_limit", "fades", "formant_eq", "higher", "microphone", "nearer", "overdrive",
+           "peaking", "quantise", "real_microphone", "recording_chain"]
 
 SAMPLE_RATE = 48_000
 
@@ -136,6 +137,27 @@ def real_microphone(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
     return out + (10 ** (float(rng.uniform(0.0, 6.0)) / 20) - 1.0) * signal.sosfilt(presence, out)
 
 
+def peaking(audio: np.ndarray, centre_hz: float, gain_db: float, q: float = 1.0) -> np.ndarray:
+    """A peaking equaliser (RBJ cookbook biquad): ``gain_db`` around ``centre_hz``."""
+    from scipy import signal
+
+    a = 10 ** (gain_db / 40)
+    w0 = 2 * np.pi * centre_hz / SAMPLE_RATE
+    alpha = np.sin(w0) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w0), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w0), 1 - alpha / a])
+    return signal.lfilter(b / den[0], den / den[0], audio)
+
+
+def formant_eq(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
+    """A microphone, room or mixing desk that lifts or dips the 0.6-1.2 kHz region (-4..+8 dB):
+    what a crowd's vocal effort is measured in. Without it, a steady crowd that merely
+    *sounds* effortful through some microphone (a bright stand, an EQ'd broadcast bed) is
+    never heard as calm in training, and a model learns the microphone, not the crowd's
+    change from its usual self."""
+    return peaking(audio, float(rng.uniform(600.0, 1200.0)), float(rng.uniform(-4.0, 8.0)), q=0.9)
+
+
 def band_limit(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
     """``audio`` as it comes out of a 16 kHz or 22.05 kHz feed, or an MP3/AAC decoder at a
     low bit rate: resampled down and back up, so nothing is left above 7-11 kHz."""
@@ -164,9 +186,11 @@ def quantise(audio: np.ndarray) -> np.ndarray:
 def recording_chain(rng: np.random.Generator, audio: np.ndarray, *, gain_db: tuple[float, float] = (-20.0, 6.0),
                     flicker: float = 0.3) -> np.ndarray:
     """A random microphone (:func:`microphone`, gain drawn from ``gain_db``), then with some
-    probability a band-limited feed (30 %) and an overdriven recorder (10 %), quantised to
-    16 bits: one real-world way of hearing ``audio``."""
+    probability a lifted or dipped formant region (50 %), a band-limited feed (30 %) and an
+    overdriven recorder (10 %), quantised to 16 bits: one real-world way of hearing ``audio``."""
     out = microphone(rng, audio, gain_db=gain_db, flicker=flicker)
+    if rng.random() < 0.5:
+        out = formant_eq(rng, out)
     if rng.random() < 0.3:
         out = band_limit(rng, out)
     if rng.random() < 0.1:

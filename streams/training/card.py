@@ -43,6 +43,9 @@ FEATURE_MEANINGS = {
                           f"{meaning}" for hz, meaning in _BAND_MEANINGS.items()},
     "brightness_oct": "power-weighted mean frequency of the bands on a log scale, octaves above 1 kHz",
     "brightness_rel_oct": "brightness against the baseline's, octaves, scaled by the baseline's warmth",
+    "spread_rel_oct": "spread against the baseline's, octaves, scaled by the baseline's warmth",
+    "effort_rel_db": "vocal effort against the baseline's, dB, scaled by the baseline's warmth: a crowd shouting harder "
+                     "than it usually does, whatever the microphone",
     "spread_oct": "how widely the energy spreads around that mean, octaves: a roar gathers around its formants, "
                   "a murmur spreads",
     "effort_db": "vocal effort: power at 600-1200 Hz over power at 160-320 Hz, dB (shouting raises the first formant)",
@@ -124,9 +127,10 @@ def model_card(report: TrainReport) -> str:
     add(f"- **arousal**: its log-odds in two stages. A perceptron ({c.regressor_hidden} ReLU units, L2 penalty "
         f"{c.arousal_alpha:g}) hears the timbre — every feature but {', '.join(f'`{n}`' for n in c.arousal_level)} "
         "and `warmth` — on windows heard from a cold start only (clips), where nothing else can tell; then a "
-        "linear term in loudness and brightness over the baseline, its warmth and warmth x timbre is fitted on "
-        "every window on top of it. A clip heard alone gets its arousal from how the crowd shouts; inside a warm "
-        "stream arousal follows the crowd's loudness over its baseline.")
+        "linear term in those (level, brightness, spread and effort over the match's baseline), its warmth and "
+        "warmth x timbre is fitted on every window on top of it. A clip heard alone gets its arousal from how the "
+        "crowd shouts; inside a warm stream arousal follows how much louder and harder the crowd shouts than it "
+        "usually does.")
     add(f"- **valence**: a perceptron regressor ({c.regressor_hidden} ReLU units) on every feature, clipped to [-1, 1].")
     add(f"- Sample weights: the real recordings' windows weigh {c.real_weight:g} x as much in total as the synthetic "
         "ones (there are far fewer of them, and real crowds are what the model is for).")

@@ -8,7 +8,8 @@ the audio was rendered from. Three views of each match:
 
 * ``match``: the whole match as the live worker hears it (the baseline warms up);
 * ``match-eq``: the whole match again as a real recording hears a crowd
-  (:func:`~streams.training.augment.real_microphone`) through another microphone
+  (:func:`~streams.training.augment.real_microphone`), its formant region lifted or dipped
+  (:func:`~streams.training.augment.formant_eq`), through another microphone
   (:func:`~streams.training.augment.microphone`: gain, low cut, treble roll-off or lift, and
   half of the time a nearer, flickering crowd);
 * ``clip``: short excerpts (8-20 s, many starting just before or during a moment) analysed
@@ -41,7 +42,7 @@ from infra.errors import CrowdsoundError
 from schemas.clock import MatchClock, Period
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES
-from streams.training.augment import SAMPLE_RATE, fades, higher, microphone, quantise, real_microphone
+from streams.training.augment import SAMPLE_RATE, fades, formant_eq, higher, microphone, quantise, real_microphone
 from streams.windows import WindowSpec
 
 __all__ = [
@@ -142,8 +143,8 @@ def match_windows(seed: int, *, minutes: float, clips: int = 8, spec: WindowSpec
         return (script.period_start_ms(window.start.period) or 0) + window.start.ms
 
     parts.append(labelled(_analyse(quantise(audio), clocks, spec), period_offset, "match"))
-    parts.append(labelled(_analyse(quantise(microphone(rng, real_microphone(rng, audio))), clocks, spec), period_offset,
-                          "match-eq"))
+    parts.append(labelled(_analyse(quantise(microphone(rng, formant_eq(rng, real_microphone(rng, audio)))), clocks, spec),
+                          period_offset, "match-eq"))
     moments = [m.offset_ms for m in script.moments]
     total_frames = len(audio) // FRAME
     for _ in range(clips):

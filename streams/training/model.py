@@ -36,7 +36,7 @@ from streams.features import FEATURE_NAMES
 
 __all__ = ["AROUSAL_LEVEL", "AROUSAL_TIMBRE", "WARMTH", "ArousalModel", "EmotionEstimators", "ModelConfig", "fit_estimators", "logit"]
 
-AROUSAL_LEVEL = ("loudness_rel_db", "brightness_rel_oct")
+AROUSAL_LEVEL = ("loudness_rel_db", "brightness_rel_oct", "spread_rel_oct", "effort_rel_db")
 WARMTH = "warmth"
 AROUSAL_TIMBRE = tuple(name for name in FEATURE_NAMES if name not in (*AROUSAL_LEVEL, WARMTH))
 _AROUSAL_FLOOR = 0.02  # arousal targets are clipped to [floor, 1 - floor] before the log-odds
