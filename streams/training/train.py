@@ -36,7 +36,10 @@ from infra.errors import CrowdsoundError
 from infra.progress import Progress
 from streams.emotion import META_VERSION, STATES, EmotionModel
 from streams.training.dataset import Dataset, match_windows
-from streams.training.evaluate import BackgroundCheck, Evaluation as RealEvaluation, background_check, evaluate_clips
+from streams.training.evaluate import (
+    BackgroundCheck, Evaluation as RealEvaluation, background_check, evaluate_clips, missed_targets,
+    shown_folder,
+)
 from streams.training.model import ModelConfig, fit_estimators
 from streams.training.real import LabelledClip, read_clip_folder, real_windows
 
@@ -235,30 +238,31 @@ def _real_training(options: TrainOptions) -> tuple[Dataset, list[LabelledClip]]:
 
 def _describe(model_path: Path, options: TrainOptions, real_clips: list[LabelledClip],
               heldout_clips: list[LabelledClip], synthetic: SyntheticEvaluation, real: RealEvaluation | None,
-              held_matches: list[str]) -> None:
+              background: BackgroundCheck | None, held_matches: list[str]) -> None:
     """Write what the model was trained on, how it did and where it is weak into its metadata
     (``crowdsound model info`` prints them)."""
     import onnx
     from onnx import helper
 
     seconds = sum(len(c.audio) for c in real_clips) / 48_000
-    trained = [f"{len(real_clips)} real recordings ({seconds:.0f} s; {options.real or ''}"
-               f"{' + ' + str(options.clips) if options.clips else ''}), each heard {options.copies + 1} ways and "
+    trained = [f"{len(real_clips)} real recordings ({seconds:.0f} s; {shown_folder(options.real) if options.real else ''}"
+               f"{' + ' + shown_folder(options.clips) if options.clips else ''}), each heard {options.copies + 1} ways and "
                f"in {options.streams} live streams"] if real_clips else []
     if options.matches:
         trained.append(f"{options.matches} synthetic matches of {options.minutes:g} min")
     evaluated = []
     if real is not None:
-        evaluated.append(f"{len(heldout_clips)} held-out real recordings ({options.heldout}): {real.verdict}")
+        evaluated.append(f"{len(heldout_clips)} held-out real recordings ({shown_folder(options.heldout)}): {real.verdict}")
     evaluated.append(f"{len(held_matches)} held-out synthetic matches: accuracy {100 * synthetic.accuracy:.1f} %")
     model = onnx.load(str(model_path))
     props = {p.key: p.value for p in model.metadata_props}
     props.update({
         "crowdsound.trained_on": "; ".join(trained),
         "crowdsound.evaluated_on": "; ".join(evaluated),
-        "crowdsound.weak_on": "little real data (minutes); commentary or PA over the crowd; boos, which differ "
-                              "widely; heard alone, a microphone's EQ shifts the spectrum it judges by - see "
-                              "MODEL_CARD.md",
+        "crowdsound.weak_on": "; ".join([
+            *(f"misses {target}" for target in missed_targets(real, background)),
+            "little real data (minutes); commentary or PA over the crowd; boos, which differ widely; heard alone, a "
+            "microphone's EQ shifts the spectrum it judges by - see MODEL_CARD.md"]),
     })
     del model.metadata_props[:]
     helper.set_model_props(model, props)
@@ -322,12 +326,12 @@ def train(options: TrainOptions) -> TrainReport:
     real_evaluation = background = None
     if heldout_clips:
         progress = Progress(1, "evaluating on held-out recordings", unit="", enabled=options.progress)
-        real_evaluation = evaluate_clips(heldout_clips, model.predict, folder=str(options.heldout),
+        real_evaluation = evaluate_clips(heldout_clips, model.predict, folder=shown_folder(options.heldout),
                                          model_version=version)
         background = background_check(heldout_clips, model.predict)
         progress.update(1)
         progress.close()
-    _describe(model_path, options, real_clips, heldout_clips, evaluation, real_evaluation, held)
+    _describe(model_path, options, real_clips, heldout_clips, evaluation, real_evaluation, background, held)
     report = TrainReport(
         options=options, model_path=model_path, card_path=out / CARD_FILE, version=version, data_sha256=data_sha,
         trained_on=today.date().isoformat(), train_set=train_set, test_set=test_set, evaluation=evaluation,
