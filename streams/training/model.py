@@ -55,7 +55,7 @@ class ModelConfig:
     arousal_level: tuple[str, ...] = AROUSAL_LEVEL
     arousal_alpha: float = 30.0  # L2 penalty of the timbre network (few real clips: keep it smooth)
     real_weight: float = 1.0  # total weight of the real windows over that of the synthetic ones
-    class_weight_power: float = 0.4  # 0: no class weights, 1: fully balanced
+    class_weight_power: float = 0.25  # 0: no class weights, 1: fully balanced
     cold_weight: float = 3.0  # windows heard from a cold start weigh this much more for the states
     max_iter: int = 300
 
