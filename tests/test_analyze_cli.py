@@ -116,7 +116,6 @@ def test_help_explains_model_and_analyze_and_the_cli_stays_light():
              "if m in sys.modules))")
     import subprocess
 
-
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
 
