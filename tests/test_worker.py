@@ -168,6 +168,24 @@ def test_worker_processes_share_the_partitions_and_serve_one_metrics_page(topics
                                str(port)], cwd=tmp_path, env=_env(topics), stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
+        # Both workers in the group, with partitions, before the frames go out (else the first
+        # one up takes them all).
+        from confluent_kafka import ConsumerGroupState
+
+        from infra.clients import make_admin
+
+        admin, group = make_admin(topics), f"{topics.topic_prefix}crowdsound-streams"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, (tmp_path / "processes.log").read_text()[-2000:]
+            try:
+                found = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+            except Exception:  # noqa: BLE001 - the group does not exist yet
+                found = None
+            if found is not None and found.state == ConsumerGroupState.STABLE and sum(
+                    1 for member in found.members if member.assignment.topic_partitions) == 2:
+                break
+            time.sleep(0.5)
         rng = np.random.default_rng(3)
         producer = make_producer(topics)
         wall = int(time.time() * 1000) - 10_000
