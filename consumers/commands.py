@@ -73,6 +73,11 @@ def _register_composer(commands: Any) -> None:
                           "its own consumer group, so a control-only and an audio-only group can run side by side")
     composer.add_argument("--instance", default="", metavar="NAME",
                           help="stable name of this replica (its transactional id); default: the host name")
+    composer.add_argument("--render-threads", type=whole_number(low=1, high=64, what="a number of threads"),
+                          default=2, metavar="N",
+                          help="render the audio of N matches at once, each thread with its own FluidSynth "
+                          "(default 2: one per core of a 2-core box). The audio is byte for byte the same "
+                          "whatever N; control-only composers ignore it")
     add_metrics_arguments(composer)
     composer.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
                           default=6, metavar="HOURS",
@@ -91,7 +96,8 @@ def _composer(args: argparse.Namespace, settings: Settings) -> int:
     if args.metrics_host:
         settings = settings.with_overrides(metrics_host=args.metrics_host)
     run_composer(settings, ComposerConfig(outputs=args.outputs, instance=args.instance,
-                                          forget_after_h=float(args.forget_after)))
+                                          forget_after_h=float(args.forget_after),
+                                          render_threads=args.render_threads))
     return 0
 
 

@@ -17,6 +17,11 @@ record), so the state topic and restore time do not grow with every match ever p
 ``--outputs`` splits the work: a control-only group is cheap (hundreds of matches per
 process), an audio group renders with FluidSynth. Both compute the same score, so their
 outputs agree bar for bar.
+
+``--render-threads N`` composes the matches of a batch on N threads (FluidSynth and the
+reverb's FFTs release the GIL), each with its own synth. A match's windows stay in order on
+one thread, matches do not share state, and the outputs are produced in the order of the
+input records, so the output is byte for byte the same as with one thread.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import socket
 import time
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -69,6 +76,32 @@ CUES = Counter("crowdsound_composer_cues_total", "operator cues (music.cues.v1) 
                ["type", "outcome"])
 BATCH = Histogram("crowdsound_composer_batch_seconds", "time to compose and commit one batch of input",
                   buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0))
+
+@dataclass
+class _Composing:
+    """One emotion window to compose from: prepared in input order, composed on a render
+    thread (a match's windows in order, on one thread), emitted in input order."""
+
+    message: Message
+    match_id: str
+    score: MatchScore
+    window: dict[str, Any]
+    prefs: Any
+    outputs: list[Output] | None = None
+    error: BaseException | None = None
+
+    def compose(self) -> None:
+        try:
+            self.score.set_prefs(self.prefs)
+            self.outputs = self.score.on_window(self.window)
+        except BaseException as error:  # noqa: BLE001 - re-raised or dead-lettered in input order
+            self.error = error
+
+
+def _compose_in_order(jobs: list[_Composing]) -> None:
+    for job in jobs:
+        job.compose()
+
 
 def _drop_gauges(match_id: str) -> None:
     for gauge in (TEMPO, INTENSITY):
@@ -139,10 +172,15 @@ class Composer:
         self.state_topic = state_topic(settings)
         self.state_key_prefix = f"{config.group_id_suffix}:"
         self.synth = None
+        self.render_pool: ThreadPoolExecutor | None = None
         if "audio" in config.outputs:
-            from consumers.render.synth import SoundFontSynth
+            from consumers.render.synth import SoundFontSynth, SynthPerThread
 
-            self.synth = SoundFontSynth()
+            if config.render_threads > 1:
+                self.synth = SynthPerThread()
+                self.render_pool = ThreadPoolExecutor(config.render_threads, thread_name_prefix="render")
+            else:
+                self.synth = SoundFontSynth()
         self.scores: dict[str, MatchScore] = {}
         self.saved: dict[str, dict[str, Any]] = {}  # restored state not yet turned into a score
         self.heard: dict[str, int] = {}  # per match: newest audio wall time of its windows (ms)
@@ -331,18 +369,18 @@ class Composer:
                 if match_id is not None:
                     touched.add(match_id)
         taken = 0
-        for message in batch:
+        # Windows are composed a chunk at a time (on the render threads), so the budget is
+        # checked between chunks.
+        chunk = 1 if self.render_pool is None else 16 * self.config.render_threads
+        while taken < len(batch):
             if taken and time.monotonic() - started > self.config.transaction_budget_s:
                 break
-            taken += 1
-            if message.error():
-                if message.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error %s", message.error())
-                continue
-            match_id = self._handle(message)
-            if match_id is not None:
-                touched.add(match_id)
-                received.append(message.timestamp()[1] / 1000)
+            messages = batch[taken:taken + chunk]
+            taken += len(messages)
+            for message, match_id in zip(messages, self._handle_all(messages), strict=True):
+                if match_id is not None:
+                    touched.add(match_id)
+                    received.append(message.timestamp()[1] / 1000)
         for match_id in sorted(touched & set(self.scores)):  # (not those forgotten since)
             state = self.scores[match_id].to_state()
             state[HEARD_KEY] = self.heard[match_id]
@@ -369,7 +407,26 @@ class Composer:
                 last[(message.topic(), message.partition())] = message.offset()
         return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
-    def _handle(self, message: Message) -> str | None:
+    def _handle_all(self, messages: list[Message]) -> list[str | None]:
+        """Compose from ``messages`` (in order); the match each one touched (None: none)."""
+        prepared = [self._prepare(message) for message in messages]
+        jobs = [job for job in prepared if isinstance(job, _Composing)]
+        by_score: dict[int, list[_Composing]] = {}
+        for job in jobs:
+            by_score.setdefault(id(job.score), []).append(job)
+        if self.render_pool is not None and len(by_score) > 1:
+            for done in [self.render_pool.submit(_compose_in_order, group) for group in by_score.values()]:
+                done.result()
+        else:
+            _compose_in_order(jobs)
+        return [self._emit(job) if isinstance(job, _Composing) else None for job in prepared]
+
+    def _prepare(self, message: Message) -> _Composing | None:
+        """Decode a window and find its match's score, in input order (None: nothing to compose)."""
+        if message.error():
+            if message.error().code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error %s", message.error())
+            return None
         try:
             window = decode(message.value(), expect="EmotionWindow")
         except SchemaError as error:
@@ -377,16 +434,18 @@ class Composer:
             return None
         match_id = window["match_id"]
         self._hear(match_id, message.partition(), int(window["audio_wall_time_ms"]), forget=True)
-        score = self._score(match_id)
-        score.set_prefs(self.prefs.for_match(match_id))
-        try:
-            outputs = score.on_window(window)
-        except (ValueError, KeyError) as error:
-            self._dead_letter(message, f"cannot compose from this window: {error}", type(error).__name__)
-            return match_id
-        WINDOWS.labels(revised=str(window["revision"] > 0).lower()).inc()
-        self._send(match_id, outputs)
-        return match_id
+        return _Composing(message, match_id, self._score(match_id), window, self.prefs.for_match(match_id))
+
+    def _emit(self, job: _Composing) -> str:
+        """Send what a window released (or dead-letter it), in input order."""
+        if isinstance(job.error, (ValueError, KeyError)):
+            self._dead_letter(job.message, f"cannot compose from this window: {job.error}", type(job.error).__name__)
+            return job.match_id
+        if job.error is not None:
+            raise job.error
+        WINDOWS.labels(revised=str(job.window["revision"] > 0).lower()).inc()
+        self._send(job.match_id, job.outputs or [])
+        return job.match_id
 
     def _handle_cue(self, message: Message) -> str | None:
         """Queue an operator cue in its match's score (inside the open transaction); returns the
@@ -505,6 +564,8 @@ class Composer:
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
 
     def close(self) -> None:
+        if self.render_pool is not None:
+            self.render_pool.shutdown(wait=True)
         self.consumer.close()
         self.prefs_consumer.close()
         self.cues_consumer.close()

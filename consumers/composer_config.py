@@ -15,6 +15,9 @@ class ComposerConfig:
     instance: str = ""          # stable per replica: it names the transactional id
     max_batch: int = 500
     poll_timeout_s: float = 0.1
+    # Threads composing (rendering) the matches of a batch at once, each with its own synth
+    # (audio only; the output is the same whatever the number).
+    render_threads: int = 1
     transaction_budget_s: float = 2.0  # stop adding records to a transaction after this long
     # A match is forgotten (its state tombstoned) once another match of its partition has been
     # heard this much later (event time: the windows' audio wall clock, so restarts and

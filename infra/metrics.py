@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from infra.settings import Settings
 
-__all__ = ["Liveness", "serve_metrics", "serve_process_metrics"]
+__all__ = ["ChildMetrics", "Liveness", "serve_metrics", "serve_process_metrics"]
 
 REQUEST_TIMEOUT_S = 5.0  # a scrape or probe that has not sent its request by then is dropped
 
@@ -63,16 +64,64 @@ class Liveness:
 
 
 def serve_process_metrics(args: argparse.Namespace, settings: Settings, *,
-                          healthy: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer | None:
+                          healthy: Callable[[], bool] = lambda: True,
+                          registry: Any = REGISTRY) -> ThreadingHTTPServer | None:
     """:func:`serve_metrics` where ``--metrics-port``/``--metrics-host`` (or the settings) say."""
     port = args.metrics_port if getattr(args, "metrics_port", None) is not None else settings.metrics_port
     host = getattr(args, "metrics_host", None) or settings.metrics_host
-    return serve_metrics(port, healthy=healthy, host=host)
+    return serve_metrics(port, healthy=healthy, host=host, registry=registry)
+
+
+class ChildMetrics:
+    """The metrics of child processes (each serving /metrics on a local port) as one collector:
+    every sample gets a ``process`` label naming its child, so a supervisor serves its
+    children's metrics on one port. A child that does not answer is left out of that scrape."""
+
+    def __init__(self, ports: dict[str, int], timeout_s: float = 2.0) -> None:
+        self.ports = ports
+        self.timeout_s = timeout_s
+
+    def collect(self) -> Any:
+        import urllib.request
+
+        from prometheus_client.core import Metric
+        from prometheus_client.parser import text_string_to_metric_families
+
+        merged: dict[str, Metric] = {}
+        for name, port in self.ports.items():
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",  # noqa: S310 - our own child
+                                              timeout=self.timeout_s).read().decode()
+            except OSError:
+                continue
+            for family in text_string_to_metric_families(text):
+                metric = merged.get(family.name)
+                if metric is None:
+                    metric = merged[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                for sample in family.samples:
+                    metric.add_sample(sample.name, {**sample.labels, "process": name}, sample.value, sample.timestamp)
+        yield from merged.values()
+
+    def healthy(self) -> bool:
+        """Every child answers /healthz with 200."""
+        import urllib.error
+        import urllib.request
+
+        for port in self.ports.values():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",  # noqa: S310 - our own child
+                                            timeout=self.timeout_s) as answer:
+                    if answer.status != 200:
+                        return False
+            except (OSError, urllib.error.HTTPError):
+                return False
+        return True
 
 
 def serve_metrics(port: int, *, healthy: Callable[[], bool] = lambda: True,
-                  host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
-    """Serve ``/metrics`` and ``/healthz`` on ``host:port`` in a daemon thread (0 = off).
+                  host: str = "127.0.0.1", registry: Any = REGISTRY) -> ThreadingHTTPServer | None:
+    """Serve ``/metrics`` (of ``registry``) and ``/healthz`` on ``host:port`` in a daemon thread
+    (0 = off).
 
     Returns the server (``server.server_address[1]`` is the bound port) or None when off.
     """
@@ -84,7 +133,7 @@ def serve_metrics(port: int, *, healthy: Callable[[], bool] = lambda: True,
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.startswith("/metrics"):
-                body, status, kind = generate_latest(REGISTRY), 200, CONTENT_TYPE_LATEST
+                body, status, kind = generate_latest(registry), 200, CONTENT_TYPE_LATEST
             elif self.path.startswith("/healthz"):
                 ok = healthy()
                 body, status, kind = (b"ok\n" if ok else b"unhealthy\n"), (200 if ok else 503), "text/plain"

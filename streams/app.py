@@ -6,7 +6,7 @@ from the environment (see ``infra/settings.py``), read when this module is impor
 The agent is thin: it hands each record to :class:`streams.processor.RecordProcessor`, which
 keeps each match's join state in memory (loaded from a changelog-backed table the first time),
 and sends the outputs through Faust's producer. The state is written to the table as
-checkpoints (every 10 records of a match, ~1 s of audio), not after every frame, and a
+checkpoints (every 20 records of a match, ~2 s of audio), not after every frame, and a
 source record is acked — may be committed — only once a checkpoint including it is in the
 table and its outputs are acknowledged (:mod:`streams.checkpoints`). So a crash can only
 repeat an emission, never lose one, and a restarted worker rebuilds exactly the same state.
@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
 
+from infra.faust_transport import prompt_fetches
 from infra.metrics import Liveness
 from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
 from streams.processor import Applied, RecordProcessor
+from streams.stages import RECORD_WAIT, observe, watch_loop
 
 __all__ = ["app", "liveness", "settings"]
 
@@ -75,6 +78,7 @@ app = faust.App(
     web_enabled=False,
 )
 
+prompt_fetches(app)  # fetches never held 1.5 s at the broker (infra/faust_transport.py)
 sources = app.topic(settings.topic("crowd.audio.v1"), settings.topic("match.events.v1"),
                     key_type=bytes, value_type=bytes)
 match_state = app.Table(
@@ -117,8 +121,9 @@ def _topic(name: str) -> faust.types.TopicT:
 def _write_state(partition: int, key: bytes, state: bytes) -> None:
     """``match_state[key] = state`` from outside the record's stream context: the changelog
     partition is the match's (the source topics are co-partitioned with the table)."""
-    match_state.send_changelog(partition, key, state)
-    match_state.data[key] = state
+    with processor().times.timing("checkpoint"):
+        match_state.send_changelog(partition, key, state)
+        match_state.data[key] = state
 
 
 def _in_table(work: RecordProcessor, key: bytes) -> bool:
@@ -127,12 +132,14 @@ def _in_table(work: RecordProcessor, key: bytes) -> bool:
     return live is not None and live.snapshot is not None and match_state.data.get(key) is live.snapshot
 
 
-# A match's state is checkpointed after this many of its records (1 s of 100 ms frames) or
-# when its oldest unsaved record is this old: ~40 kB of JSON per match per second. The
-# committed offsets trail the records read by about this many records per match (plus
-# Faust's 1 s commit interval): ~1500 records at 100 matches, under the 3000 of the
-# CrowdsoundConsumerLagHigh alert.
-CHECKPOINT_RECORDS = 10
+# A match's state is checkpointed after this many of its records (2 s of 100 ms frames) or
+# when its oldest unsaved record is this old: ~40 kB of JSON per match every 2 s. Every 10
+# records (1 s) cost the worker 8 % of a core and the broker 4 MB/s of changelog at 100
+# matches; 20 halves both. The committed offsets trail the records read by about this many
+# records per match (plus Faust's 1 s commit interval): 2000-3500 records at 100 matches,
+# well under the 10000 of the CrowdsoundConsumerLagHigh alert; a crash repeats at most ~2 s
+# of each match's audio.
+CHECKPOINT_RECORDS = 20
 CHECKPOINT_AGE_S = 3.0
 IDLE_MATCH_S = 600.0  # a match with no record for this long is dropped from memory (kept in the table)
 _checkpoints: list[Checkpoints] = []  # of the running agent (one per worker process)
@@ -166,10 +173,11 @@ async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
     while True:
         await asyncio.sleep(0.05)
         try:
-            if not app.flow_control.is_active():
-                keeper.checkpoint_all()
-            else:
-                keeper.checkpoint_stale()
+            with work.times.timing("checkpoint"):
+                if not app.flow_control.is_active():
+                    keeper.checkpoint_all()
+                else:
+                    keeper.checkpoint_stale()
             ticks += 1
             if ticks % 20 == 0:
                 liveness.busy(_records_waiting(work))
@@ -218,18 +226,29 @@ async def join_crowd_and_match(stream: faust.StreamT) -> None:
     offload.start()
     batches: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
     applier = asyncio.ensure_future(_apply_batches(work, keeper, offload, batches))
-    tasks = [asyncio.ensure_future(keeper.run()), asyncio.ensure_future(_tick(keeper, work)), applier]
+    tasks = [asyncio.ensure_future(keeper.run()), asyncio.ensure_future(_tick(keeper, work)), applier,
+             asyncio.ensure_future(watch_loop())]
     _checkpoints.append(keeper)
+    _time_commits()
+    times = work.times
     try:
+        waiting = time.perf_counter()
         async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):  # acked by `keeper`
+            observe("fetch", time.perf_counter() - waiting)
             if applier.done():
                 applier.result()  # it failed: raise here
-            decoded = [_decode(work, event.message) for event in events]
-            submitted = offload.submit([d for d in decoded if d is not None])
+            taken = time.time()
+            for event in events:
+                RECORD_WAIT.observe(max(0.0, taken - event.message.timestamp))
+            with times.timing("decode"):
+                decoded = [_decode(work, event.message) for event in events]
+            with times.timing("features"):  # handing the frames to the helper is the features' cost
+                submitted = offload.submit([d for d in decoded if d is not None])
             for event in events:
                 _read_upto[event.message.tp] = event.message.offset + 1
             _in_hand[0] += 1
             await batches.put((events, decoded, submitted))
+            waiting = time.perf_counter()
     finally:
         for task in tasks:
             task.cancel()
@@ -254,9 +273,12 @@ async def _apply_batches(work: RecordProcessor, keeper: Checkpoints, offload: An
 
 async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any, patience_s: float, events: Any,
                        decoded: Any, submitted: Any) -> None:
+    times = work.times
     # The helper's features if they are there (in time); frames it has not done are analysed here.
-    analyses = await offload.ready_within(submitted, patience_s)
+    with times.timing("helper_wait"):
+        analyses = await offload.ready_within(submitted, patience_s)
     index = 0
+    mark = times.mark()
     for event, record in zip(events, decoded, strict=True):
         message = event.message
         analysis = None
@@ -268,10 +290,32 @@ async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any,
                                  key=message.key, value=message.value, decoded=record, analysis=analysis)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the other matches
             applied = _failed(work, message, exc)
+        mark = times.lap("join", mark)  # (less the features and the model, counted apart)
         sent = [await _topic(out.topic).send(key=out.key, value=out.value, timestamp=(
             out.timestamp_ms / 1000 if out.timestamp_ms else None)) for out in applied.outputs]
+        mark = times.lap("produce", mark)
         keeper.add(message.tp, event, match=applied.match, partition=message.partition, outputs=sent)
+        mark = times.lap("checkpoint", mark)
     offload.done(submitted)
+    times.publish()
+
+
+def _time_commits() -> None:
+    """Time Faust's offset commits (the "commit" stage: a producer flush, then the commit)."""
+    consumer = app.consumer
+    commit = consumer.commit
+    if getattr(commit, "timed", False):
+        return
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await commit(*args, **kwargs)
+        finally:
+            observe("commit", time.perf_counter() - started)
+
+    timed.timed = True  # type: ignore[attr-defined]
+    consumer.commit = timed
 
 
 def _decode(work: RecordProcessor, message: Any) -> Any:

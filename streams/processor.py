@@ -33,6 +33,7 @@ from schemas.clock import MatchClock
 from schemas.codec import decode, encode
 from streams.features import FrameAnalysis
 from streams.join import JoinConfig, MatchJoin, Predict
+from streams.stages import StageTimes
 from streams.windows import WindowSpec
 
 __all__ = ["Applied", "Decoded", "LiveMatch", "OutputRecord", "ProcessResult", "RecordProcessor", "join_config",
@@ -149,6 +150,7 @@ class RecordProcessor:
         self._emotions = settings.topic("crowd.emotions.v1")
         self.matches: dict[bytes, LiveMatch] = {}
         self._counters: dict[str, Any] = {}
+        self.times = StageTimes()  # features and model seconds (streams.stages), published by the worker
 
     # -- state ----------------------------------------------------------------------------
     def snapshot(self, key: bytes) -> bytes:
@@ -270,7 +272,8 @@ class RecordProcessor:
             DROPPED_FRAMES.labels(reason="bad_audio").inc()
             return [self._dead_letter(topic, partition, offset, key, value, decoded.bad_audio or "", "BadAudio",
                                       frame["match_id"], MatchClock.from_avro(frame["clock"]))]
-        result = join.add_audio(frame, decoded.samples, predict=self.predict, now_ms=now, analysis=analysis)
+        with self.times.timing("features"):  # (less the model's time, counted apart)
+            result = join.add_audio(frame, decoded.samples, predict=self._predict, now_ms=now, analysis=analysis)
         if result.dropped:
             reason = "duplicate" if result.dropped.startswith("duplicate") else "out_of_order"
             DROPPED_FRAMES.labels(reason=reason).inc()
@@ -279,6 +282,10 @@ class RecordProcessor:
             return [self._dead_letter(topic, partition, offset, key, value, result.dropped, "OutOfOrderFrame",
                                       frame["match_id"], MatchClock.from_avro(frame["clock"]))]
         return self._windows(result.windows, now)
+
+    def _predict(self, features: np.ndarray) -> Any:
+        with self.times.timing("model"):
+            return self.predict(features)
 
     @staticmethod
     def _samples(frame: dict[str, Any]) -> np.ndarray:

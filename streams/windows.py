@@ -73,6 +73,12 @@ class _Frame:
     ms: int  # frame start in its period
     duration_ms: int
     features: FrameFeatures
+    state: str | None = None  # the features as to_state() writes them, once written (they never change)
+
+    def features_state(self) -> str:
+        if self.state is None:
+            self.state = _features_state(self.features)
+        return self.state
 
 
 class CrowdAnalyzer:
@@ -183,7 +189,7 @@ class CrowdAnalyzer:
             "period": self.period.value if self.period else None,
             "end_ms": self.end_ms,
             "next_window": self.next_window,
-            "frames": [{"ms": f.ms, "d": f.duration_ms, "f": _features_state(f.features)} for f in self.frames],
+            "frames": [{"ms": f.ms, "d": f.duration_ms, "f": f.features_state()} for f in self.frames],
             "onsets": _floats_state(self.onsets),
             "tail": _pcm16(self.tail.samples) if self.tail is not None else None,
             "tail_bands": _floats_state(self.tail.bands_db) if self.tail is not None and self.tail.bands_db is not None

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from infra.cliargs import add_metrics_arguments
+from infra.cliargs import add_metrics_arguments, whole_number
 from infra.settings import Settings
 
 __all__ = ["add_worker_parser", "run_worker"]
@@ -28,7 +28,10 @@ arriving within the grace (CROWDSOUND_GRACE_MS, default 15 s) changes them. Late
 go to match.events.late.v1; bad records to the *.dlq.v1 topics with the reason.
 
 Start more workers to scale out: partitions (and their tables) are shared among them.
-SIGTERM stops cleanly, committing what was processed.
+--processes N starts N workers of the group here, to use N cores of one box (each then
+analyses its own frames: no helper unless CROWDSOUND_FRAME_HELPER=1); their metrics are
+served together on --metrics-port with a `process` label. SIGTERM stops cleanly,
+committing what was processed.
 """
 
 
@@ -38,7 +41,10 @@ def add_worker_parser(commands) -> None:
     add_metrics_arguments(parser)
     parser.add_argument("--instance-id", metavar="ID",
                         help="static group membership: a restarted worker with the same id gets its partitions "
-                        "back at once instead of after the session timeout")
+                        "back at once instead of after the session timeout (with --processes: ID-0, ID-1, ...)")
+    parser.add_argument("--processes", type=whole_number(low=1, high=64, what="a number of processes"), default=1,
+                        metavar="N", help="run N workers of the group on this machine, one per core "
+                        "(default 1)")
     parser.set_defaults(handler=run_worker)
 
 
@@ -60,6 +66,12 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.emotion import EmotionModel
 
     EmotionModel.load()  # a missing or broken model is a one-line error now, not a crash later
+    if args.processes > 1:
+        import sys
+
+        from streams.processes import run_processes
+
+        return run_processes(args, settings, sys.argv[1:])
     import faust
 
     from infra.metrics import serve_process_metrics

@@ -240,3 +240,29 @@ def test_a_match_not_heard_for_hours_is_forgotten_and_its_state_deleted(topics, 
         assert _strip_wall([r for r in got if r["match_id"] == new]) == _strip_wall(whole)
     finally:
         _stop(composer)
+
+
+def test_audio_rendered_on_several_threads_is_byte_for_byte_the_single_threaded_audio(topics, tmp_path):
+    """--render-threads: matches composed at once on threads, each with its own synth, give
+    exactly the bytes one synth on one thread gives, chunk for chunk."""
+    from consumers.render.synth import SoundFontSynth
+
+    settings = topics
+    spells = [Spell(0, 8, "CALM", 0.2, 0.0),
+              Spell(8, 16, "CELEBRATION", 0.95, 0.8, events=[(9, "GOAL", "HOME")])]
+    # Three matches whose windows interleave, each at its own point of the crowd's script.
+    windows = {m: emotion_windows(m, spells[shift:] + spells[:shift]) for shift, m in enumerate(("t-a", "t-b", "t-c"))}
+    composer = _start(settings, tmp_path, "threads", "--outputs", "audio", "--render-threads", "3")
+    producer = make_producer(settings)
+    try:
+        _produce(producer, settings, [w for group in zip(*windows.values()) for w in group])
+        with SoundFontSynth() as synth:
+            expected = {m: _expected(m, w, synth=synth)[1] for m, w in windows.items()}
+        got = _records(settings, "music.audio.v1", "AudioChunk", sum(len(a) for a in expected.values()))
+        for match_id, chunks in expected.items():
+            mine = [c for c in got if c["match_id"] == match_id]
+            assert len(mine) == len(chunks) > 10
+            assert [c["first_sample"] for c in mine] == [c["first_sample"] for c in chunks]
+            assert all(a["payload"] == b["payload"] for a, b in zip(mine, chunks)), match_id
+    finally:
+        _stop(composer)

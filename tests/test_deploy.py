@@ -545,6 +545,14 @@ def test_composer_outputs_pick_the_arguments_and_the_consumer_group_keda_watches
     assert not kinds(docs, "HorizontalPodAutoscaler"), "KEDA makes its own HPA"
 
 
+@pytest.mark.parametrize(("threads", "args"), [(None, []), ("2", []), ("4", ["--render-threads", "4"])])
+def test_composer_render_threads_reach_the_command_line(threads, args):
+    docs = render(None, *([f"composer.renderThreads={threads}"] if threads else []))
+    container = one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["composer", "--instance", "$(POD_NAME)", *args]
+    assert _cli_parser().parse_args(container["args"]).render_threads == int(threads or 2)
+
+
 def test_hpa_and_network_policy():
     docs = render(CHART / "ci" / "hpa-networkpolicy-values.yaml")
     hpa = one(docs, "HorizontalPodAutoscaler", "-worker")
@@ -612,10 +620,11 @@ def test_composer_runs_by_default_with_its_pod_name_as_instance_metrics_and_prob
     assert env["CROWDSOUND_METRICS_PORT"] == "9402"
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
-    # Sized for the synthesizer: ~300-500 MiB with the 148 MB SoundFont, about a core per 20 matches.
+    # Sized for the synthesizers: the 148 MB SoundFont once per render thread plus once, a core
+    # per render thread (2 by default, so --render-threads is not passed).
     resources = container["resources"]
-    assert resources["requests"]["cpu"] in ("1", "1000m") and resources["requests"]["memory"] == "512Mi"
-    assert resources["limits"]["memory"] == "1Gi"
+    assert resources["requests"]["cpu"] in ("2", "2000m") and resources["requests"]["memory"] == "768Mi"
+    assert resources["limits"]["memory"] == "1536Mi"
     service = one(docs, "Service", "-composer-metrics")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0] == {"name": "metrics", "port": 9402, "targetPort": "metrics", "protocol": "TCP"}
@@ -709,6 +718,7 @@ def test_no_placeholders_are_left():
     (("topics.mode=operator",), "mode"),
     (("composer.outputs={audio,video}",), "value must be one of 'control', 'audio'"),
     (("composer.outputs=null",), "outputs"),
+    (("composer.renderThreads=0",), "renderThreads"),
     (("composer.staticMembership=true",), "additional properties 'staticMembership' not allowed"),
     (("composer.autoscaling.hpa.enabled=true", "composer.autoscaling.keda.enabled=true"), "composer.autoscaling: enable hpa or keda"),
 ])

@@ -137,3 +137,75 @@ def test_a_killed_worker_and_a_second_worker_leave_the_final_windows_unchanged(t
     strip = ("wall_time_ms", "revision", "audio_wall_time_ms")  # the two stadium runs differ in wall time only
     assert {k: {f: v for f, v in w.items() if f not in strip} for k, w in windows.items()} == \
         {k: {f: v for f, v in w.items() if f not in strip} for k, w in reference.items()}
+
+
+def test_worker_processes_share_the_partitions_and_serve_one_metrics_page(topics, tmp_path):
+    """`crowdsound worker --processes 2`: two workers of the group, each owning some of the
+    matches' partitions, emit every match's windows; their metrics come on one port with a
+    `process` label; SIGTERM stops them both cleanly."""
+    import urllib.request
+
+    import numpy as np
+
+    from infra.clients import make_producer
+    from infra.partitioning import partition_for
+    from schemas.audio import encode_payload
+    from schemas.codec import encode
+    from tests.kafka_helpers import free_port
+
+    # Matches on more than half of the partitions: neither worker can own them all.
+    matches, seen = [], set()
+    for n in range(1000):
+        partition = partition_for(f"pm{n}", topics.partitions)
+        if partition not in seen:
+            seen.add(partition)
+            matches.append(f"pm{n}")
+        if len(matches) > topics.partitions // 2:
+            break
+    port = free_port()
+    log = open(tmp_path / "processes.log", "w")  # noqa: SIM115 - closed with the process
+    worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", "--processes", "2", "--metrics-port",
+                               str(port)], cwd=tmp_path, env=_env(topics), stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        # Both workers in the group, with partitions, before the frames go out (else the first
+        # one up takes them all).
+        from confluent_kafka import ConsumerGroupState
+
+        from infra.clients import make_admin
+
+        admin, group = make_admin(topics), f"{topics.topic_prefix}crowdsound-streams"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, (tmp_path / "processes.log").read_text()[-2000:]
+            try:
+                found = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+            except Exception:  # noqa: BLE001 - the group does not exist yet
+                found = None
+            if found is not None and found.state == ConsumerGroupState.STABLE and sum(
+                    1 for member in found.members if member.assignment.topic_partitions) == 2:
+                break
+            time.sleep(0.5)
+        rng = np.random.default_rng(3)
+        producer = make_producer(topics)
+        wall = int(time.time() * 1000) - 10_000
+        for seq in range(50):  # 5 s of audio per match: windows at 0, 1 and 2 s close
+            for match in matches:
+                pcm = (rng.standard_normal(4800) * 3000).astype(np.int16)
+                producer.produce(topics.topic("crowd.audio.v1"), key=match.encode(), value=encode("AudioFrame", {
+                    "match_id": match, "encoder_id": "test", "session_id": "test", "seq": seq,
+                    "clock": {"period": "FIRST_HALF", "ms": seq * 100}, "wall_time_ms": wall + seq * 100,
+                    "sample_rate": 48_000, "channels": 1, "samples_per_channel": 4800, "encoding": "PCM_S16LE",
+                    "payload": encode_payload(pcm, encoding="PCM_S16LE", sample_rate=48_000)}))
+        producer.flush(30)
+        messages = read_topic(topics, topics.topic("crowd.emotions.v1"), expected=3 * len(matches), timeout_s=120)
+        assert {decode(m.value(), expect="EmotionWindow")["match_id"] for m in messages} == set(matches)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        counted = [line for line in page.splitlines() if line.startswith("crowdsound_stream_records_total{")]
+        assert any('process="0"' in line for line in counted) and any('process="1"' in line for line in counted), \
+            counted
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).status == 200
+    finally:
+        _stop(worker)
+        log.close()
+    assert worker.returncode == 0, (tmp_path / "processes.log").read_text()[-2000:]

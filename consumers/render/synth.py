@@ -29,6 +29,7 @@ import math
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,8 @@ from consumers.music.types import CHANNELS, SAMPLE_RATE, TICKS_PER_BEAT, Note, P
 from infra.errors import CrowdsoundError
 
 __all__ = [
-    "BLOCK", "DEFAULT_SOUNDFONTS", "SILENCE_DBFS", "SoundFontSynth", "find_soundfont", "load_fluidsynth",
-    "ticks_to_samples",
+    "BLOCK", "DEFAULT_SOUNDFONTS", "SILENCE_DBFS", "SoundFontSynth", "SynthPerThread", "find_soundfont",
+    "load_fluidsynth", "ticks_to_samples",
 ]
 
 BLOCK = 64  # FluidSynth's internal block (FLUID_BUFSIZE): events take effect at these boundaries
@@ -268,6 +269,43 @@ class SoundFontSynth:
                 break
         loud = np.flatnonzero(np.any(np.abs(out[:pos]) >= threshold, axis=1))
         return max(start, 0 if len(loud) == 0 else _to_block(int(loud[-1]) + 1))
+
+
+class SynthPerThread:
+    """A :class:`SoundFontSynth` for each thread that renders: what a renderer holds when
+    several threads render matches at once (``crowdsound composer --render-threads``).
+
+    :meth:`render_part` runs on the calling thread's own synth (loaded on its first call), so
+    threads never wait for each other's lock; the bytes are the same whichever synth renders
+    a part (see the module's notes), so the output does not depend on the threads.
+    """
+
+    def __init__(self, soundfont: str | Path | None = None, **options: Any) -> None:
+        self._soundfont = soundfont
+        self._options = options
+        self._local = threading.local()
+        self._synths: list[SoundFontSynth] = []
+        self._guard = threading.Lock()
+        first = self._own()  # a missing SoundFont is an error now, not in a render thread
+        self.soundfont, self.sample_rate = first.soundfont, first.sample_rate
+
+    def _own(self) -> SoundFontSynth:
+        synth = getattr(self._local, "synth", None)
+        if synth is None:
+            synth = self._local.synth = SoundFontSynth(self._soundfont, **self._options)
+            with self._guard:
+                self._synths.append(synth)
+        return synth
+
+    def render_part(self, part: Part, *, tempo_bpm: float, tail_max_s: float = 4.0) -> np.ndarray:
+        """:meth:`SoundFontSynth.render_part` on this thread's synth."""
+        return self._own().render_part(part, tempo_bpm=tempo_bpm, tail_max_s=tail_max_s)
+
+    def close(self) -> None:
+        with self._guard:
+            for synth in self._synths:
+                synth.close()
+            self._synths.clear()
 
 
 def _to_block(samples: int) -> int:

@@ -10,7 +10,7 @@ pipeline the two agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from infra.settings import Settings
@@ -34,12 +34,19 @@ def final_windows(windows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def recompute_windows(settings: Settings, match_id: str, frames: Iterable[dict[str, Any]],
-                      events: Iterable[dict[str, Any]], *, late_event_ids: set[str]) -> list[dict[str, Any]]:
+                      events: Iterable[dict[str, Any]], *, late_event_ids: set[str],
+                      processes: int | None = None) -> list[dict[str, Any]]:
     """Final emotion windows of ``match_id`` from its audio frames (in offset order) and events,
-    with the worker's join settings (grace, hop, length)."""
+    with the worker's join settings (grace, hop, length).
+
+    The frames are analysed ahead in ``processes`` other processes (default: one per core; 0:
+    none), a block at a time (:mod:`streams.ahead`): the same windows, sooner."""
+    import os
+
+    from streams.ahead import adopt, analysed_ahead
     from streams.emotion import EmotionModel
     from streams.join import MatchJoin
-    from streams.processor import RecordProcessor, join_config
+    from streams.processor import RecordProcessor, join_config, pcm_samples
 
     model = EmotionModel.load()
     join = MatchJoin(match_id, join_config(settings), model_version=model.version)
@@ -47,10 +54,22 @@ def recompute_windows(settings: Settings, match_id: str, frames: Iterable[dict[s
     for event in events:
         if event["event_id"] not in late_event_ids:
             produced.extend(join.add_event(event, now_ms=event["wall_time_ms"]).windows)
-    for frame in frames:
-        try:
-            samples = RecordProcessor._samples(frame)  # the worker's own decoding and sanitising
-        except Exception:  # noqa: BLE001 - the worker dead-lettered such frames; replay skips them too
+
+    def decoded() -> Iterator[tuple[dict[str, Any], Any, Any, int]]:
+        for frame in frames:
+            try:  # the worker's own decoding and sanitising
+                pcm = RecordProcessor._pcm(frame)
+                samples = pcm_samples(pcm)
+            except Exception:  # noqa: BLE001 - the worker dead-lettered such frames; replay skips them too
+                pcm = samples = None
+            yield frame, samples, pcm, frame["sample_rate"]
+
+    helpers = (os.cpu_count() or 1) if processes is None else processes
+    for frame, samples, analysis, start in analysed_ahead(decoded(), processes=helpers):
+        if samples is None:
             continue
-        produced.extend(join.add_audio(frame, samples, predict=model.predict, now_ms=frame["wall_time_ms"]).windows)
+        if start is not None:
+            adopt(join.analyzer, analysis, start)
+        produced.extend(join.add_audio(frame, samples, predict=model.predict, now_ms=frame["wall_time_ms"],
+                                       analysis=analysis).windows)
     return final_windows(produced)

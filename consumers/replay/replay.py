@@ -290,7 +290,10 @@ def _emotion_summary(windows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _write_outputs(settings: Settings, options: ReplayOptions, reader: PartitionReader, events: list[dict[str, Any]],
                    windows: list[dict[str, Any]], clips: list[Highlight], result: ReplayResult) -> None:
-    from consumers.render.synth import SoundFontSynth
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from consumers.render.synth import SynthPerThread
     from consumers.replay.artifacts import (
         ReelClip, broadcast_master, join_reel, timeline_png, write_index_markdown, write_json, write_wav,
     )
@@ -301,15 +304,20 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
     created = _iso(max([w["audio_wall_time_ms"] for w in windows] + [e["wall_time_ms"] for e in events]))
     versions = {"crowdsound": _version(), "model": windows[0].get("model_version", "unknown"),
                 "emotions_from": result.source}
-    synth = SoundFontSynth()
+    # The clips are composed at once on threads, each with its own synth (the same bytes as
+    # one after the other: each clip is its own score), and written in rank order.
+    synth = SynthPerThread()
+    composer = ThreadPoolExecutor(max(1, min(len(clips), os.cpu_count() or 1)), thread_name_prefix="clip")
+    composing = [composer.submit(compose_clip, options.match_id, clip, windows, events, prefs=prefs, synth=synth,
+                                 hop_ms=settings.window_hop_ms) for clip in clips]
+    composer.shutdown(wait=False)
     total_s = sum(c.duration_ms for c in clips) / 1000
     progress = Progress(total_s, "composing highlights", unit="s", enabled=options.progress)
     done = 0.0
     reel_clips = []
     intensity_points: list[tuple[str, int, float]] = []
-    for rank, clip in enumerate(clips, start=1):
-        composed = compose_clip(options.match_id, clip, windows, events, prefs=prefs, synth=synth,
-                                hop_ms=settings.window_hop_ms)
+    for rank, (clip, future) in enumerate(zip(clips, composing, strict=True), start=1):
+        composed = future.result()
         audio = composed.audio.astype(np.float64) / 32768.0
         if options.mix_crowd:
             audio = _mix_crowd(settings, options, reader, clip, composed, audio)

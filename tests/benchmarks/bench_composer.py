@@ -1,7 +1,7 @@
 """Benchmark of the composer against a real broker (a script, not a test).
 
     .venv/bin/python tests/benchmarks/bench_composer.py [--matches 100] [--audio-matches 20]
-        [--audio-replicas 1] [--seconds 120] [--warmup 10] [--phases control,audio,combined]
+        [--audio-replicas 1] [--render-threads 2] [--seconds 120] [--warmup 10] [--phases control,audio,combined]
         [--port 25092] [--keep-broker] [--reader-fetch-wait-ms 10] [--dump DIR]
 
     ceiling of one audio process: --phases audio --seconds 60 --audio-matches 25 (30, 40 ...)
@@ -73,7 +73,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from confluent_kafka import OFFSET_BEGINNING, ConsumerGroupState, KafkaException, TopicPartition  # noqa: E402
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 
 from infra.broker import broker_down  # noqa: E402
 from infra.clients import make_admin, make_consumer, make_producer, match_key  # noqa: E402
@@ -85,8 +85,10 @@ from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.benchmarks.bench_support import (  # noqa: E402
     bench_broker,
     broker_pid,
+    cpu_model,
     cpu_seconds,
     drop_topics,
+    group_ready,
     machine_cpu_seconds,
 )
 
@@ -195,6 +197,9 @@ class Group:
                 process.wait()
 
 
+RENDER_THREADS = 2  # --render-threads of the audio composers
+
+
 def start_group(settings: Settings, outputs: str, logs: Path, replicas: int = 1) -> Group:
     group = Group(settings, outputs, [], [], [])
     env = cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT="0")
@@ -203,7 +208,8 @@ def start_group(settings: Settings, outputs: str, logs: Path, replicas: int = 1)
         port = free_port()
         group.processes.append(subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "composer", "--outputs", outputs,
-             "--instance", f"bench-{outputs}-{replica}", "--metrics-port", str(port)],
+             "--instance", f"bench-{outputs}-{replica}", "--metrics-port", str(port),
+             "--render-threads", str(RENDER_THREADS)],
             cwd=logs, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True))
         group.logs.append(log)
@@ -252,21 +258,12 @@ def own_view(first: dict[str, float], last: dict[str, float]) -> str:
 
 def wait_ready(composer: Group, timeout_s: float = 90.0) -> float:
     """Wait until every replica of the group has partitions and the group is stable; return seconds."""
-    admin = make_admin(composer.settings)
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        composer.check()
-        try:
-            description = admin.describe_consumer_groups([composer.group], request_timeout=10)[
-                composer.group].result(timeout=15)
-            if description.state == ConsumerGroupState.STABLE and sum(
-                    1 for m in description.members if m.assignment.topic_partitions) == len(composer.processes):
-                return time.monotonic() - started
-        except (KafkaException, TimeoutError):
-            pass  # a fresh broker still loading its coordinators
-        time.sleep(0.5)
-    raise SystemExit(f"composer --outputs {composer.outputs} did not join its group in {timeout_s:.0f} s; "
-                     f"see {composer.logs}")
+    took = group_ready(composer.settings, composer.group, len(composer.processes), timeout_s=timeout_s,
+                       check=composer.check)
+    if took is None:
+        raise SystemExit(f"composer --outputs {composer.outputs} did not join its group in {timeout_s:.0f} s; "
+                         f"see {composer.logs}")
+    return took
 
 
 # -- measurement threads --------------------------------------------------------------------------
@@ -655,12 +652,14 @@ def run_phase(name: str, base: Settings, logs: Path, *, control_matches: int, au
 
 
 def main() -> None:
-    global READER_FETCH_WAIT_MS  # noqa: PLW0603 - one knob for the reader threads
+    global READER_FETCH_WAIT_MS, RENDER_THREADS  # noqa: PLW0603 - knobs for the reader threads and composers
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--matches", type=int, default=100, help="matches of the control group")
     parser.add_argument("--audio-matches", type=int, default=20, help="matches of the audio group")
     parser.add_argument("--audio-replicas", type=int, default=1,
                         help="audio composer processes in the audio group (--instance 1..N)")
+    parser.add_argument("--render-threads", type=int, default=RENDER_THREADS,
+                        help=f"composer --render-threads of the audio composers (default {RENDER_THREADS})")
     parser.add_argument("--seconds", type=int, default=120, help="live seconds per phase")
     parser.add_argument("--warmup", type=int, default=10, help="seconds excluded at the start of a phase")
     parser.add_argument("--phases", default="control,audio,combined",
@@ -672,14 +671,15 @@ def main() -> None:
     parser.add_argument("--dump", type=Path, help="save each phase's raw timings to DIR/<phase>.pickle")
     args = parser.parse_args()
     READER_FETCH_WAIT_MS = args.reader_fetch_wait_ms
+    RENDER_THREADS = args.render_threads
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if set(phases) - {"control", "audio", "combined"} or args.seconds <= args.warmup + 10:
         parser.error("phases are control, audio, combined; --seconds must exceed --warmup by 10+")
 
     base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_composer-"))
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; broker {base.bootstrap_servers}"
-          f" ({'started by this script' if started else 'already running'}); composer logs in {logs}")
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}), load average {os.getloadavg()[0]:.2f}; "
+          f"broker {base.bootstrap_servers} ({'started by this script' if started else 'already running'}); composer logs in {logs}")
     print("combined phase: the audio group reads its own copy of the emotion topic (second prefix), fed the "
           "same windows of its matches at the same instant, since a group cannot compose a subset of a topic;\n"
           "the control group composes all matches; both share the broker and the machine.", flush=True)

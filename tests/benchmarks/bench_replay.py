@@ -1,6 +1,7 @@
 """Benchmark of ``crowdsound replay`` on a whole retained match (a script, not a test).
 
-    .venv/bin/python tests/benchmarks/bench_replay.py [--script full_match.toml] [--auto 5] [--keep]
+    .venv/bin/python tests/benchmarks/bench_replay.py [--script full_match.toml] [--auto 5] [--port 26092]
+        [--repeat 5] [--keep]
 
 1. Puts a full synthetic match on fresh topics of a broker of its own (port 26092):
    ``crowdsound stadium --fast`` with producers/stadium/scripts/full_match.toml — 1 h 55 min
@@ -10,7 +11,7 @@
    emotion window, finding highlights, composing and rendering the clips, writing files),
    and the same replay reading crowd.emotions.v1 instead — those windows are first made
    by recomputing once and writing them, as the live worker would have.
-3. Prints the figures and PASS/FAIL against the target (<= 60 s for --from-audio).
+3. Prints the figures and PASS/FAIL against the target (<= 45 s for --from-audio).
 4. Deletes its topics and stops the broker it started, unless --keep.
 """
 
@@ -37,7 +38,7 @@ from tests.kafka_helpers import cli_env  # noqa: E402
 from tests.benchmarks.bench_support import drop_topics  # noqa: E402
 
 PORT = 26092
-TARGET_S = 60.0
+TARGET_S = 45.0  # issue 13
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -56,10 +57,12 @@ def main() -> int:
     parser.add_argument("--script", default=str(REPO / "producers/stadium/scripts/full_match.toml"))
     parser.add_argument("--auto", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave the broker and the match's topics for a look")
+    parser.add_argument("--port", type=int, default=PORT, help=f"port of the broker (started if not running; default {PORT})")
+    parser.add_argument("--repeat", type=int, default=1, help="time the --from-audio replay this many times")
     args = parser.parse_args()
 
     base = Settings.from_env()
-    settings = base.with_overrides(bootstrap_servers=f"127.0.0.1:{PORT}", broker_port=PORT,
+    settings = base.with_overrides(bootstrap_servers=f"127.0.0.1:{args.port}", broker_port=args.port,
                                    topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
     _, started = broker_up(settings)
     try:
@@ -74,7 +77,7 @@ def main() -> int:
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     apply_catalogue(make_admin(settings), settings)
     match_id = "bench-full-match"
-    print(f"broker 127.0.0.1:{PORT}, topics {settings.topic_prefix}*")
+    print(f"broker {settings.bootstrap_servers}, topics {settings.topic_prefix}*")
 
     took, result = _run(["stadium", "--script", args.script, "--match", match_id, "--fast", "--quiet",
                          "--spool-dir", tempfile.mkdtemp(prefix="bench-spool-")], settings)
@@ -84,11 +87,16 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     print(f"published the match's audio and events in {took:.1f} s")
 
     out = Path(tempfile.mkdtemp(prefix="bench-replay-"))
-    took_audio, result = _run(["replay", "--match", match_id, "--out", str(out / "from-audio"), "--auto",
-                               str(args.auto), "--from-audio", "--json", "--quiet"], settings)
-    if result.returncode != 0:
-        print(result.stderr)
-        return 1
+    runs = []
+    for _ in range(args.repeat):
+        took_audio, result = _run(["replay", "--match", match_id, "--out", str(out / "from-audio"), "--auto",
+                                   str(args.auto), "--from-audio", "--json", "--quiet"], settings)
+        if result.returncode != 0:
+            print(result.stderr)
+            return 1
+        runs.append(took_audio)
+        print(f"replay --auto {args.auto} --from-audio: {took_audio:.1f} s", flush=True)
+    took_audio = float(sorted(runs)[len(runs) // 2])
     summary = json.loads(result.stdout)
 
     # The live worker's output for the same match: recompute once, write as the worker would.
@@ -118,11 +126,11 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     print(f"match: {args.script} ({len(windows)} emotion windows)")
     print(f"clips: {len(summary['clips'])}: " + "; ".join(f"{c['start']}-{c['end']} {c['reason'][:40]}"
                                                         for c in summary["clips"]))
-    print(f"replay --auto {args.auto} --from-audio : {took_audio:6.1f} s  (target <= {TARGET_S:.0f} s)  "
-          f"{'PASS' if took_audio <= TARGET_S else 'FAIL'}")
+    print(f"replay --auto {args.auto} --from-audio : {took_audio:6.1f} s median, {max(runs):.1f} s worst of "
+          f"{len(runs)}  (target <= {TARGET_S:.0f} s)  {'PASS' if max(runs) <= TARGET_S else 'FAIL'}")
     print(f"replay --auto {args.auto} (emotions topic): {took_emotions:6.1f} s")
     print(f"files in {out}")
-    return 0 if took_audio <= TARGET_S else 2
+    return 0 if max(runs) <= TARGET_S else 2
 
 
 if __name__ == "__main__":

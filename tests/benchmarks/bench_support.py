@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.broker import broker_paths, broker_up
 from infra.clients import make_admin
 from infra.settings import Settings
 
-__all__ = ["bench_broker", "broker_pid", "cpu_seconds", "drop_topics", "machine_cpu_seconds"]
+__all__ = ["added", "bench_broker", "broker_pid", "cpu_model", "cpu_seconds", "drop_topics", "group_ready",
+           "machine_cpu_seconds", "merge", "scrape", "stage_report"]
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -24,6 +28,39 @@ def drop_topics(settings: Settings) -> None:
                 future.result()
             except Exception:  # noqa: BLE001, S110 - best effort
                 pass
+
+
+def cpu_model() -> str:
+    """The machine's CPU as /proc/cpuinfo names it (what `lscpu` calls the model name)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def group_ready(settings: Settings, group: str, members: int, *, timeout_s: float = 90.0,
+                check: Callable[[], None] = lambda: None) -> float | None:
+    """Wait until consumer group ``group`` is stable with ``members`` members that have
+    partitions; the seconds it took, or None after ``timeout_s``. ``check`` runs between tries
+    (to stop early when a process under test died)."""
+    from confluent_kafka import ConsumerGroupState, KafkaException
+
+    admin = make_admin(settings)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        check()
+        try:
+            description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+            if description.state == ConsumerGroupState.STABLE and sum(
+                    1 for m in description.members if m.assignment.topic_partitions) == members:
+                return time.monotonic() - started
+        except (KafkaException, TimeoutError):
+            pass  # a fresh broker still loading its coordinators
+        time.sleep(0.5)
+    return None
 
 
 def cpu_seconds(pid: int | None, *, children: bool = False) -> float:
@@ -72,3 +109,113 @@ def bench_broker(port: int) -> tuple[Settings, bool]:
     base = base.with_overrides(bootstrap_servers=f"127.0.0.1:{port}", broker_port=port)
     _, started = broker_up(base)
     return base, started
+
+
+# -- the stream worker's own account of its time (streams/stages.py) --------------------------------
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """Every sample of a process's /metrics by (name, sorted labels); {} if unreadable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
+    except OSError:
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def added(first: Samples, last: Samples) -> Samples:
+    """What the counters and histograms added between two scrapes (summed over processes
+    whose scrapes were merged with :func:`merge`)."""
+    return {key: value - first.get(key, 0.0) for key, value in last.items()}
+
+
+def merge(*scrapes: Samples) -> Samples:
+    """Several processes' samples added up (worker processes of one group)."""
+    summed: Samples = {}
+    for samples in scrapes:
+        for key, value in samples.items():
+            summed[key] = summed.get(key, 0.0) + value
+    return summed
+
+
+def total(delta: Samples, name: str, **labels: str) -> float:
+    """The sum of a series over the labels not given (e.g. over the processes of a group)."""
+    want = set(labels.items())
+    return sum(value for (sample, sample_labels), value in delta.items()
+               if sample == name and want <= set(sample_labels))
+
+
+def _buckets(delta: Samples, name: str, **labels: str) -> list[tuple[float, float]]:
+    want = set(labels.items())
+    rows: dict[float, float] = {}
+    for (sample, sample_labels), value in delta.items():
+        if sample != f"{name}_bucket":
+            continue
+        rest = dict(sample_labels)
+        bound = float(rest.pop("le"))
+        if want <= set(rest.items()):
+            rows[bound] = rows.get(bound, 0.0) + value
+    return sorted(rows.items())
+
+
+def quantile_bound(delta: Samples, name: str, q: float, **labels: str) -> float:
+    """The upper bound of the histogram bucket holding quantile ``q`` (NaN: no observations)."""
+    rows = _buckets(delta, name, **labels)
+    if not rows or rows[-1][1] <= 0:
+        return float("nan")
+    for bound, count in rows:
+        if count >= q * rows[-1][1]:
+            return bound
+    return float("inf")
+
+
+def over(delta: Samples, name: str, bound: float, **labels: str) -> float:
+    """Observations above ``bound`` (a bucket bound) in a histogram's delta."""
+    rows = _buckets(delta, name, **labels)
+    if not rows:
+        return 0.0
+    below = max((count for le, count in rows if le <= bound), default=0.0)
+    return rows[-1][1] - below
+
+
+STAGES = ("fetch", "decode", "helper_wait", "features", "model", "join", "produce", "checkpoint", "commit")
+_STAGE_NOTES = {"fetch": "waiting for records (idle when keeping up)", "helper_wait": "waiting for the frame helper",
+                "commit": "Faust's commits: producer flush + commit, in their own task"}
+
+
+def stage_report(delta: Samples, wall_s: float, frames: float, indent: str = "  ") -> str:
+    """The worker's per-stage breakdown over an interval (streams/stages.py): wall time as a
+    share of the interval, the main thread's CPU per 1000 frames, and how many batches took long."""
+    seconds = "crowdsound_stream_stage_seconds_total"
+    cpu_seconds_ = "crowdsound_stream_stage_cpu_seconds_total"
+    batch = "crowdsound_stream_stage_batch_seconds"
+    lines = [f"{indent}{'stage':<12}{'wall %':>8}{'CPU ms/1000 frames':>20}{'batches':>9}{'>100 ms':>9}"
+             f"{'>1 s':>6}{'p99 batch':>12}"]
+    busy = cpu_busy = 0.0
+    per_1000 = 1_000_000 / max(frames, 1)
+    for stage in STAGES:
+        wall = total(delta, seconds, stage=stage)
+        cpu = total(delta, cpu_seconds_, stage=stage)
+        count = total(delta, f"{batch}_count", stage=stage)
+        if stage not in ("fetch", "helper_wait", "commit"):
+            busy += wall
+            cpu_busy += cpu
+        p99 = quantile_bound(delta, batch, 0.99, stage=stage)
+        lines.append(f"{indent}{stage:<12}{100 * wall / wall_s:>7.1f}%"
+                     f"{cpu * per_1000:>20.0f}"
+                     f"{count:>9.0f}{over(delta, batch, 0.1, stage=stage):>9.0f}{over(delta, batch, 1.0, stage=stage):>6.0f}"
+                     f"{'<= %g s' % p99 if p99 == p99 else '-':>12}"
+                     + (f"   ({_STAGE_NOTES[stage]})" if stage in _STAGE_NOTES else ""))
+    lines.append(f"{indent}the worker's loop was busy (decode .. checkpoint) {100 * busy / wall_s:.0f} % of the time, "
+                 f"using {cpu_busy * per_1000:.0f} ms of CPU per 1000 frames")
+    wait = "crowdsound_stream_record_wait_seconds"
+    loop = "crowdsound_stream_loop_delay_seconds"
+    lines.append(f"{indent}record wait (Kafka timestamp -> agent): p50 <= {quantile_bound(delta, wait, 0.5):g} s, "
+                 f"p99 <= {quantile_bound(delta, wait, 0.99):g} s, over 1 s: {over(delta, wait, 1.0):.0f}; "
+                 f"event loop late by > 100 ms: {over(delta, loop, 0.1):.0f} times, > 1 s: {over(delta, loop, 1.0):.0f}, "
+                 f"p99 <= {quantile_bound(delta, loop, 0.99):g} s")
+    return "\n".join(lines)

@@ -31,9 +31,9 @@
    and worst of each protocol.
 
 The consumer lag counts records the worker has read but not yet committed: it commits a
-record once the match's state including it is checkpointed (every 10 records of a match,
-see streams/checkpoints.py) and Faust commits once a second, so a healthy worker shows a
-steady lag of ~1-2 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
+record once the match's state including it is checkpointed (every 20 records of a match,
+see streams/app.py) and Faust commits once a second, so a healthy worker shows a
+steady lag of ~2-3.5 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
 ended more than 1 s of audio above where it started.
 
 Needs the local broker (started if not running) or KAFKA_BOOTSTRAP_SERVERS.
@@ -70,7 +70,17 @@ from infra.topics import apply_catalogue  # noqa: E402
 from schemas.audio import encode_payload  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 from tests.kafka_helpers import cli_env, free_port  # noqa: E402
-from tests.benchmarks.bench_support import broker_pid, cpu_seconds, drop_topics, machine_cpu_seconds  # noqa: E402
+from tests.benchmarks.bench_support import (  # noqa: E402
+    added,
+    broker_pid,
+    cpu_model,
+    cpu_seconds,
+    drop_topics,
+    group_ready,
+    machine_cpu_seconds,
+    scrape,
+    stage_report,
+)
 
 FRAME = 4800
 
@@ -184,16 +194,29 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
 
 
 HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAME_HELPER=0)
+PROCESSES = 1  # --processes: `crowdsound worker --processes N`
+COMPOSER = False  # --composer: a control-only composer reads the emotions during live runs, as in production
+
+
+def start_composer(settings: Settings, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "composer", "--outputs", "control",
+                             "--instance", "bench"], cwd=log.parent,
+                            env=cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT="0"),
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            start_new_session=True)
 
 
 def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
     """The worker's environment (with ``settings``' properties file on a secure cluster)."""
-    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT=str(metrics_port),
-                   CROWDSOUND_FRAME_HELPER="1" if HELPER else "0")
+    # With --processes N the workers analyse their own frames (no helper each), unless --no-helper
+    # says so anyway: N workers already keep the cores busy.
+    helper = {"CROWDSOUND_FRAME_HELPER": "1" if HELPER else "0"} if PROCESSES == 1 or not HELPER else {}
+    return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT=str(metrics_port), **helper)
 
 
 def start_worker(settings: Settings, log: Path, metrics_port: int = 0) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], cwd=log.parent,
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", "--processes", str(PROCESSES)],
+                            cwd=log.parent,
                             env=worker_env(settings, metrics_port), stdout=open(log, "w"),  # noqa: SIM115
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -204,9 +227,22 @@ def frames_analysed(port: int) -> dict[str, float]:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()  # noqa: S310
     except OSError:
         return {}
-    return {sample.labels["where"]: sample.value for family in text_string_to_metric_families(text)
-            if family.name == "crowdsound_stream_frames_analysed" for sample in family.samples
-            if sample.name.endswith("_total")}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "crowdsound_stream_frames_analysed":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):  # (summed over the processes of --processes)
+                    counts[sample.labels["where"]] = counts.get(sample.labels["where"], 0.0) + sample.value
+    return counts
+
+
+def worker_main_cpu(worker: subprocess.Popen) -> float:
+    """CPU seconds of the worker processes themselves, without their frame helpers (with
+    --processes: the supervisor's children, each without its own children)."""
+    if PROCESSES == 1:
+        return cpu_seconds(worker.pid)
+    pids = [int(p) for task in Path(f"/proc/{worker.pid}/task").glob("*/children") for p in task.read_text().split()]
+    return cpu_seconds(worker.pid) + sum(cpu_seconds(pid) for pid in pids)
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
@@ -347,12 +383,15 @@ class LiveResult:
     worker_cpu: float  # share of one core (the worker process and its frame helper)
     worker_main_cpu: float  # the worker process alone
     broker_cpu: float
+    composer_cpu: float  # the control-only composer (--composer; 0 without)
     machine_cpu: float  # all processes on the machine, cores busy
     load_cpu: float  # this benchmark (the encoders' producer and the latency consumer)
     sent_late_ms: float  # how far the producer fell behind its schedule at worst
+    delivered_ms: tuple[float, float]  # p50, p99 from produce() to the broker's ack of a frame
     slow: list[tuple[float, int, float]]  # episodes of windows over TARGET_MS: (start s into the run, windows, worst ms)
     helper_share: float  # of the frames analysed, the share the frame helper analysed (NaN: no helper)
     helper_share_slow: list[float]  # the same from 2 s before to 10 s after each slow episode began
+    stages: str = ""  # the worker's per-stage breakdown (streams/stages.py) over the measured part
 
     @property
     def fps(self) -> int:
@@ -360,7 +399,7 @@ class LiveResult:
 
     @property
     def others_cpu(self) -> float:
-        return max(0.0, self.machine_cpu - self.worker_cpu - self.broker_cpu - self.load_cpu)
+        return max(0.0, self.machine_cpu - self.worker_cpu - self.broker_cpu - self.composer_cpu - self.load_cpu)
 
     @property
     def growing(self) -> bool:
@@ -377,15 +416,19 @@ class LiveResult:
             f"({self.lag_max * seconds_of:.1f} s), trend {self.lag_trend:+.1f} records/s -> "
             f"{'GROWING' if self.growing else 'not growing'}\n"
             f"  CPU (% of one core): worker {100 * self.worker_cpu:.0f} (of which its frame helper "
-            f"{100 * (self.worker_cpu - self.worker_main_cpu):.0f}), broker {100 * self.broker_cpu:.0f}, this "
+            f"{100 * (self.worker_cpu - self.worker_main_cpu):.0f}), broker {100 * self.broker_cpu:.0f}, "
+            f"{f'control composer {100 * self.composer_cpu:.0f}, ' if COMPOSER else ''}this "
             f"benchmark's encoders and consumer {100 * self.load_cpu:.0f}, anything else on the machine "
             f"{100 * self.others_cpu:.0f}; whole machine {100 * self.machine_cpu:.0f} of {100 * (os.cpu_count() or 1)}\n"
-            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule; frames analysed by the helper "
+            f"  producer at most {self.sent_late_ms:.0f} ms behind its schedule, frames acked by the broker "
+            f"p50 {self.delivered_ms[0]:.0f} ms / p99 {self.delivered_ms[1]:.0f} ms after produce(); "
+            f"frames analysed by the helper "
             f"{100 * self.helper_share:.0f} %\n"
             f"  windows over {TARGET_MS} ms: {sum(n for _, n, _ in self.slow)}"
             + "".join(f"; {n} at {at:.0f} s (worst {worst:.0f} ms, frames by the helper around it "
                       f"{100 * share:.0f} %)" for (at, n, worst), share in zip(self.slow[:6], self.helper_share_slow))
             + (f"; and {len(self.slow) - 6} more episodes" if len(self.slow) > 6 else "")
+            + (f"\n  where the worker's time went (after the warm-up):\n{self.stages}" if self.stages else "")
         )
 
 
@@ -418,6 +461,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     role = roles.role if roles is not None else (lambda name: settings)
     metrics_port = free_port()
     worker = start_worker(role("worker"), log, metrics_port)
+    composer = start_composer(role("composer"), log.with_suffix(".composer.log")) if COMPOSER else None
     analysed: list[tuple[float, dict[str, float]]] = []  # (wall time, frames analysed by where), every 2 s
     latencies: list[float] = []
     inside: list[float] = []
@@ -444,7 +488,13 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
     ready.wait(30)
-    time.sleep(8)  # worker start-up
+    # Encoders start once the worker(s) own the partitions: frames sent while a worker is still
+    # starting wait for it, a backlog the run would then measure instead of the live path.
+    started = group_ready(role("worker"), worker_group(settings), PROCESSES, timeout_s=90,
+                          check=lambda: worker.poll() is None or sys.exit(f"the worker exited; see {log}"))
+    if started is None:
+        sys.exit(f"the worker did not join its group in 90 s; see {log}")
+    time.sleep(2)  # the table's (empty) changelog recovered
     lag = Lag(role("worker"), worker_group(settings))
     lag_samples: list[tuple[float, int]] = []
     rng = np.random.default_rng(7)
@@ -461,9 +511,17 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     begin = time.time() + 0.5
     worker_cpu0, broker_cpu0, wall0 = cpu_seconds(worker.pid, children=True), cpu_seconds(broker_pid(base)), \
         time.monotonic()
-    main_cpu0, machine0, own0 = cpu_seconds(worker.pid), machine_cpu_seconds(), cpu_seconds(os.getpid())
+    composer_cpu0 = cpu_seconds(composer.pid) if composer is not None else 0.0
+    main_cpu0, machine0, own0 = worker_main_cpu(worker), machine_cpu_seconds(), cpu_seconds(os.getpid())
     late = 0.0
+    acked: list[float] = []  # ms from produce() to the broker's ack, after the warm-up
+
+    def delivered(error: object, message: object) -> None:
+        if error is None and stages0 is not None:
+            acked.append(time.time() * 1000 - message.timestamp()[1])  # type: ignore[attr-defined]
+
     next_lag = time.monotonic() + warmup_s
+    stages0: tuple[float, dict] | None = None
     cycle = 0
     while cycle * 0.1 < seconds:
         for m in order:
@@ -478,25 +536,35 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
                 late = max(late, -delay * 1000)
             wall = int(due * 1000) - 100  # the frame's first sample was captured 100 ms before it is sent
             producer.produce(topic, key=keys[m], value=frame_record(keys[m].decode(), int(seq),
-                                                                     payloads[seq % len(payloads)], wall))
+                                                                     payloads[seq % len(payloads)], wall),
+                             on_delivery=delivered)
             producer.poll(0)
         if time.monotonic() >= next_lag:
             lag_samples.append((time.monotonic(), lag.lag()))
             analysed.append((time.time(), frames_analysed(metrics_port)))
+            if stages0 is None:
+                stages0 = (time.monotonic(), scrape(metrics_port))
             next_lag = time.monotonic() + 2.0
         cycle += 1
     producer.flush(30)
     elapsed = time.monotonic() - wall0
     worker_cpu = (cpu_seconds(worker.pid, children=True) - worker_cpu0) / elapsed
-    main_cpu = (cpu_seconds(worker.pid) - main_cpu0) / elapsed
+    main_cpu = (worker_main_cpu(worker) - main_cpu0) / elapsed
     broker_cpu = (cpu_seconds(broker_pid(base)) - broker_cpu0) / elapsed
+    composer_cpu = (cpu_seconds(composer.pid) - composer_cpu0) / elapsed if composer is not None else 0.0
     machine_cpu = (machine_cpu_seconds() - machine0) / elapsed
     own_cpu = (cpu_seconds(os.getpid()) - own0) / elapsed
+    stages = ""
+    if stages0 is not None:
+        span = time.monotonic() - stages0[0]
+        stages = stage_report(added(stages0[1], scrape(metrics_port)), span, matches * 10 * span, indent="    ")
     time.sleep(3)
     stop.set()
     reader.join(timeout=10)
     lag.close()
     stop_worker(worker)
+    if composer is not None:
+        stop_worker(composer)
     if not latencies or len(lag_samples) < 3:
         raise SystemExit(f"live: no windows or lag samples; see {log}")
     values, own = np.array(latencies), np.array(inside)
@@ -508,10 +576,29 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         worker_p99_ms=float(np.percentile(own, 99)),
         lag_start=int(lags[0]), lag_end=int(lags[-1]), lag_max=int(lags.max()),
         lag_trend=float(np.polyfit(times - times[0], lags, 1)[0]), worker_cpu=worker_cpu, worker_main_cpu=main_cpu,
-        broker_cpu=broker_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
+        broker_cpu=broker_cpu, composer_cpu=composer_cpu, machine_cpu=machine_cpu, load_cpu=own_cpu, sent_late_ms=late,
+        delivered_ms=(float(np.percentile(acked, 50)), float(np.percentile(acked, 99))) if acked else (0.0, 0.0),
         slow=slow, helper_share=helper_share(analysed, 0.0, float("inf")),
         helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in slow],
+        stages=stages,
     )
+
+
+def repeat_summary(results: list[LiveResult]) -> str:
+    """The figures of several live runs: min / median / max of each, and how many held."""
+    rows = [("p50 ms", [r.p50_ms for r in results]), ("p99 ms", [r.p99_ms for r in results]),
+            ("max ms", [r.max_ms for r in results]), ("lag trend records/s", [r.lag_trend for r in results]),
+            ("worker CPU %", [100 * r.worker_cpu for r in results]),
+            ("broker CPU %", [100 * r.broker_cpu for r in results]),
+            ("machine CPU %", [100 * r.machine_cpu for r in results])]
+    held = sum(1 for r in results if r.p99_ms <= TARGET_MS and not r.growing)
+    lines = [f"{len(results)} live runs ({', '.join(str(r.matches) for r in results)} matches):",
+             f"  {'':<22}{'min':>9}{'median':>9}{'max':>9}   each run"]
+    for name, values in rows:
+        lines.append(f"  {name:<22}{min(values):>9.0f}{float(np.median(values)):>9.0f}{max(values):>9.0f}   "
+                     + " ".join(f"{v:.0f}" for v in values))
+    lines.append(f"  held (p99 <= {TARGET_MS} ms and lag not growing): {held} of {len(results)}")
+    return "\n".join(lines)
 
 
 def secure_admin(base: Settings) -> Settings:
@@ -579,19 +666,26 @@ def main() -> None:
     parser.add_argument("--skip-backlog", action="store_true")
     parser.add_argument("--no-helper", action="store_true",
                         help="analyse frames in the worker's own process (and in the plain loop's)")
+    parser.add_argument("--processes", type=int, default=1, help="crowdsound worker --processes N (default 1)")
+    parser.add_argument("--composer", action="store_true",
+                        help="run a control-only composer on the emotions during live runs, as in production")
     parser.add_argument("--secure", action="store_true",
                         help="the live run over PLAINTEXT and over SASL_SSL with role principals, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="live runs per protocol (default 1)")
     args = parser.parse_args()
-    global HELPER
+    global HELPER, PROCESSES, COMPOSER
     HELPER = not args.no_helper
+    PROCESSES = args.processes
+    COMPOSER = args.composer
     base = Settings.from_env()
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:  # the local broker, on CROWDSOUND_BROKER_PORT
         status, _ = broker_up(base)
         base = base.with_overrides(bootstrap_servers=status.bootstrap)
     payloads = crowd_frames(max(args.seconds, 30))
-    print(f"machine: {os.cpu_count()} cores; broker {base.bootstrap_servers}; frame helper process "
-          f"{'on' if HELPER else 'off'}", flush=True)
+    workers = "one worker" if PROCESSES == 1 else f"worker --processes {PROCESSES}"
+    helper = "on" if HELPER and PROCESSES == 1 else "off"
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}); broker {base.bootstrap_servers}; {workers}, frame helper "
+          f"process {helper}{'; a control-only composer alongside' if COMPOSER else ''}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
             tmp = os.environ["BENCH_LOG_DIR"]
@@ -647,6 +741,8 @@ def main() -> None:
                 drop_topics(scoped)
                 results.append(result)
                 print(result.report(), flush=True)
+        if len(results) > 1:
+            print(repeat_summary(results))
         if results:
             keeping_up = [r.matches for r in results if not r.growing]
             print(f"ceiling (live): {max(keeping_up) if keeping_up else 'none'} matches kept up "
