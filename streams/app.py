@@ -113,11 +113,15 @@ def _topic(name: str) -> faust.types.TopicT:
     return _outputs[name]
 
 
-def _write_state(partition: int, key: bytes, state: bytes) -> None:
-    """``match_state[key] = state`` from outside the record's stream context: the changelog
-    partition is the match's (the source topics are co-partitioned with the table)."""
-    match_state.send_changelog(partition, key, state)
-    match_state.data[key] = state
+def _write_state(partition: int, key: bytes, state: bytes | None) -> Any:
+    """``match_state[key] = state`` (None: delete) from outside the record's stream context: the
+    changelog partition is the match's (the source topics are co-partitioned with the table).
+    Returns the changelog send's future, which `Checkpoints` awaits before acking."""
+    if state is None:
+        match_state.data.pop(key, None)
+    else:
+        match_state.data[key] = state
+    return match_state.send_changelog(partition, key, state)
 
 
 def _in_table(work: RecordProcessor, key: bytes) -> bool:
