@@ -151,6 +151,8 @@ class MatchScore:
     def on_window(self, window: dict[str, Any]) -> list[Output]:
         """Take one decoded EmotionWindow; return the control messages and audio it releases."""
         start_ms = self._place(window["clock"]["period"], int(window["clock"]["ms"]))
+        if any(w.start_ms == start_ms and w.revision >= int(window["revision"]) for w in self.windows):
+            return []  # a revision no newer than the one kept (it arrived late, or again): nothing changes
         digest = digest_window(window, start_ms=start_ms)
         self._remember(digest)
         end_ms = digest.end_ms
@@ -228,9 +230,9 @@ class MatchScore:
         return fallback if anchor is None else anchor[1] + period_ms - anchor[0]
 
     def _remember(self, digest: WindowDigest) -> None:
-        kept = [w for w in self.windows if w.start_ms != digest.start_ms or w.revision > digest.revision]
-        if len(kept) == len(self.windows) or all(w.start_ms != digest.start_ms for w in kept):
-            kept.append(digest)
+        """Keep ``digest`` in place of any lower revision of its window (on_window drops the rest)."""
+        kept = [w for w in self.windows if w.start_ms != digest.start_ms]
+        kept.append(digest)
         horizon = self.watermark_ms - _KEEP_WINDOWS_MS
         self.windows = sorted((w for w in kept if w.end_ms >= horizon), key=lambda w: w.start_ms)
 

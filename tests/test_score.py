@@ -115,6 +115,21 @@ def test_revisions_and_repeated_events_never_repeat_a_stinger():
     assert [s["stinger"] for s in controls(outputs, "STINGER")] == ["goal"]
 
 
+def test_a_stale_revision_arriving_after_a_newer_one_changes_nothing():
+    """Revisions of one window may arrive out of order (two workers during a rebalance, a
+    redelivery): the music follows the highest revision, whatever came after it."""
+    calm = emotion_windows("m-stale", [Spell(0, 40, "CALM", 0.2, 0.0)])
+    loud = emotion_windows("m-stale", [Spell(0, 40, "CELEBRATION", 0.95, 0.8)])
+    in_order, with_stale = [], []
+    for low, high in zip(calm, loud, strict=True):
+        revised = {**high, "revision": 2}
+        in_order += [low, revised]
+        with_stale += [low, revised, {**low, "revision": 1}]  # revision 1 comes last
+    expected = controls(run(MatchScore("m-stale"), in_order))
+    assert expected != controls(run(MatchScore("m-stale"), calm))  # the revisions matter
+    assert controls(run(MatchScore("m-stale"), with_stale)) == expected
+
+
 def test_missing_windows_hold_then_decay_and_the_timeline_stays_contiguous():
     windows = emotion_windows("m-gap", [Spell(0, 30, "CELEBRATION", 0.95, 0.8), Spell(60, 75, "CALM", 0.2, 0.0)])
     outputs = run(MatchScore("m-gap"), windows)
