@@ -45,6 +45,7 @@ from infra.metrics import serve_metrics
 from infra.partitioning import partition_for
 from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
+from infra.topics import internal_topic_replication
 from schemas.codec import decode, encode
 
 __all__ = ["run_composer", "state_topic"]
@@ -92,9 +93,11 @@ def _ensure_state_topic(settings: Settings) -> None:
     name = state_topic(settings)
     if name in admin.list_topics(timeout=10).topics:
         return
-    topic = NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
+    replicas, min_insync = internal_topic_replication(admin, settings)
+    topic = NewTopic(name, num_partitions=settings.partitions, replication_factor=replicas,
                      config={"cleanup.policy": "compact", "compression.type": "zstd", "segment.ms": "3600000",
-                             "min.cleanable.dirty.ratio": "0.1", "max.message.bytes": str(8 * 1024 * 1024)})
+                             "min.cleanable.dirty.ratio": "0.1", "max.message.bytes": str(8 * 1024 * 1024),
+                             "min.insync.replicas": str(min_insync)})
     for future in admin.create_topics([topic]).values():
         try:
             future.result()

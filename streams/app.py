@@ -31,7 +31,7 @@ from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
 from streams.processor import Applied, RecordProcessor
 
-__all__ = ["app", "settings"]
+__all__ = ["app", "settings", "use_replication"]
 
 log = logging.getLogger("crowdsound.worker")
 settings = Settings.from_env()
@@ -89,6 +89,14 @@ match_state = app.Table(
 )
 _outputs: dict[str, faust.types.TopicT] = {}
 _processor: RecordProcessor | None = None
+
+
+def use_replication(replicas: int, min_insync: int) -> None:
+    """How the topics Faust creates (the table's changelog) are replicated: decided from the
+    cluster when the worker starts (``infra.topics.internal_topic_replication``), because the
+    changelog holds every match's state and must survive a broker like the catalogue's topics."""
+    app.conf.topic_replication_factor = replicas
+    match_state.extra_topic_configs = {**match_state.extra_topic_configs, "min.insync.replicas": str(min_insync)}
 
 
 def processor() -> RecordProcessor:

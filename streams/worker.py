@@ -57,16 +57,26 @@ def _check_topics(settings: Settings) -> None:
         raise CrowdsoundError(f"topics missing: {', '.join(missing)}; run `crowdsound topics apply`")
 
 
+def _changelog_replication(settings: Settings) -> tuple[int, int]:
+    """Replication factor and min.insync.replicas of the table's changelog, from the cluster."""
+    from infra.clients import make_admin
+    from infra.topics import internal_topic_replication
+
+    return internal_topic_replication(make_admin(settings), settings)
+
+
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     _check_topics(settings)
+    replication = _changelog_replication(settings)
     from streams.emotion import EmotionModel
 
     EmotionModel.load()  # a missing or broken model is a one-line error now, not a crash later
     import faust
 
     from infra.metrics import serve_metrics
-    from streams.app import app
+    from streams.app import app, use_replication
 
+    use_replication(*replication)
     if args.instance_id:
         app.conf.consumer_group_instance_id = args.instance_id
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
