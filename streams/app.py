@@ -29,9 +29,9 @@ import faust
 
 from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
-from streams.processor import Applied, RecordProcessor
+from streams.processor import FORGOTTEN, Applied, RecordProcessor
 
-__all__ = ["app", "settings", "use_replication"]
+__all__ = ["app", "configure", "settings"]
 
 log = logging.getLogger("crowdsound.worker")
 settings = Settings.from_env()
@@ -91,12 +91,21 @@ _outputs: dict[str, faust.types.TopicT] = {}
 _processor: RecordProcessor | None = None
 
 
-def use_replication(replicas: int, min_insync: int) -> None:
-    """How the topics Faust creates (the table's changelog) are replicated: decided from the
-    cluster when the worker starts (``infra.topics.internal_topic_replication``), because the
-    changelog holds every match's state and must survive a broker like the catalogue's topics."""
+# A finished match is deleted from the table once its partition has heard a record this much
+# later (record times, bounded by the broker's clock): the table and its restore stay the size
+# of the matches in play. `crowdsound worker --forget-after HOURS` sets it.
+forget_after_ms = 6 * 3_600_000
+
+
+def configure(*, replicas: int, min_insync: int, forget_after_h: float) -> None:
+    """What `crowdsound worker` decides before Faust starts: how the topics Faust creates (the
+    table's changelog, which holds every match's state and must survive a broker like the
+    catalogue's topics) are replicated, from the cluster (``infra.topics.internal_topic_replication``),
+    and when finished matches are forgotten."""
+    global forget_after_ms
     app.conf.topic_replication_factor = replicas
     match_state.extra_topic_configs = {**match_state.extra_topic_configs, "min.insync.replicas": str(min_insync)}
+    forget_after_ms = int(forget_after_h * 3_600_000)
 
 
 def processor() -> RecordProcessor:
@@ -152,7 +161,8 @@ _checkpoints: list[Checkpoints] = []  # of the running agent (one per worker pro
 async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
     """Checkpoint quiet matches; and every match when Faust asks the streams to drain
     (flow suspended: a rebalance or a shutdown waits for all records to be acked). Now and
-    then, let go of matches that ended (their state is in the table)."""
+    then, let go of matches that went quiet (their state is in the table), and delete the
+    matches that finished from the table."""
     ticks = 0
     while True:
         await asyncio.sleep(0.05)
@@ -164,8 +174,19 @@ async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
             ticks += 1
             if ticks % 1200 == 0:  # every minute
                 work.forget([key for key in work.idle(IDLE_MATCH_S) if _in_table(work, key)])
+            if ticks % 100 == 0:  # every 5 s
+                _delete_finished(keeper, work)
         except Exception as exc:  # noqa: BLE001 - without checkpoints nothing is acked again
             exit_without_commit(exc, "checkpointing failed")
+
+
+def _delete_finished(keeper: Checkpoints, work: RecordProcessor) -> None:
+    for key, partition in work.finished(forget_after_ms, match_state.data.items()):
+        keeper.delete(key, partition)  # after its last checkpoint, in the changelog's order
+        work.forget([key])
+        FORGOTTEN.inc()
+        log.info("forgot match_id=%s (its partition heard nothing of it for %.1f h)", key.decode(errors="replace"),
+                 forget_after_ms / 3_600_000)
 
 
 @app.on_partitions_revoked.connect
@@ -173,8 +194,7 @@ async def _forget_revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
     """The revoked partitions were drained (all checkpointed and acked): forget their
     matches, so that a partition coming back is loaded from the table, not from memory."""
     work = processor()
-    partitions = {tp.partition for tp in revoked if tp.topic in (work.audio_topic, work.events_topic)}
-    work.forget([key for key, live in work.matches.items() if live.partition in partitions])
+    work.drop_partitions({tp.partition for tp in revoked if tp.topic in (work.audio_topic, work.events_topic)})
     for keeper in _checkpoints:
         keeper.forget(revoked)
 
@@ -247,7 +267,8 @@ async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any,
             index += 1
         try:
             applied = work.apply(topic=message.topic, partition=message.partition, offset=message.offset,
-                                 key=message.key, value=message.value, decoded=record, analysis=analysis)
+                                 key=message.key, value=message.value, decoded=record, analysis=analysis,
+                                 timestamp_ms=round(message.timestamp * 1000) if message.timestamp else None)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the other matches
             applied = _failed(work, message, exc)
         sent = [await _topic(out.topic).send(key=out.key, value=out.value, timestamp=(

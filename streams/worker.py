@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 
+from infra.cliargs import whole_number
 from infra.errors import CrowdsoundError
 from infra.settings import Settings
 
@@ -40,6 +41,10 @@ def add_worker_parser(commands) -> None:
     parser.add_argument("--instance-id", metavar="ID",
                         help="static group membership: a restarted worker with the same id gets its partitions "
                         "back at once instead of after the session timeout")
+    parser.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
+                        default=6, metavar="HOURS",
+                        help="delete a match's state from the table once its partition has heard a record HOURS "
+                        "later (record times, the broker's clock; default 6): the table holds the matches in play")
     parser.set_defaults(handler=run_worker)
 
 
@@ -74,9 +79,10 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from infra.metrics import serve_metrics
-    from streams.app import app, use_replication
+    from streams.app import app, configure
 
-    use_replication(*replication)
+    replicas, min_insync = replication
+    configure(replicas=replicas, min_insync=min_insync, forget_after_h=args.forget_after)
     if args.instance_id:
         app.conf.consumer_group_instance_id = args.instance_id
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
