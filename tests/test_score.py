@@ -141,6 +141,19 @@ def test_missing_windows_hold_then_decay_and_the_timeline_stays_contiguous():
     assert ends == sorted(ends) and max(np.diff(ends)) <= 4 * 60_000 / 80 + 1  # no bar longer than 4 beats at 80 bpm
 
 
+def test_a_window_after_an_hours_gap_releases_at_most_a_minute_of_music():
+    before = emotion_windows("m-hour", [Spell(0, 30, "CALM", 0.2, 0.0)])
+    after = emotion_windows("m-hour", [Spell(3600, 3630, "EXCITEMENT", 0.7, 0.3)])
+    score = MatchScore("m-hour")
+    bars = controls(run(score, before), "BAR")
+    first_after = controls(score.on_window(after[0]), "BAR")
+    released_ms = sum(b["beats_per_bar"] * beat_ms(b) for b in first_after)
+    assert released_ms < 70_000  # not an hour of bars in one go
+    bars += first_after + controls(run(score, after[1:]), "BAR")
+    assert [b["bar"] for b in bars] == list(range(len(bars)))  # the music stays contiguous
+    assert period_ms(bars[-1]) > 3_600_000  # and follows the match after the gap
+
+
 def test_preferences_apply_from_the_next_bar():
     windows = emotion_windows("m-prefs", [Spell(0, 60, "CELEBRATION", 0.95, 0.8)])
     score = MatchScore("m-prefs")
