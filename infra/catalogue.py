@@ -45,9 +45,10 @@ class TopicSpec:
     compression: Literal["zstd", "lz4", "snappy", "gzip", "producer", "uncompressed"] = "zstd"
     max_message_bytes: int = _MIB
     partitions: int | None = None
-    # LogAppendTime: the broker stamps each record with its own clock. For topics written by
-    # machines at the venue, whose clocks may be hours off: record times (replay's seeks,
-    # retention, the bound on event time) then come from the cluster, not from a venue.
+    # LogAppendTime: the broker stamps each record with its own clock. For topics whose times
+    # come from machines at the venue, whose clocks may be hours off (the emotion windows carry
+    # the audio's): record times (replay's seeks, retention, the bound on event time) then come
+    # from the cluster, not from a venue.
     timestamp_type: TimestampType = "CreateTime"
 
 
@@ -89,6 +90,7 @@ _SOURCES: tuple[TopicSpec, ...] = (
     TopicSpec(name="crowd.features.v1", value_type="CrowdFeatures", retention_ms=30 * _DAY_MS,
               description="acoustic features per window (optional intermediate)"),
     TopicSpec(name="crowd.emotions.v1", value_type="EmotionWindow", retention_ms=365 * _DAY_MS,
+              timestamp_type="LogAppendTime",
               description="crowd emotion per window, re-emitted with a higher revision when late events change it"),
     TopicSpec(name="music.preferences.v1", value_type="Preferences", retention_ms=-1,
               cleanup_policy="compact",

@@ -84,7 +84,7 @@ def test_every_dead_letter_topic_takes_the_largest_record_of_its_sources_with_ro
 def test_topics_written_at_the_venue_take_the_brokers_clock():
     # Venue clocks can be hours off; record times (seeks, retention, the bound on event time)
     # must come from the cluster.
-    for name in ("crowd.audio.v1", "match.events.v1"):
+    for name in ("crowd.audio.v1", "match.events.v1", "crowd.emotions.v1"):
         assert topic_configs(spec_for(name))["message.timestamp.type"] == "LogAppendTime"
 
 

@@ -127,3 +127,24 @@ def test_replay_refuses_bad_input_in_one_line(retained, tmp_path):
         assert result.returncode != 0, args
         assert needle in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_replay_that_cannot_read_a_partition_to_its_end_says_so_and_fails(retained, tmp_path):
+    """A partition that stops delivering (here a transaction left open holds its stable offset
+    back, as a producer killed mid-transaction does) must not become a silently shorter replay."""
+    settings = retained
+    stuck = make_producer(settings, {"transactional.id": f"stuck-{settings.topic_prefix}", "transaction.timeout.ms": 60_000})
+    stuck.init_transactions(30)
+    stuck.begin_transaction()
+    late = emotion_windows(MATCH, [Spell(AWAY_GOAL_S + 120, AWAY_GOAL_S + 121, "CALM", 0.2, 0.0)])[0]
+    stuck.produce(settings.topic("crowd.emotions.v1"), key=match_key(MATCH), value=encode("EmotionWindow", late))
+    stuck.flush(10)
+    try:
+        result = run_cli("replay", "--match", MATCH, "--out", str(tmp_path / "out"), "--auto", "2", "--quiet",
+                         "--read-timeout", "4", settings=settings)
+    finally:
+        stuck.abort_transaction(30)
+    assert result.returncode == 1, result.stdout
+    assert "incomplete" in result.stderr and "crowd.emotions.v1" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "index.json").exists()
