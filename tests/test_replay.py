@@ -129,22 +129,40 @@ def test_replay_refuses_bad_input_in_one_line(retained, tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_a_replay_that_cannot_read_a_partition_to_its_end_says_so_and_fails(retained, tmp_path):
-    """A partition that stops delivering (here a transaction left open holds its stable offset
-    back, as a producer killed mid-transaction does) must not become a silently shorter replay."""
-    settings = retained
-    stuck = make_producer(settings, {"transactional.id": f"stuck-{settings.topic_prefix}", "transaction.timeout.ms": 60_000})
-    stuck.init_transactions(30)
-    stuck.begin_transaction()
-    late = emotion_windows(MATCH, [Spell(AWAY_GOAL_S + 120, AWAY_GOAL_S + 121, "CALM", 0.2, 0.0)])[0]
-    stuck.produce(settings.topic("crowd.emotions.v1"), key=match_key(MATCH), value=encode("EmotionWindow", late))
-    stuck.flush(10)
+class _StopsDelivering:
+    """The replay reader's consumer, on a broker that stops delivering after ``records`` records
+    (it went down, a leader is gone): everything else is the real consumer on the real broker."""
+
+    def __init__(self, consumer, records: int) -> None:
+        self._consumer, self._left = consumer, records
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        if self._left <= 0:
+            time.sleep(timeout)
+            return []
+        messages = self._consumer.consume(min(num_messages, self._left), timeout)
+        self._left -= len(messages)
+        return messages
+
+    def __getattr__(self, name: str):
+        return getattr(self._consumer, name)
+
+
+def test_a_replay_that_stops_being_fed_mid_read_fails_instead_of_going_on_incomplete(retained):
+    """A partition that stops delivering in the middle must not end as if it were done: the
+    replay would write a silently incomplete result. It fails, saying why."""
+    from consumers.replay.reader import PartitionReader
+    from infra.errors import BrokerError
+
+    reader = PartitionReader(retained, MATCH, read_timeout_s=3)
+    reader.consumer = _StopsDelivering(reader.consumer, records=100)
     try:
-        result = run_cli("replay", "--match", MATCH, "--out", str(tmp_path / "out"), "--auto", "2", "--quiet",
-                         "--read-timeout", "4", settings=settings)
+        with pytest.raises(BrokerError, match="incomplete"):
+            list(reader.read("crowd.emotions.v1", "EmotionWindow"))
     finally:
-        stuck.abort_transaction(30)
-    assert result.returncode == 1, result.stdout
-    assert "incomplete" in result.stderr and "crowd.emotions.v1" in result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "out" / "index.json").exists()
+        reader.close()
+    complete = PartitionReader(retained, MATCH)  # the same read on a broker that delivers: no error
+    try:
+        assert len(list(complete.read("crowd.emotions.v1", "EmotionWindow"))) > 100
+    finally:
+        complete.close()

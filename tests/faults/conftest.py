@@ -1,0 +1,72 @@
+"""Fixtures of the fault suite: a pipeline of real processes per test, and a short scripted match."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.settings import Settings
+from tests.faults.pipeline import Pipeline
+
+# A short first half with what the music reacts to: a chant, a home goal, a red card. The join's
+# grace covers the longest broker outage of the suite (a SIGKILL, 10 s down, ~15 s to start
+# again): events delayed by an outage stay in grace, so the final windows cannot depend on it.
+GRACE_MS = "60000"
+SCRIPT = """
+[match]
+id = "{match}"
+home = "Home FC"
+away = "Away FC"
+seed = {seed}
+home_share = 0.8
+feed_delay = "0:03"
+[periods]
+pre_match = "0:05"
+first_half = "{minutes}:{seconds:02d}"
+[[moments]]
+at = "0:12"
+kind = "chant"
+side = "home"
+tempo = 120
+duration = "0:12"
+[[moments]]
+at = "0:30"
+kind = "goal"
+side = "home"
+[[moments]]
+at = "0:50"
+kind = "card"
+side = "home"
+outcome = "red"
+"""
+
+
+def match_script(folder: Path, match_id: str, *, seconds: int = 75, seed: int = 7) -> Path:
+    """A match script of ``seconds`` of first half; returns its path."""
+    path = folder / f"{match_id}.toml"
+    path.write_text(SCRIPT.format(match=match_id, seed=seed, minutes=seconds // 60, seconds=seconds % 60))
+    return path
+
+
+def feed_file(script: Path, folder: Path) -> Path:
+    """The script's match events as a JSON Lines feed (what a data provider would send)."""
+    from producers.stadium import load_script, script_events
+
+    path = folder / f"{script.stem}.jsonl"
+    lines = [json.dumps({"type": e["type"], "side": e["side"].lower(), "clock": e["clock"], "event_id": e["event_id"],
+                         "player": e["player"], "outcome": e["outcome"]})
+             for e in script_events(load_script(script)) if e["clock"]["period"] != "PRE_MATCH"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def pipeline(topics: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    processes = Pipeline(topics, tmp_path, CROWDSOUND_GRACE_MS=GRACE_MS)
+    try:
+        yield processes
+    finally:
+        processes.stop()

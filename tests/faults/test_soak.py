@@ -1,0 +1,161 @@
+"""A two-hour match, accelerated, through the stream worker and the composers: memory flat, lag flat.
+
+A minute of the synthetic stadium is rendered once and looped into a venue encoder (raw PCM
+on its stdin) 60 times faster than real time — two hours of crowd audio, 72,000 frames, in two
+minutes — with a goal every ten minutes of match time on the feed. The worker and a
+control-only composer must keep up; an audio composer (which renders about twenty times
+faster than real time per core, so cannot) composes what it can in the time. The resident
+memory of each is sampled throughout and its slope fitted over the second half (after
+warm-up), per hour of match each one processed; the consumer lag of the worker and of the
+control composer must not grow, and both drain at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from infra.clients import make_admin, make_consumer, make_producer, match_key
+from producers.walltime import now_ms
+from schemas.codec import encode
+from tests.faults.conftest import match_script
+from tests.faults.pipeline import record_figures, rss_mib, slope
+from tests.kafka_helpers import free_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.faults]
+
+MATCH = "m-soak"
+MATCH_S = 2 * 3600
+SPEED = 60
+FRAME = 4800  # samples: 100 ms at 48 kHz
+
+
+def _loop_of_the_stadium(tmp_path) -> np.ndarray:
+    """A minute of the synthetic stadium's crowd, int16 mono."""
+    from producers.stadium import load_script, render_stadium
+    from schemas.audio import to_int16
+
+    script = load_script(match_script(tmp_path, "m-soak-loop", seconds=55))
+    return to_int16(np.concatenate(list(render_stadium(script, sample_rate=48_000, channels=1))))[:48_000 * 60, 0]
+
+
+def _lag(admin, consumer, group: str, topics: list[str]) -> int:
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    partitions = [TopicPartition(t, p) for t in topics for p in range(12)]
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])[group].result(10)
+    total = 0
+    for tp in committed.topic_partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
+        total += high - max(0, tp.offset)
+    return total
+
+
+def _metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path):
+    settings = topics
+    loop = _loop_of_the_stadium(tmp_path)
+    audio_port = free_port()
+    pipeline.start("worker", "worker")
+    pipeline.start("composer", "composer", "--instance", "soak", "--outputs", "control")
+    pipeline.start("composer-audio", "composer", "--instance", "soak-audio", "--outputs", "audio",
+                   "--metrics-port", str(audio_port))
+    time.sleep(8)
+    kickoff = now_ms()
+    encoder = pipeline.start("encoder", "encoder", "--match", MATCH, "--source", "-", "--kickoff", str(kickoff),
+                             "--spool-dir", str(tmp_path / "spool"), "--drain-timeout", "120", "--quiet",
+                             supervised=False, stdin=subprocess.PIPE)
+    events = make_producer(settings)
+    admin, reader = make_admin(settings), make_consumer(settings, group_id="soak-lag-reader")
+    prefix = settings.topic_prefix
+    groups = {"worker": (f"{prefix}crowdsound-streams", [settings.topic("crowd.audio.v1"), settings.topic("match.events.v1")]),
+              "composer": (f"{prefix}crowdsound-composer-control", [settings.topic("crowd.emotions.v1")]),
+              "composer-audio": (f"{prefix}crowdsound-composer-audio", [settings.topic("crowd.emotions.v1")])}
+    samples: list[dict] = []
+    fed = [0]  # frames written to the encoder
+    stop = threading.Event()
+
+    def sample() -> None:
+        started = time.monotonic()
+        while not stop.wait(3.0):
+            point = {"t": time.monotonic() - started, "fed_s": fed[0] / 10,
+                     "music_s": _metric(audio_port, "crowdsound_composer_audio_seconds_total")}
+            for name, (group, group_topics) in groups.items():
+                point[f"rss_{name}"] = rss_mib(pipeline.processes[name].pid)
+                try:
+                    point[f"lag_{name}"] = _lag(admin, reader, group, group_topics)
+                except Exception:  # noqa: BLE001 - a group not formed yet
+                    point[f"lag_{name}"] = None
+            samples.append(point)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        started = time.monotonic()
+        frames = MATCH_S * 10
+        for index in range(frames):
+            start = (index * FRAME) % len(loop)
+            assert encoder.popen is not None and encoder.popen.stdin is not None
+            encoder.popen.stdin.write(loop[start:start + FRAME].tobytes())
+            fed[0] = index + 1
+            if index % 6000 == 3000:  # a home goal every ten minutes of match time
+                event = {"match_id": MATCH, "event_id": f"soak-goal-{index}", "type": "GOAL", "side": "HOME",
+                         "team": None, "player": None, "outcome": None,
+                         "clock": {"period": "FIRST_HALF", "ms": index * 100}, "wall_time_ms": kickoff + index * 100,
+                         "source": "soak"}
+                events.produce(settings.topic("match.events.v1"), key=match_key(MATCH), value=encode("MatchEvent", event))
+                events.poll(0)
+            ahead = started + (index + 1) / (10 * SPEED) - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        encoder.popen.stdin.close()
+        events.flush(30)
+        feed_s = time.monotonic() - started
+        assert pipeline.wait("encoder", timeout_s=180) == 0, encoder.log()[-2000:]
+        drained = _wait_until(lambda: samples and samples[-1]["lag_worker"] == 0 and samples[-1]["lag_composer"] == 0,
+                              timeout_s=120)
+    finally:
+        stop.set()
+        sampler.join(10)
+        reader.close()
+
+    figures = {"match_hours": MATCH_S / 3600, "speed": SPEED, "feed_s": round(feed_s, 1), "drained": drained,
+               "samples": len(samples)}
+    half = [s for s in samples if s["t"] >= feed_s / 2 and s["t"] <= feed_s]
+    for name in groups:
+        points = [(s["fed_s"] / 3600 if name != "composer-audio" else s["music_s"] / 3600, s[f"rss_{name}"])
+                  for s in half if s[f"rss_{name}"] == s[f"rss_{name}"]]
+        figures[f"{name}_rss_mib"] = [round(samples[0][f"rss_{name}"]), round(max(s[f"rss_{name}"] for s in samples))]
+        figures[f"{name}_rss_slope_mib_per_match_hour"] = round(slope(points), 1)
+        lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
+        figures[f"{name}_lag_first_last_of_second_half"] = [lags[0], lags[-1]] if lags else None
+    figures["composer-audio_music_s"] = round(samples[-1]["music_s"]) if samples else 0
+    record_figures("soak", **figures)
+
+    assert drained, samples[-3:]
+    for name in ("worker", "composer"):
+        assert figures[f"{name}_rss_slope_mib_per_match_hour"] < 40, figures  # flat: no leak that grows with the match
+        lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
+        assert lags and max(lags[-3:]) <= max(lags[:3]) + 3000, lags  # lag not growing
+    assert figures["composer-audio_rss_slope_mib_per_match_hour"] < 200, figures
+    assert not pipeline.crashes(), {n: p.log()[-2000:] for n, p in pipeline.processes.items()}
+
+
+def _wait_until(condition, *, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1)
+    return False
