@@ -213,12 +213,21 @@ class DiskSpool:
             tmp.replace(self.directory / "acked")
         except OSError as exc:  # a full disk: the next ack writes it (a crash before re-sends a few records)
             log.warning("cannot record acknowledged records in %s: %s", self.directory, exc)
-        # A segment can go once the next one starts at or below the acknowledged count.
+        # A segment can go once the next one starts at or below the acknowledged count; all of
+        # them once everything is acknowledged (a full disk gets its space back at once).
+        if self._acked == self._appended and self._segments:
+            self._close_reader()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            self._segments.append(self._appended)  # where the next segment starts; its file does not exist yet
         while len(self._segments) > 1 and self._segments[1] <= self._acked:
             start = self._segments.pop(0)
             if self._reader is not None and self._reader[0] == start:
                 self._close_reader()
             self._path(start).unlink(missing_ok=True)
+        if self._acked == self._appended:
+            self._segments = []
 
     def close(self) -> None:
         """Close the files; when everything is acknowledged, leave an empty spool."""
