@@ -55,6 +55,7 @@ from infra.partitioning import partition_for
 from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
 from infra.topics import internal_topic_replication
+from infra.watchdog import CallWatchdog
 from schemas.clock import MatchClock, Period
 from schemas.codec import decode, encode
 
@@ -131,6 +132,7 @@ LAST_WINDOW_KEY = "composer_last_window"
 # How far a window's clock may run ahead of the match's furthest window beyond the record time
 # between them (as the worker allows its frames); more is a forgery.
 LEAP_TOLERANCE_MS = 120_000
+_TXN_TIMEOUT_S = 30  # for each transactional call (send offsets, commit, abort)
 # State-topic key of the next music.cues.v1 offset of an input partition (like a match's state, it
 # is written in the transaction that consumed the cues, so each cue is applied exactly once).
 CUE_POSITION_KEY = "cues-position:{suffix}:{partition}"
@@ -205,6 +207,9 @@ class Composer:
         self.cue_dirty: set[int] = set()
         self.running = True
         self.healthy = True
+        # A transactional call that never returns (librdkafka#5456 after a broker restart) would
+        # leave the composer up, healthy and silent: exit instead, and resume from the last commit.
+        self.watchdog = CallWatchdog()
         instance = config.instance or socket.gethostname()
         self.producer = make_producer(settings, {
             "transactional.id": f"{_group_id(settings, config)}-{instance}",
@@ -220,6 +225,10 @@ class Composer:
         self.producer.init_transactions(30)
         self.consumer = make_consumer(settings, group_id=_group_id(settings, config), extra={
             "partition.assignment.strategy": "cooperative-sticky",
+            # A composer that died is noticed in 10 s (as the worker's group does), not librdkafka's
+            # 45 s: its matches' music stops that long. Heartbeats come from librdkafka's own
+            # thread, so a long batch does not count against it.
+            "session.timeout.ms": 10_000,
         })
         self.prefs_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-prefs-unused")
         # Cues are rare and wanted on the next beat: fetch them without the default 500 ms wait.
@@ -406,8 +415,10 @@ class Composer:
                                   value=json.dumps({"offset": self.cue_position[partition]}).encode(),
                                   partition=partition)
         positions = self._positions(batch[:taken])
-        self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 30)
-        self.producer.commit_transaction(30)
+        with self.watchdog.deadline("committing the transaction", 2 * _TXN_TIMEOUT_S + 30):
+            self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(),
+                                                      _TXN_TIMEOUT_S)
+            self.producer.commit_transaction(_TXN_TIMEOUT_S)
         self.cue_dirty.clear()
         now = time.time()
         for timestamp in received:
@@ -550,7 +561,8 @@ class Composer:
         """A dead letter outside the batch transaction (preferences are not part of it)."""
         self.producer.begin_transaction()
         self._dead_letter(message, reason, "SchemaError")
-        self.producer.commit_transaction(30)
+        with self.watchdog.deadline("committing a dead letter", _TXN_TIMEOUT_S + 30):
+            self.producer.commit_transaction(_TXN_TIMEOUT_S)
 
     def _skip(self, failed: ComposeFailed) -> None:
         """Composing one record failed: abort the batch, and dead-letter that record when the
@@ -560,7 +572,7 @@ class Composer:
                   message.offset(), failed, exc_info=failed.error)
         self.poison[(message.topic(), message.partition(), message.offset())] = (
             f"composing failed: {failed}"[:500], type(failed.error).__name__)
-        self.producer.abort_transaction(30)
+        self._abort()
         self._rewind()
 
     def _recover(self, error: KafkaException) -> None:
@@ -568,10 +580,27 @@ class Composer:
         kafka_error = error.args[0]
         if kafka_error.fatal():
             raise BrokerError(f"the composer's transactional producer failed: {kafka_error}") from None
-        log.warning("transaction aborted, resuming from the last commit: %s", kafka_error)
-        if kafka_error.txn_requires_abort():
-            self.producer.abort_transaction(30)
+        log.warning("transaction failed, aborting it and resuming from the last commit: %s", kafka_error)
+        self._abort()
         self._rewind()
+
+    def _abort(self) -> None:
+        """Abort the open transaction, whatever failed in it (a timeout during a broker outage
+        does not ask for an abort, but the transaction is still open: the next one could never
+        begin). Retried while the broker is away."""
+        while True:
+            try:
+                with self.watchdog.deadline("aborting the transaction", _TXN_TIMEOUT_S + 30):
+                    self.producer.abort_transaction(_TXN_TIMEOUT_S)
+                return
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if kafka_error.fatal():
+                    raise BrokerError(f"the composer's transactional producer failed: {kafka_error}") from None
+                if kafka_error.code() == KafkaError._STATE:
+                    return  # no transaction open
+                log.warning("cannot abort the transaction yet, retrying: %s", kafka_error)
+                time.sleep(1)
 
     def _rewind(self) -> None:
         """Forget in-memory state and read again from the last commit."""

@@ -37,8 +37,6 @@ without Kafka (tests/test_processor_checkpoints.py).
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -47,9 +45,9 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-__all__ = ["Checkpoints", "exit_without_commit"]
+from infra.watchdog import exit_without_commit
 
-log = logging.getLogger("crowdsound.worker")
+__all__ = ["Checkpoints", "exit_without_commit"]
 
 CHECKPOINTS = Counter("crowdsound_stream_checkpoints_total", "Match states written to the worker's table.")
 
@@ -243,12 +241,3 @@ class Checkpoints:
         queue = self._held.get(tp)
         while queue and queue[0].done:
             queue.popleft().record.ack()
-
-
-def exit_without_commit(exc: BaseException, what: str) -> None:
-    """Exit the process at once (status 70), committing nothing more: the restarted worker
-    processes everything after the last commit again. For failures after which records held
-    in memory could be lost if the worker went on (and acked later records)."""
-    log.critical("%s (%s: %s); exiting without committing", what, type(exc).__name__, exc, exc_info=exc)
-    logging.shutdown()
-    os._exit(70)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings
-from tests.faults.pipeline import Pipeline
+from tests.faults.pipeline import GRACE_MS, Pipeline
 
 # A short first half with what the music reacts to: a chant, a home goal, a red card. The join's
-# grace covers the longest broker outage of the suite (a SIGKILL, 10 s down, ~15 s to start
-# again): events delayed by an outage stay in grace, so the final windows cannot depend on it.
-GRACE_MS = "60000"
+# grace (GRACE_MS) covers the longest broker outage of the suite (a SIGKILL, 10 s down, ~15 s
+# to start again): events delayed by an outage stay in grace, so the final windows cannot
+# depend on it.
 SCRIPT = """
 [match]
 id = "{match}"
@@ -27,25 +27,25 @@ feed_delay = "0:03"
 pre_match = "0:05"
 first_half = "{minutes}:{seconds:02d}"
 [[moments]]
-at = "0:12"
+at = "0:06"
 kind = "chant"
 side = "home"
 tempo = 120
-duration = "0:12"
+duration = "0:10"
 [[moments]]
-at = "0:30"
+at = "0:20"
 kind = "goal"
 side = "home"
 [[moments]]
-at = "0:50"
+at = "0:33"
 kind = "card"
 side = "home"
 outcome = "red"
 """
 
 
-def match_script(folder: Path, match_id: str, *, seconds: int = 75, seed: int = 7) -> Path:
-    """A match script of ``seconds`` of first half; returns its path."""
+def match_script(folder: Path, match_id: str, *, seconds: int = 50, seed: int = 7) -> Path:
+    """A match script of ``seconds`` (at least 36) of first half; returns its path."""
     path = folder / f"{match_id}.toml"
     path.write_text(SCRIPT.format(match=match_id, seed=seed, minutes=seconds // 60, seconds=seconds % 60))
     return path
@@ -65,7 +65,7 @@ def feed_file(script: Path, folder: Path) -> Path:
 
 @pytest.fixture
 def pipeline(topics: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    processes = Pipeline(topics, tmp_path, CROWDSOUND_GRACE_MS=GRACE_MS)
+    processes = Pipeline(topics, tmp_path, CROWDSOUND_GRACE_MS=str(GRACE_MS))
     try:
         yield processes
     finally:

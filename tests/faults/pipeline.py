@@ -26,9 +26,11 @@ from schemas.codec import decode
 from tests.conftest import REPO
 from tests.kafka_helpers import cli_env, read_topic
 
-__all__ = ["FIGURES", "Pipeline", "audio_gaps", "bars_of", "final_windows", "music_reference", "record_figures",
-           "rss_mib", "slope", "windows_of"]
+__all__ = ["FIGURES", "Pipeline", "as_read", "audio_gaps", "bars_of", "consumer_lag", "final_windows", "groups",
+           "music_reference", "record_figures", "reference_windows", "rss_mib", "slope", "wait_until_caught_up",
+           "windows_of"]
 
+GRACE_MS = 60_000  # the join's grace in the fault suite: longer than its longest broker outage
 # Figures measured by the fault tests, one JSON object per line (tests/faults/README.md quotes them).
 FIGURES = Path(os.environ.get("CROWDSOUND_FAULT_FIGURES", REPO / ".crowdsound" / "fault-figures.jsonl"))
 # Strip what differs between two runs of the same inputs: when the records were made.
@@ -177,7 +179,60 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
 
 
+# -- how far behind the consumers are ---------------------------------------------------------
+
+def groups(settings: Settings, *composer_outputs: str) -> dict[str, tuple[str, list[str]]]:
+    """The consumer groups of the worker and of composers (by their --outputs), with their topics."""
+    prefix = settings.topic_prefix
+    found = {"worker": (f"{prefix}crowdsound-streams", [settings.topic("crowd.audio.v1"),
+                                                        settings.topic("match.events.v1")])}
+    for outputs in composer_outputs or ("audio,control",):
+        suffix = "-".join(sorted(outputs.split(",")))
+        found[f"composer-{suffix}"] = (f"{prefix}crowdsound-composer-{suffix}", [settings.topic("crowd.emotions.v1")])
+    return found
+
+
+def consumer_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records of ``topics`` not yet committed by ``group`` (its whole backlog)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    from infra.clients import make_admin, make_consumer
+
+    admin, reader = make_admin(settings), make_consumer(settings, group_id=f"lag-{group}")
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        committed = admin.list_consumer_group_offsets(request)[group].result(10)
+        total = 0
+        for tp in committed.topic_partitions:
+            _, high = reader.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
+            total += high - max(0, tp.offset)
+        return total
+    finally:
+        reader.close()
+
+
+def wait_until_caught_up(settings: Settings, wanted: dict[str, tuple[str, list[str]]], *, timeout_s: float) -> bool:
+    """Until every group has committed everything on its topics (True), or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if all(consumer_lag(settings, group, topics) == 0 for group, topics in wanted.values()):
+                return True
+        except Exception:  # noqa: BLE001, S110 - a group rebalancing answers nothing useful for a moment
+            pass
+        time.sleep(2)
+    return False
+
+
 # -- what the topics hold -----------------------------------------------------------------------
+
+def as_read(record_type: str, record: dict) -> dict:
+    """``record`` as a consumer reads it back (Avro floats are float32)."""
+    from schemas.codec import encode
+
+    return decode(encode(record_type, record), expect=record_type)  # type: ignore[arg-type]
+
 
 def windows_of(settings: Settings, match_ids: set[str], *, expected: int, timeout_s: float = 120) -> list[dict]:
     """Every emotion window record of the matches, in offset order (duplicates included)."""
@@ -191,6 +246,16 @@ def windows_of(settings: Settings, match_ids: set[str], *, expected: int, timeou
         if window["match_id"] in match_ids and message.key() == window["match_id"].encode():
             records.append(window)
     return records
+
+
+def reference_windows(settings: Settings, match_id: str, frames: list[dict], events: list[dict]) -> dict:
+    """The final windows one undisturbed pass over ``frames`` and ``events`` gives (replay's
+    recomputation, with the suite's grace), as a consumer reads them."""
+    from consumers.replay.emotions import recompute_windows
+
+    computed = recompute_windows(settings.with_overrides(grace_ms=GRACE_MS), match_id, frames, events,
+                                 late_event_ids=set())
+    return final_windows([as_read("EmotionWindow", w) for w in computed])[0]
 
 
 def final_windows(records: list[dict]) -> tuple[dict, int]:
@@ -214,11 +279,8 @@ def bars_of(settings: Settings, match_id: str, *, expected: int, timeout_s: floa
 
 def music_reference(match_id: str, windows: list[dict], *, hop_ms: int = 1000) -> list[dict]:
     """The control messages one undisturbed composer makes from ``windows`` (in the order it reads them)."""
-    from schemas.codec import encode
-
     score = MatchScore(match_id, hop_ms=hop_ms)
-    controls = [o.record for w in windows for o in score.on_window(w) if o.kind == "control"]
-    return [decode(encode("MusicControl", c), expect="MusicControl") for c in controls]  # as a consumer reads them
+    return [as_read("MusicControl", o.record) for w in windows for o in score.on_window(w) if o.kind == "control"]
 
 
 def without_wall(records: list[dict]) -> list[dict]:

@@ -15,12 +15,21 @@ import time
 
 import pytest
 
-from consumers.replay.emotions import recompute_windows
 from infra.partitioning import partition_for
 from producers.walltime import now_ms
 from schemas.codec import decode
 from tests.faults.conftest import match_script
-from tests.faults.pipeline import bars_of, final_windows, music_reference, record_figures, windows_of, without_wall
+from tests.faults.pipeline import (
+    bars_of,
+    final_windows,
+    groups,
+    music_reference,
+    record_figures,
+    reference_windows,
+    wait_until_caught_up,
+    windows_of,
+    without_wall,
+)
 from tests.kafka_helpers import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
@@ -57,19 +66,19 @@ def test_a_venue_clock_hours_off_disturbs_no_other_match(topics, pipeline, tmp_p
         pipeline.start(venue, "stadium", "--script", str(script), "--kickoff", _iso(kickoff), "--spool-dir",
                        str(tmp_path / f"spool-{venue}"), "--drain-timeout", "60", "--quiet", supervised=False)
     statuses = {venue: pipeline.wait(venue, timeout_s=180) for venue in SKEWS}
+    wait_until_caught_up(settings, groups(settings, "control"), timeout_s=120)
 
     frames = [m for m in read_topic(settings, settings.topic("crowd.audio.v1"), expected=3 * (SECONDS + 5) * 10)]
     events = [m for m in read_topic(settings, settings.topic("match.events.v1"), expected=3 * 4, timeout_s=10)]
-    records = windows_of(settings, set(ids.values()), expected=3 * (SECONDS + 3), timeout_s=90)
+    records = windows_of(settings, set(ids.values()), expected=3 * (SECONDS + 3))
     windows, _ = final_windows(records)
     figures, failures = {}, []
     for venue, match_id in ids.items():
         mine = [w for w in records if w["match_id"] == match_id]
-        reference = final_windows(recompute_windows(
-            settings.with_overrides(grace_ms=60_000), match_id, _decoded(frames, "AudioFrame", match_id),
-            _decoded(events, "MatchEvent", match_id), late_event_ids=set()))[0]
+        reference = reference_windows(settings, match_id, _decoded(frames, "AudioFrame", match_id),
+                                      _decoded(events, "MatchEvent", match_id))
         expected_controls = music_reference(match_id, mine)
-        controls = bars_of(settings, match_id, expected=3 * len(expected_controls), timeout_s=30)
+        controls = bars_of(settings, match_id, expected=len(expected_controls), timeout_s=10)
         bars = [c["bar"] for c in controls if c["kind"] == "BAR"]
         ahead_ms = max((w["audio_wall_time_ms"] - now_ms() for w in mine), default=None)
         figures[venue] = {"exit": statuses[venue], "windows": len(mine), "bars": len(bars),

@@ -25,15 +25,17 @@ import numpy as np
 import pytest
 import soundfile
 
-from consumers.replay.emotions import recompute_windows
 from infra.clients import make_producer, match_key
 from schemas.codec import decode, encode
 from tests.faults.conftest import match_script
 from tests.faults.pipeline import (
     bars_of,
     final_windows,
+    groups,
     music_reference,
     record_figures,
+    reference_windows,
+    wait_until_caught_up,
     windows_of,
     without_wall,
 )
@@ -182,6 +184,7 @@ def test_ten_thousand_malformed_records_are_dead_lettered_and_the_matches_play_o
         stop.set()
         watcher.join(10)
     assert len(poison) == TOTAL
+    caught_up = wait_until_caught_up(settings, groups(settings), timeout_s=180)
 
     letters = {}
     for name, source in (("crowd.audio.dlq.v1", "crowd.audio.v1"), ("match.events.dlq.v1", "match.events.v1"),
@@ -207,13 +210,12 @@ def test_ten_thousand_malformed_records_are_dead_lettered_and_the_matches_play_o
     for match_id in MATCHES:
         real_frames = [f for f in _decoded(frames, "AudioFrame", match_id) if f["session_id"] != "forged"]
         real_events = [e for e in _decoded(events, "MatchEvent", match_id) if not e["event_id"].startswith("poison-")]
-        reference.update(final_windows(recompute_windows(settings.with_overrides(grace_ms=60_000), match_id,
-                                                         real_frames, real_events, late_event_ids=set()))[0])
+        reference.update(reference_windows(settings, match_id, real_frames, real_events))
         mine = [w for w in records if w["match_id"] == match_id]
         expected_controls = music_reference(match_id, mine)
         controls = bars_of(settings, match_id, expected=len(expected_controls), timeout_s=60)
         music_differs[match_id] = without_wall(controls) != without_wall(expected_controls)
-    record_figures("poison storm", sent=TOTAL, dead_lettered=len(kept), dead_letters_written=sum(map(len, kept.values())),
+    record_figures("poison storm", caught_up=caught_up, sent=TOTAL, dead_lettered=len(kept), dead_letters_written=sum(map(len, kept.values())),
                    without_reason=len(unexplained), real_records_dead_lettered=len(real_dead), by_kind=dict(reasons),
                    health=dict((f"{n}:{s}", c) for (n, s), c in health.items()), restarts=pipeline.restarts(),
                    duplicate_windows=duplicates, windows=len(windows),

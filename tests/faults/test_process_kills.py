@@ -19,15 +19,17 @@ import time
 
 import pytest
 
-from consumers.replay.emotions import recompute_windows
 from schemas.codec import decode
 from tests.faults.conftest import match_script
 from tests.faults.pipeline import (
     audio_gaps,
     bars_of,
     final_windows,
+    groups,
     music_reference,
     record_figures,
+    reference_windows,
+    wait_until_caught_up,
     windows_of,
     without_wall,
 )
@@ -89,19 +91,16 @@ def test_killed_workers_and_composers_change_no_window_and_no_bar(seed, topics, 
               for m in read_topic(settings, settings.topic("crowd.audio.v1"), expected=(SECONDS + 5) * 10)]
     events = [decode(m.value(), expect="MatchEvent")
               for m in read_topic(settings, settings.topic("match.events.v1"), expected=5, timeout_s=10)]
-    reference = final_windows(recompute_windows(settings.with_overrides(grace_ms=60_000), match_id, frames, events,
-                                                late_event_ids=set()))[0]
-    deadline = time.monotonic() + 150  # a SIGKILLed composer's partitions move after its session times out
-    while True:
-        records = windows_of(settings, {match_id}, expected=len(reference), timeout_s=30)
-        windows, repeats = final_windows(records)
-        expected_controls = music_reference(match_id, records)
-        controls = bars_of(settings, match_id, expected=len(expected_controls), timeout_s=20)
-        if len(controls) >= len(expected_controls) or time.monotonic() > deadline:
-            break
-    chunks, missing, repeated = audio_gaps(settings, match_id, expected=100_000, timeout_s=5)
+    reference = reference_windows(settings, match_id, frames, events)
+    # A SIGKILLed composer's partitions move once its group session (45 s) times out.
+    caught_up = wait_until_caught_up(settings, groups(settings), timeout_s=240)
+    records = windows_of(settings, {match_id}, expected=len(reference))
+    windows, repeats = final_windows(records)
+    expected_controls = music_reference(match_id, records)
+    controls = bars_of(settings, match_id, expected=len(expected_controls))
     bars = [c["bar"] for c in controls if c["kind"] == "BAR"]
-    record_figures("worker and composer SIGKILLs", seed=seed, schedule=done, restarts=pipeline.restarts(),
+    chunks, missing, repeated = audio_gaps(settings, match_id, expected=len(bars) * 4)
+    record_figures("worker and composer SIGKILLs", seed=seed, caught_up=caught_up, schedule=done, restarts=pipeline.restarts(),
                    windows=len(windows), windows_differing=sum(windows.get(k) != w for k, w in reference.items()),
                    repeated_emissions=repeats, bars=len(bars), audio_chunks=chunks, audio_gap_samples=missing,
                    audio_repeated_samples=repeated)
