@@ -132,7 +132,8 @@ LAST_WINDOW_KEY = "composer_last_window"
 # How far a window's clock may run ahead of the match's furthest window beyond the record time
 # between them (as the worker allows its frames); more is a forgery.
 LEAP_TOLERANCE_MS = 120_000
-_TXN_TIMEOUT_S = 30  # for each transactional call (send offsets, commit, abort)
+_TXN_TIMEOUT_S = 20  # for each transactional call (send offsets, commit, abort): past the 15 s transaction timeout
+_TXN_GRACE_S = 15  # how long past its timeout a call may block before the watchdog ends the process
 # State-topic key of the next music.cues.v1 offset of an input partition (like a match's state, it
 # is written in the transaction that consumed the cues, so each cue is applied exactly once).
 CUE_POSITION_KEY = "cues-position:{suffix}:{partition}"
@@ -415,9 +416,10 @@ class Composer:
                                   value=json.dumps({"offset": self.cue_position[partition]}).encode(),
                                   partition=partition)
         positions = self._positions(batch[:taken])
-        with self.watchdog.deadline("committing the transaction", 2 * _TXN_TIMEOUT_S + 30):
+        with self.watchdog.deadline("sending the offsets to the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
             self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(),
                                                       _TXN_TIMEOUT_S)
+        with self.watchdog.deadline("committing the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
             self.producer.commit_transaction(_TXN_TIMEOUT_S)
         self.cue_dirty.clear()
         now = time.time()
@@ -561,7 +563,7 @@ class Composer:
         """A dead letter outside the batch transaction (preferences are not part of it)."""
         self.producer.begin_transaction()
         self._dead_letter(message, reason, "SchemaError")
-        with self.watchdog.deadline("committing a dead letter", _TXN_TIMEOUT_S + 30):
+        with self.watchdog.deadline("committing a dead letter", _TXN_TIMEOUT_S + _TXN_GRACE_S):
             self.producer.commit_transaction(_TXN_TIMEOUT_S)
 
     def _skip(self, failed: ComposeFailed) -> None:
@@ -590,7 +592,7 @@ class Composer:
         begin). Retried while the broker is away."""
         while True:
             try:
-                with self.watchdog.deadline("aborting the transaction", _TXN_TIMEOUT_S + 30):
+                with self.watchdog.deadline("aborting the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
                     self.producer.abort_transaction(_TXN_TIMEOUT_S)
                 return
             except KafkaException as error:

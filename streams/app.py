@@ -104,7 +104,9 @@ def configure(*, replicas: int, min_insync: int, forget_after_h: float) -> None:
     and when finished matches are forgotten."""
     global forget_after_ms
     app.conf.topic_replication_factor = replicas
-    match_state.extra_topic_configs = {**match_state.extra_topic_configs, "min.insync.replicas": str(min_insync)}
+    # The table made its changelog topic (with a copy of its configs) when it was declared above.
+    changelog = match_state.changelog_topic
+    changelog.config = {**(changelog.config or {}), "min.insync.replicas": str(min_insync)}
     forget_after_ms = int(forget_after_h * 3_600_000)
 
 

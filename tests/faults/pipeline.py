@@ -27,7 +27,7 @@ from tests.conftest import REPO
 from tests.kafka_helpers import cli_env, read_topic
 
 __all__ = ["FIGURES", "Pipeline", "as_read", "audio_gaps", "bars_of", "consumer_lag", "final_windows", "groups",
-           "music_reference", "record_figures", "reference_windows", "rss_mib", "slope", "wait_until_caught_up",
+           "first_difference", "music_reference", "record_figures", "reference_windows", "rss_mib", "slope", "wait_until_caught_up",
            "windows_of"]
 
 GRACE_MS = 60_000  # the join's grace in the fault suite: longer than its longest broker outage
@@ -285,6 +285,15 @@ def music_reference(match_id: str, windows: list[dict], *, hop_ms: int = 1000) -
 
 def without_wall(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in WALL_FIELDS} for r in records]
+
+
+def first_difference(got: list[dict], expected: list[dict]) -> str:
+    """Where two record lists first differ, for an assertion message."""
+    for index, (a, b) in enumerate(zip(got, expected)):
+        if a != b:
+            fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            return f"record {index}: {[(k, a.get(k), b.get(k)) for k in fields][:4]}"
+    return f"lengths {len(got)} and {len(expected)}"
 
 
 def audio_gaps(settings: Settings, match_id: str, *, expected: int, timeout_s: float = 60) -> tuple[int, int, int]:

@@ -24,6 +24,7 @@ from tests.faults.pipeline import (
     audio_gaps,
     bars_of,
     final_windows,
+    first_difference,
     groups,
     music_reference,
     record_figures,
@@ -97,7 +98,8 @@ def test_a_broker_killed_mid_match_loses_nothing_and_the_music_plays_on(kafka, t
     assert duplicates == 0
     assert windows == reference
     assert bars == list(range(len(bars))) and len(bars) > 20
-    assert without_wall(controls) == without_wall(expected_controls)
+    assert without_wall(controls) == without_wall(expected_controls), \
+        first_difference(without_wall(controls), without_wall(expected_controls))
     assert missing <= bar_samples and repeated == 0  # a gap of at most one bar (measured: none)
     # Nothing crashed; a composer whose transactional call would never return (librdkafka#5456 after
     # a broker restart) exits by its watchdog (status 70) and resumes from its last commit.

@@ -25,6 +25,7 @@ from tests.faults.pipeline import (
     audio_gaps,
     bars_of,
     final_windows,
+    first_difference,
     groups,
     music_reference,
     record_figures,
@@ -107,6 +108,7 @@ def test_killed_workers_and_composers_change_no_window_and_no_bar(seed, topics, 
 
     assert windows == reference
     assert bars == list(range(len(bars))) and len(bars) > 15
-    assert without_wall(controls) == without_wall(expected_controls)
+    assert without_wall(controls) == without_wall(expected_controls), \
+        first_difference(without_wall(controls), without_wall(expected_controls))
     assert missing == 0 and repeated == 0
     assert not pipeline.crashes(), {n: p.log()[-3000:] for n, p in pipeline.processes.items()}
