@@ -56,6 +56,7 @@ class Process:
     log_path: Path
     supervised: bool
     stdin: int | None = None
+    nice: int = 0  # lower priority: it takes only the CPU the others leave
     popen: subprocess.Popen | None = None
     restarts: int = 0
     exits: list[int] = field(default_factory=list)  # exit statuses seen (signals negative)
@@ -65,9 +66,10 @@ class Process:
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
         self._log.write(f"--- start {' '.join(self.args)}\n")
         self._log.flush()
+        nice = self.nice
         self.popen = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], cwd=REPO, env=self.env,
                                       stdout=self._log, stderr=subprocess.STDOUT, stdin=self.stdin,
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
     @property
     def pid(self) -> int | None:
@@ -111,9 +113,9 @@ class Pipeline:
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor.start()
 
-    def start(self, name: str, *args: str, supervised: bool = True, stdin: int | None = None,
+    def start(self, name: str, *args: str, supervised: bool = True, stdin: int | None = None, nice: int = 0,
               **env: str) -> Process:
-        process = Process(name, args, {**self.env, **env}, self.folder / f"{name}.log", supervised, stdin)
+        process = Process(name, args, {**self.env, **env}, self.folder / f"{name}.log", supervised, stdin, nice)
         process.start()
         self.processes[name] = process
         return process

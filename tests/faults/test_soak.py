@@ -1,13 +1,13 @@
 """A two-hour match, accelerated, through the stream worker and the composers: memory flat, lag flat.
 
 A minute of the synthetic stadium is rendered once and looped into a venue encoder (raw PCM
-on its stdin) 60 times faster than real time — two hours of crowd audio, 72,000 frames, in two
+on its stdin, in 1 s frames) 60 times faster than real time — two hours of crowd audio in two
 minutes — with a goal every ten minutes of match time on the feed. The worker and a
 control-only composer must keep up; an audio composer (which renders about twenty times
-faster than real time per core, so cannot) composes what it can in the time. The resident
-memory of each is sampled throughout and its slope fitted over the second half (after
-warm-up), per hour of match each one processed; the consumer lag of the worker and of the
-control composer must not grow, and both drain at the end.
+faster than real time per core, so cannot, and runs at low priority not to slow the others)
+composes what it can in the time. The resident memory of each is sampled throughout and its
+slope fitted after the first fifth (warm-up), per hour of match each one processed; the
+consumer lag of the worker and of the control composer must not grow, and both drain at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 MATCH = "m-soak"
 MATCH_S = 2 * 3600
 SPEED = 60
-FRAME = 4800  # samples: 100 ms at 48 kHz
+FRAME = 48_000  # samples: 1 s at 48 kHz (the per-record work of 100 ms frames would need more than 2 cores at 60x)
 
 
 def _loop_of_the_stadium(tmp_path) -> np.ndarray:
@@ -70,10 +70,11 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     pipeline.start("worker", "worker")
     pipeline.start("composer", "composer", "--instance", "soak", "--outputs", "control")
     pipeline.start("composer-audio", "composer", "--instance", "soak-audio", "--outputs", "audio",
-                   "--metrics-port", str(audio_port))
+                   "--metrics-port", str(audio_port), nice=15)
     time.sleep(8)
     kickoff = now_ms()
     encoder = pipeline.start("encoder", "encoder", "--match", MATCH, "--source", "-", "--kickoff", str(kickoff),
+                             "--frame-ms", "1000",
                              "--spool-dir", str(tmp_path / "spool"), "--drain-timeout", "120", "--quiet",
                              supervised=False, stdin=subprocess.PIPE)
     events = make_producer(settings)
@@ -89,7 +90,7 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     def sample() -> None:
         started = time.monotonic()
         while not stop.wait(3.0):
-            point = {"t": time.monotonic() - started, "fed_s": fed[0] / 10,
+            point = {"t": time.monotonic() - started, "fed_s": fed[0] * FRAME / 48_000,
                      "music_s": _metric(audio_port, "crowdsound_composer_audio_seconds_total")}
             for name, (group, group_topics) in groups.items():
                 point[f"rss_{name}"] = rss_mib(pipeline.processes[name].pid)
@@ -103,20 +104,22 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     sampler.start()
     try:
         started = time.monotonic()
-        frames = MATCH_S * 10
+        frames = MATCH_S * 48_000 // FRAME
+        per_s = 48_000 // FRAME
         for index in range(frames):
             start = (index * FRAME) % len(loop)
             assert encoder.popen is not None and encoder.popen.stdin is not None
             encoder.popen.stdin.write(loop[start:start + FRAME].tobytes())
             fed[0] = index + 1
-            if index % 6000 == 3000:  # a home goal every ten minutes of match time
+            if index % (600 * per_s) == 300 * per_s:  # a home goal every ten minutes of match time
+                at_ms = index * 1000 // per_s
                 event = {"match_id": MATCH, "event_id": f"soak-goal-{index}", "type": "GOAL", "side": "HOME",
                          "team": None, "player": None, "outcome": None,
-                         "clock": {"period": "FIRST_HALF", "ms": index * 100}, "wall_time_ms": kickoff + index * 100,
+                         "clock": {"period": "FIRST_HALF", "ms": at_ms}, "wall_time_ms": kickoff + at_ms,
                          "source": "soak"}
                 events.produce(settings.topic("match.events.v1"), key=match_key(MATCH), value=encode("MatchEvent", event))
                 events.poll(0)
-            ahead = started + (index + 1) / (10 * SPEED) - time.monotonic()
+            ahead = started + (index + 1) / (per_s * SPEED) - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
         encoder.popen.stdin.close()
@@ -132,10 +135,10 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
 
     figures = {"match_hours": MATCH_S / 3600, "speed": SPEED, "feed_s": round(feed_s, 1), "drained": drained,
                "samples": len(samples)}
+    warm = [s for s in samples if s["t"] >= feed_s / 5]  # after warm-up
     half = [s for s in samples if s["t"] >= feed_s / 2 and s["t"] <= feed_s]
     for name in groups:
-        points = [(s["fed_s"] / 3600 if name != "composer-audio" else s["music_s"] / 3600, s[f"rss_{name}"])
-                  for s in half if s[f"rss_{name}"] == s[f"rss_{name}"]]
+        points = [(_processed_s(s, name) / 3600, s[f"rss_{name}"]) for s in warm if s[f"rss_{name}"] == s[f"rss_{name}"]]
         figures[f"{name}_rss_mib"] = [round(samples[0][f"rss_{name}"]), round(max(s[f"rss_{name}"] for s in samples))]
         figures[f"{name}_rss_slope_mib_per_match_hour"] = round(slope(points), 1)
         lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
@@ -147,9 +150,17 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     for name in ("worker", "composer"):
         assert figures[f"{name}_rss_slope_mib_per_match_hour"] < 40, figures  # flat: no leak that grows with the match
         lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
-        assert lags and max(lags[-3:]) <= max(lags[:3]) + 3000, lags  # lag not growing
+        assert lags and max(lags[-3:]) <= max(lags[:3]) + 300, lags  # lag not growing
     assert figures["composer-audio_rss_slope_mib_per_match_hour"] < 200, figures
     assert not pipeline.crashes(), {n: p.log()[-2000:] for n, p in pipeline.processes.items()}
+
+
+def _processed_s(sample: dict, name: str) -> float:
+    """Seconds of match the process had got through at ``sample``."""
+    if name == "composer-audio":
+        return sample["music_s"]
+    behind = sample[f"lag_{name}"] or 0  # records: 1 s frames (worker), 1 s windows (composer)
+    return max(0.0, sample["fed_s"] - behind * FRAME / 48_000)
 
 
 def _wait_until(condition, *, timeout_s: float) -> bool:
