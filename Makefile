@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bootstrap demo test broker-up broker-down clean
+.PHONY: bootstrap demo demo-secure test broker-up broker-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crowdsound needs Python 3.11+, found " + sys.version.split()[0])'
@@ -30,8 +30,13 @@ bootstrap: $(STAMP)
 demo: bootstrap
 	$(BIN)/crowdsound demo
 
-# The test session starts its own broker on port 19092 (fresh data) and stops it at the end;
-# set KAFKA_BOOTSTRAP_SERVERS to run the tests against another cluster instead.
+# The same on the secure broker (SASL_SSL, ACLs, a principal per role): see README "Security".
+demo-secure: bootstrap
+	$(BIN)/crowdsound demo --secure
+
+# The test session starts its own broker on port 19092 (fresh data) and stops it at the end,
+# and a secure one on 19094-19096 for the security tests; set KAFKA_BOOTSTRAP_SERVERS to run
+# the tests against another cluster instead (the security tests are then skipped).
 test: bootstrap
 	$(BIN)/pytest
 

@@ -1,11 +1,12 @@
-"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``cue``, ``listen``, ``replay``, ``controlroom``."""
+"""Consumer-side subcommands: ``tail``, ``composer``, ``prefs``, ``cue``, ``listen``, ``replay``, ``audit``,
+``controlroom``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from infra.cliargs import seconds, whole_number
+from infra.cliargs import add_metrics_arguments, seconds, whole_number
 from infra.settings import Settings
 
 __all__ = ["register"]
@@ -35,6 +36,7 @@ def register(commands: Any) -> None:
     _register_cue(commands)
     _register_listen(commands)
     _register_replay(commands)
+    _register_audit(commands)
     _register_controlroom(commands)
 
 
@@ -71,8 +73,7 @@ def _register_composer(commands: Any) -> None:
                           "its own consumer group, so a control-only and an audio-only group can run side by side")
     composer.add_argument("--instance", default="", metavar="NAME",
                           help="stable name of this replica (its transactional id); default: the host name")
-    composer.add_argument("--metrics-port", type=whole_number(low=0, high=65535), metavar="PORT",
-                          help="serve /metrics and /healthz on PORT (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    add_metrics_arguments(composer)
     composer.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
                           default=6, metavar="HOURS",
                           help="forget a match (delete its state) once its partition has heard another match "
@@ -87,6 +88,8 @@ def _composer(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.metrics_port is not None:
         settings = settings.with_overrides(metrics_port=args.metrics_port)
+    if args.metrics_host:
+        settings = settings.with_overrides(metrics_host=args.metrics_host)
     run_composer(settings, ComposerConfig(outputs=args.outputs, instance=args.instance,
                                           forget_after_h=float(args.forget_after)))
     return 0
@@ -261,7 +264,7 @@ def _register_replay(commands: Any) -> None:
         "ranked) or takes --range. Composes with the live composer's code plus foresight: the music "
         "builds towards a goal and lands a bar line and the stinger on it. Writes per clip a WAV "
         "(EBU R128: -23 LUFS, true peak <= -1 dBTP), a MIDI file and a JSON sidecar, then reel.wav "
-        "(clips joined with bar-aligned crossfades), timeline.png and index.json/index.md. Two runs "
+        "(clips end to end: each ends on its tonic, the next enters on a pickup), timeline.png and index.json/index.md. Two runs "
         "with the same data and options write byte-identical files.",
         epilog="examples:\n  crowdsound replay --match m1 --out out/ --auto 5\n"
         "  crowdsound replay --match m1 --out out/ --range 23:00-25:30 --range 45+1:00-45+2:30 --style electronic",
@@ -318,6 +321,47 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  #{clip['rank']} {clip['start']}-{clip['end']}  {clip['reason']}  ({clip['duration_s']:.1f} s)")
         print(f"{len(result.files)} files written to {result.out_dir}/", file=sys.stderr)
     return 0
+
+
+def _register_audit(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit", help="measure a replay folder the way a music supervisor would (no Kafka)",
+        description="Read a replay folder (crowdsound replay or make demo: clips' WAV/MIDI/JSON, reel.wav, and "
+        "live.wav/live.json/live.mid when present) and print: each file's loudness, true peak and its first and "
+        "last 50 ms against its RMS (a release ends >= 20 dB under it, a start without a full-level hit >= 10 dB "
+        "under it); how often the tempo moves from bar to bar and its largest step; loudness 8 s before vs 4-12 s "
+        "after each home goal; whether the key brightens after an away goal; semitone clashes of stingers with the "
+        "bar against the accompaniment's own; notes in key; the home theme at home goals; phrase endings; notes "
+        "off the 16th grid, velocity curves, expression across bar lines; how long the reel's clips overlap. "
+        "Ends with one PASS/FAIL line per rule; exit status 1 when a rule fails.",
+        epilog="example:\n  crowdsound audit out/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    audit.add_argument("folder", type=_replay_folder, metavar="DIR", help="a replay folder (with index.json)")
+    audit.add_argument("--json", action="store_true", help="print the figures and verdicts as JSON")
+    audit.set_defaults(handler=_audit)
+
+
+def _replay_folder(text: str) -> Any:
+    from pathlib import Path
+
+    folder = Path(text)
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    if not (folder / "index.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text} has no index.json: not a replay folder "
+                                         "(crowdsound replay and make demo write one)")
+    return folder
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from consumers.replay.audit import audit_folder, format_report
+
+    report = audit_folder(args.folder)
+    print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report))
+    return 0 if report.passed else 1
 
 
 def _register_controlroom(commands: Any) -> None:

@@ -47,10 +47,10 @@ from consumers.composer_config import ComposerConfig
 from consumers.cues import validate_cue
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
 from consumers.score import MatchScore, Output
-from infra.clients import make_admin, make_consumer, make_producer, match_key
+from infra.clients import kafka_refusal, make_admin, make_consumer, make_producer, match_key
 from infra.deadletter import dead_letter_record
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
-from infra.metrics import serve_metrics
+from infra.metrics import Liveness, serve_metrics
 from infra.partitioning import partition_for
 from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
@@ -114,7 +114,8 @@ def _ensure_state_topic(settings: Settings) -> None:
             future.result()
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise BrokerError(f"cannot create {name}: {error}") from None
+                refusal = kafka_refusal(error.args[0], settings, f"to create its state topic {name}")
+                raise BrokerError(refusal or f"cannot create {name}: {error}") from None
     # A new topic's partitions reach the client's metadata a moment later; restoring state
     # from a partition not known yet fails (_UNKNOWN_PARTITION), so wait for all of them.
     deadline = time.monotonic() + 30
@@ -211,6 +212,10 @@ class Composer:
         # A transactional call that never returns (librdkafka#5456 after a broker restart) would
         # leave the composer up, healthy and silent: exit instead, and resume from the last commit.
         self.watchdog = CallWatchdog()
+        # /healthz: the loop turns at least every poll timeout; a batch stuck longer than the
+        # stall limit (a transaction that hangs, a render that never ends) makes it unhealthy.
+        self.liveness = Liveness(settings.health_stall_s)
+        self.liveness.busy(True)
         instance = config.instance or socket.gethostname()
         self.producer = make_producer(settings, {
             "transactional.id": f"{_group_id(settings, config)}-{instance}",
@@ -335,6 +340,7 @@ class Composer:
         self.consumer.subscribe([self.emotions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._assign_prefs()
         while self.running:
+            self.liveness.progressed()
             self._read_prefs()
             first = self.consumer.poll(self.config.poll_timeout_s)
             if first is None:
@@ -639,7 +645,8 @@ def run_composer(settings: Settings, config: ComposerConfig) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    serve_metrics(settings.metrics_port, healthy=lambda: composer.healthy)
+    serve_metrics(settings.metrics_port, host=settings.metrics_host,
+                  healthy=lambda: composer.healthy and composer.liveness.healthy())
     log.info("composer started outputs=%s group=%s", ",".join(config.outputs), _group_id(settings, config))
     try:
         composer.run()

@@ -63,5 +63,5 @@ def write_cue(settings: Settings, producer: Producer, record: dict[str, Any]) ->
     """Write a Cue record to music.cues.v1 (keyed by its match) and wait for the broker; returns
     where it went (topic, partition, offset)."""
     message = produce_and_wait(producer, settings.topic("music.cues.v1"), key=match_key(record["match_id"]),
-                               value=encode("Cue", record), what="cue")
+                               value=encode("Cue", record), what="cue", settings=settings)
     return {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()}

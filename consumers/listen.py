@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
-from infra.clients import make_consumer, match_key
+from infra.clients import make_consumer, match_key, reader_group
 from infra.errors import CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.reading import topic_partitions
@@ -44,7 +44,7 @@ def listen(settings: Settings, match_id: str, out: str, *, from_beginning: bool 
            max_seconds: float | None = None, timeout_s: float | None = None) -> ListenResult:
     """Write the music of ``match_id`` to ``out`` (a .wav path, or ``-`` for raw PCM on stdout)."""
     topic = settings.topic("music.audio.v1")
-    consumer = make_consumer(settings, group_id="crowdsound-listen-unused")
+    consumer = make_consumer(settings, group_id=reader_group(settings, "listen"))
     partition = partition_for(match_key(match_id), len(topic_partitions(consumer, topic, settings)))
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING if from_beginning else OFFSET_END)])
 

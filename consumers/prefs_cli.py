@@ -10,7 +10,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message
 
 from consumers.music.director import MusicPrefs
 from consumers.preferences import ALL_MATCHES, PreferencesTable, validate_preferences
-from infra.clients import make_consumer, make_producer, match_key, produce_and_wait
+from infra.clients import make_consumer, make_producer, match_key, produce_and_wait, reader_group
 from infra.errors import CrowdsoundError, SchemaError
 from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
@@ -53,13 +53,13 @@ def write_preferences(settings: Settings, *, match_id: str | None, style: str | 
         raise CrowdsoundError(str(error)) from None
     producer = make_producer(settings)
     produce_and_wait(producer, settings.topic("music.preferences.v1"), key=match_key(record["match_id"]),
-                     value=encode("Preferences", record), what="preferences")
+                     value=encode("Preferences", record), what="preferences", settings=settings)
     return record
 
 
 def read_preferences(settings: Settings, match_id: str | None) -> MusicPrefs:
     """The preferences a composer would apply to ``match_id`` (None: the global ones)."""
-    consumer = make_consumer(settings, group_id="crowdsound-prefs-unused")
+    consumer = make_consumer(settings, group_id=reader_group(settings, "prefs"))
     try:
         return preferences_table(consumer, settings).for_match(match_id or ALL_MATCHES)
     finally:

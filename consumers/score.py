@@ -27,11 +27,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from consumers.music.arranger import arrange_bar, arrange_stinger
+from consumers.music.arranger import arrange_bar, arrange_pickup, arrange_stinger
 from consumers.music.director import Director, DirectorState, MusicPrefs, StingerCue
 from consumers.music.midi import part_midi_events
 from consumers.music.mood import WindowDigest, digest_window, mood_at
-from consumers.music.types import MUSIC_CHANNELS, SAMPLE_RATE, STINGERS, TICKS_PER_BEAT, BarPlan, Part, StingerPlan
+from consumers.music.stingers import stinger_ticks
+from consumers.music.types import (
+    CHANNELS, MUSIC_CHANNELS, SAMPLE_RATE, STINGERS, TICKS_PER_BEAT, BarPlan, Part, StingerPlan,
+)
+from consumers.render.mastering import Master, MasterParams
 from consumers.render.renderer import MusicRenderer
 from consumers.render.synth import SoundFontSynth, ticks_to_samples
 
@@ -45,7 +49,10 @@ _MAX_GAP_FILL_MS = 60_000
 # A stinger due this soon after a beat starts goes on that beat: replay lands a goal on a
 # bar line to within a few ms, and the stinger belongs on it, not a beat later.
 _STINGER_SLACK_MS = 60
-_RING_OUT_MS = 8_000  # a bar (3 s at the slowest tempo) and its tail still sound this long after it starts
+_CLIMAX_HOLD_S = 16  # after a home goal the live mastering holds its gain this long
+# A finished piece (replay) is mastered as a whole afterwards, so its renderer keeps the mix's
+# own dynamics: unity gain, no riding (the live make-up gain would flatten the climax).
+_FLAT = MasterParams(max_rise_db_s=0.0, max_fall_db_s=0.0, start_rate_db_s=0.0, ceiling_dbtp=-0.5)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Output:
     record: dict[str, Any]
     part: Part | None = None  # a control's notes (for MIDI files); not part of the record
     sample: int = 0           # first sample of the bar, stinger or chunk in the match's music
+    plan: BarPlan | None = None  # a bar's plan (phrase, ramps, theme: for sidecars and tests)
 
 
 def plan_to_json(plan: BarPlan) -> dict[str, Any]:
@@ -71,7 +79,8 @@ def _ms(sample: int) -> int:
 class MatchScore:
     """The music of one match; feed it windows in arrival order, collect its outputs."""
 
-    def __init__(self, match_id: str, *, synth: SoundFontSynth | None = None, hop_ms: int = 1000) -> None:
+    def __init__(self, match_id: str, *, synth: SoundFontSynth | None = None, hop_ms: int = 1000,
+                 flat_mastering: bool = False) -> None:
         self.match_id = match_id
         self.hop_ms = hop_ms
         self.director = Director(match_id)
@@ -96,11 +105,16 @@ class MatchScore:
         self.fade: list[float] = [1.0, 1.0, 0, 0]
         self.fade_plan: list[float] = [1.0, 0]
         self.plan: BarPlan | None = None   # the plan of the bar being played
-        self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, lifts the key] of known climaxes
-        # Replay: bars and stingers that start before this music ms (less a bar's ring-out)
-        # are composed but not rendered — their audio is cut away anyway.
-        self.render_from_ms = 0
-        self.renderer = MusicRenderer(synth) if synth is not None else None
+        self.climaxes: list[list[Any]] = []  # foresight (replay): [music ms, "home" | "away"] of known goals
+        # Replay: a piece with a beginning and an end, [start music ms, end music ms]. Bars
+        # before it are composed (so the harmony has settled) but not rendered; its first bar
+        # opens on a pickup, its last bar cadences to a final tonic chord, nothing follows.
+        self.piece: list[int] | None = None
+        self.opening_sample: int | None = None  # the piece's first bar (known one bar ahead)
+        self.pickup_sample: int | None = None
+        self.final_sample: int | None = None    # its final bar, once decided
+        self.renderer = (MusicRenderer(synth, master=Master(_FLAT) if flat_mastering else None)
+                         if synth is not None else None)
 
     # -- state ------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -112,8 +126,9 @@ class MatchScore:
             "wall_anchor": self.wall_anchor, "bar": self.bar, "bar_start": self.bar_start,
             "bar_tempo": self.bar_tempo, "beats_in_bar": self.beats_in_bar, "next_beat": self.next_beat,
             "seq": self.seq, "pending": self.pending, "plan": None if self.plan is None else plan_to_json(self.plan),
-            "climaxes": self.climaxes, "bar_cues": self.bar_cues, "cues_seen": self.cues_seen, "fade": self.fade,
-            "fade_plan": self.fade_plan,
+            "climaxes": self.climaxes, "piece": self.piece, "opening_sample": self.opening_sample,
+            "pickup_sample": self.pickup_sample, "final_sample": self.final_sample,
+            "bar_cues": self.bar_cues, "cues_seen": self.cues_seen, "fade": self.fade, "fade_plan": self.fade_plan,
             "renderer": None if self.renderer is None else self.renderer.to_state(),
         }
 
@@ -132,6 +147,9 @@ class MatchScore:
         score.beats_in_bar, score.next_beat, score.seq = state["beats_in_bar"], state["next_beat"], state["seq"]
         score.pending = [list(p) for p in state["pending"]]
         score.climaxes = [list(c) for c in state.get("climaxes", [])]
+        score.piece = state.get("piece")
+        score.opening_sample, score.pickup_sample = state.get("opening_sample"), state.get("pickup_sample")
+        score.final_sample = state.get("final_sample")
         score.bar_cues = [dict(c) for c in state.get("bar_cues", [])]
         score.cues_seen = list(state.get("cues_seen", []))
         score.fade = list(state.get("fade", [1.0, 1.0, 0, 0]))
@@ -216,8 +234,22 @@ class MatchScore:
                                             arousal=1.0, at_ms=at_ms, period_ms=period_ms)
             if cue is not None:
                 self.pending.append([cue.kind, cue.event_id, at_ms, cue.reason])
-            if event["type"] in climax_types:
-                self.climaxes.append([at_ms, event["type"] == "GOAL" and event["side"] == "HOME"])
+            if event["type"] in climax_types and event["side"] in ("HOME", "AWAY"):
+                self.climaxes.append([at_ms, event["side"].lower()])
+
+    def shape_piece(self, start_ms: int, end_ms: int) -> None:
+        """Replay: make the music from ``start_ms`` to ``end_ms`` (music ms) a piece of its own —
+        a pickup into its first bar line at or after ``start_ms``, a cadence into a final tonic
+        bar on the first bar line at or after ``end_ms``, nothing rendered outside it."""
+        if end_ms <= start_ms:
+            raise ValueError(f"a piece must end after it starts: {start_ms}..{end_ms}")
+        self.piece = [int(start_ms), int(end_ms)]
+
+    def run_until(self, music_ms: int) -> list[Output]:
+        """Replay: compose on to ``music_ms`` even where no window was heard (the mood holds,
+        then settles), so a piece's last bar and its tail are complete."""
+        self.watermark_ms = max(self.watermark_ms, music_ms)
+        return self._advance()
 
     # -- the music timeline -------------------------------------------------------------------
     def _place(self, period: str, period_ms: int) -> int:
@@ -275,7 +307,8 @@ class MatchScore:
                 due = self._due(next_start)
                 for stinger in due:
                     self.director.stinger_played(stinger[0])
-                self._start_bar(next_start, outputs, climax_now=any(s[0] == "goal" for s in due))
+                self._start_bar(next_start, outputs, climax_now=any(s[0] in ("goal", "goal_against") for s in due),
+                                stinger_now=bool(due))
                 for stinger in due:
                     outputs.append(self._stinger(stinger, next_start, beat=0))
             beat_start = self._beat_start(self.next_beat)
@@ -307,14 +340,26 @@ class MatchScore:
                 self.fade_plan = [0.0 if kind == "FADE_OUT" else 1.0, max(1, cue["bars"])]
         return [{k: cue[k] for k in ("cue_id", "type", "set_by")} for cue in taken]
 
-    def _start_bar(self, start: int, outputs: list[Output], *, climax_now: bool = False) -> None:
+    def _start_bar(self, start: int, outputs: list[Output], *, climax_now: bool = False,
+                   stinger_now: bool = False) -> None:
         self.bar += 1
         cues = self._take_bar_cues()
-        ahead = sorted((at - _ms(start), lifts) for at, lifts in self.climaxes if at > _ms(start) + _STINGER_SLACK_MS)
-        decision = self.director.decide_bar(self.bar, mood_at(self.windows, _ms(start)), self.prefs,
-                                            climax_in_ms=ahead[0][0] if ahead else None,
-                                            climax_lifts=bool(ahead and ahead[0][1]), climax_now=climax_now)
+        at = _ms(start)
+        if self.piece is not None and self.opening_sample is None and at >= self.piece[0] - _STINGER_SLACK_MS:
+            self.opening_sample = start  # no bar before it: the piece opens on its first downbeat
+        exact = start * 1000 / SAMPLE_RATE  # the climax lands on a sample, not on a whole ms
+        ahead = sorted((when - exact, side) for when, side in self.climaxes if when > at + _STINGER_SLACK_MS)
+        side = ahead[0][1] if ahead else None
+        decision = self.director.decide_bar(
+            self.bar, mood_at(self.windows, at), self.prefs,
+            climax_in_ms=ahead[0][0] if ahead else None,
+            climax_side="home" if side in ("home", True) else "away" if side in ("away", False) else None,
+            climax_now=climax_now, stinger_now=stinger_now,
+            ending_in_ms=None if self.piece is None or self.final_sample is not None else self.piece[1] - at,
+            opening=start == self.opening_sample)
         plan = self.plan = decision.plan
+        if plan.final and self.final_sample is None:
+            self.final_sample = start
         self.bar_start, self.bar_tempo, self.beats_in_bar, self.next_beat = start, plan.tempo_bpm, plan.beats_per_bar, 0
         gain = self.gain_at(start)
         target, bars_left = self.fade_plan
@@ -327,24 +372,59 @@ class MatchScore:
         reason = decision.reason + "".join(f"; {c['type'].lower()} cue from {c['set_by'] or 'an operator'}"
                                            for c in cues)
         outputs.append(Output("control", self._control(plan, reason, part, start, stinger=None, cues=cues),
-                              part, start))
+                              part, start, plan))
+        self._prepare_opening(start, plan, outputs)
+
+    def _prepare_opening(self, start: int, plan: BarPlan, outputs: list[Output]) -> None:
+        """Replay: when the next bar opens the piece, schedule its pickup in this bar's last beat."""
+        if self.piece is None or self.opening_sample is not None:
+            return
+        bar_end = self._beat_start(plan.beats_per_bar)
+        if _ms(bar_end) < self.piece[0] - _STINGER_SLACK_MS:
+            return
+        self.opening_sample = bar_end
+        self.pickup_sample = self._beat_start(plan.beats_per_bar - 1)
+        part = arrange_pickup(plan)
+        if self.renderer is not None:
+            self.renderer.schedule(self.pickup_sample, part, plan.tempo_bpm)
+        record = {**self._control(plan, "pickup into the piece", part, self.pickup_sample, stinger=None),
+                  "kind": "PICKUP"}
+        outputs.append(Output("control", record, part, self.pickup_sample))
 
     def _stinger(self, pending: list[Any], start: int, *, beat: int) -> Output:
-        """Emit a pending stinger [kind, event_id, at_ms, reason] at ``start`` (already played
-        into the director's state by the caller)."""
+        """Emit a pending stinger [kind, event_id, at_ms, reason] at ``start``, beat ``beat`` of
+        the running bar (already played into the director's state by the caller). It is
+        voiced on the harmony of the bars it sounds over, which the director commits to."""
         cue = StingerCue(kind=pending[0], event_id=pending[1], reason=pending[3])
         assert self.plan is not None
         st = self.director.state
-        plan = StingerPlan(kind=cue.kind, style=self.plan.style, tempo_bpm=self.bar_tempo, key=st.key,
-                           mode=st.mode, intensity=max(st.intensity, 0.6), seed=self.plan.seed ^ 0x5EED)
+        bar_ticks = self.plan.beats_per_bar * TICKS_PER_BEAT
+        start_tick = beat * TICKS_PER_BEAT
+        harmony = self.director.stinger_harmony(cue.kind, self.plan, start_tick=start_tick,
+                                                length_ticks=stinger_ticks(cue.kind, start_tick, bar_ticks))
+        # The running bar is already written: the stinger steers clear of its passing notes too.
+        avoid = tuple((max(0, n.tick - start_tick), n.tick + n.duration_ticks - start_tick, n.pitch % 12)
+                      for n in arrange_bar(self.plan).notes
+                      if n.channel != CHANNELS["drums"] and n.tick + n.duration_ticks > start_tick)
+        plan = StingerPlan(kind=cue.kind, style=self.plan.style, tempo_bpm=self.bar_tempo, key=self.plan.key,
+                           mode=self.plan.mode, intensity=max(st.intensity, 0.6), seed=self.plan.seed ^ 0x5EED,
+                           harmony=harmony, avoid=avoid)
         part = arrange_stinger(plan)
         if self._renders(start):
             self.renderer.schedule(start, part, self.bar_tempo)
+            if cue.kind == "goal":  # the celebration is the loudest moment: the gain may not duck it
+                self.renderer.hold_gain(start + _CLIMAX_HOLD_S * SAMPLE_RATE)
         return Output("control", self._control(self.plan, f"stinger {cue.kind}: {cue.reason}", part, start,
                                                stinger=cue.kind, beat=beat, cues=pending[4:]), part, start)
 
     def _renders(self, start: int) -> bool:
-        return self.renderer is not None and _ms(start) >= self.render_from_ms - _RING_OUT_MS
+        if self.renderer is None:
+            return False
+        if self.piece is None:
+            return True
+        if self.opening_sample is None or start < self.opening_sample:
+            return False
+        return self.final_sample is None or start <= self.final_sample
 
     def _control(self, plan: BarPlan, reason: str, part: Part, start: int, *, stinger: str | None, beat: int = 0,
                  cues: list[dict[str, Any]] | None = None) -> dict[str, Any]:

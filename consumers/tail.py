@@ -19,8 +19,8 @@ from typing import Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
 
 from infra.catalogue import spec_for
-from infra.clients import make_consumer
-from infra.errors import SchemaError
+from infra.clients import kafka_refusal, make_consumer, reader_group
+from infra.errors import CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.reading import topic_partitions
 from infra.settings import Settings
@@ -77,7 +77,7 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
     """
     spec = spec_for(topic, settings)
     name = settings.topic(spec.name)
-    consumer = make_consumer(settings, group_id=f"crowdsound-tail-{uuid.uuid4().hex[:12]}",
+    consumer = make_consumer(settings, group_id=reader_group(settings, f"tail-{uuid.uuid4().hex[:12]}"),
                              extra={"enable.partition.eof": False})
     stop = False
 
@@ -103,6 +103,8 @@ def tail(settings: Settings, topic: str, *, match_id: str | None = None, from_be
             if message is None:
                 continue
             if message.error():
+                if refusal := kafka_refusal(message.error(), settings, f"to read {name}"):
+                    raise CrowdsoundError(refusal)
                 if message.error().code() != KafkaError._PARTITION_EOF:
                     print(f"error: {message.error()}", file=sys.stderr)
                 continue

@@ -13,6 +13,15 @@ Docker:
 
 Data lives in ``<state>/kafka/broker-<port>/data`` and survives ``down``/``up``, so
 retained topics are still there after a restart.
+
+``--secure`` runs the same broker as production clusters run: a SASL_SSL listener
+(SCRAM-SHA-512) with a certificate from the machine's own CA (:mod:`infra.tls`), a mutual-TLS
+listener, the StandardAuthorizer with ``allow.everyone.if.no.acl.found=false`` and one super
+user, ``admin``, whose SCRAM credential is written into the metadata log when the storage is
+formatted. Its client port is the plaintext broker's port + 2 (controller +3, mTLS +4), so
+both can run side by side; its files live in ``<state>/kafka/secure-<port>`` and the admin's
+client properties in ``<state>/security/admin.properties`` (0600). ``crowdsound security
+apply`` then creates the role principals and their ACLs.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,12 +43,16 @@ from infra.errors import BrokerError
 from infra.settings import Settings
 
 __all__ = [
+    "SECURE_PORT_OFFSET",
     "BrokerPaths",
     "BrokerStatus",
+    "admin_properties_path",
     "assemble",
     "broker_down",
+    "broker_paths",
     "broker_status",
     "broker_up",
+    "default_security_dir",
     "java_executable",
 ]
 
@@ -54,6 +68,18 @@ _JVM_OPTS = [
     "-Djava.awt.headless=true",
 ]
 _DEFAULT_HEAP = "-Xms256M -Xmx1G"
+SECURE_PORT_OFFSET = 2  # the secure broker's client port, after the plaintext broker's port and controller
+ADMIN = "admin"
+
+
+def default_security_dir(settings: Settings) -> Path:
+    """Where the secure broker's CA and the principals' client properties are kept."""
+    return settings.state_dir / "security"
+
+
+def admin_properties_path(security_dir: Path) -> Path:
+    """The admin's librdkafka properties file, written by ``broker up --secure``."""
+    return security_dir / "admin.properties"
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,8 @@ class BrokerPaths:
 
     state_dir: Path
     port: int
+    secure: bool = False
+    security_dir: Path | None = None  # secure only: CA, certificates, admin.properties
 
     @property
     def kafka_dir(self) -> Path:
@@ -74,7 +102,28 @@ class BrokerPaths:
 
     @property
     def home(self) -> Path:
-        return self.kafka_dir / f"broker-{self.port}"
+        return self.kafka_dir / (f"secure-{self.port}" if self.secure else f"broker-{self.port}")
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def mtls_port(self) -> int:
+        """The secure broker's mutual-TLS listener."""
+        return self.port + 2
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.controller_port, self.mtls_port) if self.secure else (self.port, self.controller_port)
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.home / "admin.password"
+
+    @property
+    def keystore(self) -> Path:
+        return self.home / "keystore.pem"
 
     @property
     def data(self) -> Path:
@@ -107,16 +156,20 @@ class BrokerStatus:
     kafka_version: str | None
     data_dir: Path
     log_file: Path
+    security: str | None = None  # secure brokers: listeners and where the admin's properties are
 
     def lines(self) -> list[str]:
         state = f"running (pid {self.pid})" if self.running else "stopped"
-        return [
+        lines = [
             f"broker:     {state}",
             f"bootstrap:  {self.bootstrap}",
             f"kafka:      {self.kafka_version or 'not assembled yet'}",
             f"data:       {self.data_dir}",
             f"log:        {self.log_file}",
         ]
+        if self.security:
+            lines.append(f"security:   {self.security}")
+        return lines
 
 
 def java_executable() -> str:
@@ -231,18 +284,67 @@ def _port_in_use(port: int) -> bool:
     return False
 
 
-def _render_config(paths: BrokerPaths) -> None:
+def _render_config(paths: BrokerPaths, admin_password: str | None = None) -> None:
+    values = {"port": paths.port, "controller_port": paths.controller_port, "mtls_port": paths.mtls_port,
+              "data_dir": paths.data, "admin_password": admin_password or "",
+              "keystore": paths.keystore, "truststore": _tls_dir(paths) / "ca.crt" if paths.secure else ""}
+    listeners = Template((_KAFKA_DIR / f"listeners-{'secure' if paths.secure else 'plaintext'}.properties").read_text())
     template = Template((_KAFKA_DIR / "server.properties.template").read_text())
-    paths.config.write_text(
-        template.substitute(port=paths.port, controller_port=paths.port + 1, data_dir=paths.data)
-    )
+    # The secure config holds the admin's password: owner only.
+    from infra.tls import write_private
+
+    write_private(paths.config, template.substitute(values, listeners=listeners.substitute(values).strip()).encode())
+
+
+def _tls_dir(paths: BrokerPaths) -> Path:
+    assert paths.security_dir is not None
+    return paths.security_dir / "tls"
+
+
+def _prepare_secure(paths: BrokerPaths) -> str:
+    """The CA, the broker's certificate and the admin's password of a secure broker (made once).
+
+    Returns the admin password.
+    """
+    from infra.tls import ensure_ca, issue_server_certificate, write_private
+
+    tls = _tls_dir(paths)
+    ca = ensure_ca(tls)
+    server = issue_server_certificate(ca, tls)
+    write_private(paths.keystore, server.key.read_bytes() + server.cert.read_bytes())
+    if paths.admin_password_file.is_file():
+        password = paths.admin_password_file.read_text().strip()
+    elif (paths.data / "meta.properties").is_file():
+        raise BrokerError(f"the secure broker's data in {paths.data} has no admin password "
+                          f"({paths.admin_password_file} is gone); remove {paths.home} to start afresh")
+    else:
+        password = secrets.token_urlsafe(24)
+        write_private(paths.admin_password_file, password.encode())
+    write_private(admin_properties_path(paths.security_dir), _properties({  # type: ignore[arg-type]
+        "bootstrap.servers": paths.bootstrap, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": ADMIN, "sasl.password": password, "ssl.ca.location": str(ca.cert.resolve()),
+    }, f"the local secure broker's super user ({paths.bootstrap}); keep it secret"))
+    return password
+
+
+def _properties(values: dict[str, str], comment: str) -> bytes:
+    lines = [f"# {comment}"] + [f"{key}={value}" for key, value in values.items()]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _admin_client_config(paths: BrokerPaths, admin_password: str | None) -> dict[str, str]:
+    if not paths.secure:
+        return {"bootstrap.servers": paths.bootstrap}
+    return {"bootstrap.servers": paths.bootstrap, "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": ADMIN, "sasl.password": admin_password or "",
+            "ssl.ca.location": str(_tls_dir(paths) / "ca.crt")}
 
 
 def _java_command(java: str, libs: Path, heap: str, *args: str) -> list[str]:
     return [java, *heap.split(), *_JVM_OPTS, "-cp", f"{libs}/*", *args]
 
 
-def _format_storage(java: str, paths: BrokerPaths, libs: Path) -> None:
+def _format_storage(java: str, paths: BrokerPaths, libs: Path, admin_password: str | None) -> None:
     if (paths.data / "meta.properties").is_file():
         return
     cluster_id = subprocess.run(
@@ -257,6 +359,8 @@ def _format_storage(java: str, paths: BrokerPaths, libs: Path) -> None:
             f"-Dlog4j2.configurationFile={_KAFKA_DIR / 'log4j2.xml'}",
             "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
             "-t", cluster_id[-1], "-c", str(paths.config),
+            # The super user's SCRAM credential, in the metadata log from the start.
+            *(["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},password={admin_password}]"] if admin_password else []),
         ),
         capture_output=True, text=True, check=False,
     )
@@ -264,10 +368,10 @@ def _format_storage(java: str, paths: BrokerPaths, libs: Path) -> None:
         raise BrokerError(f"formatting {paths.data} failed: {(result.stdout + result.stderr).strip()[-300:]}")
 
 
-def _wait_until_ready(paths: BrokerPaths, pid: int, timeout_s: float) -> None:
+def _wait_until_ready(paths: BrokerPaths, pid: int, timeout_s: float, admin_password: str | None) -> None:
     from confluent_kafka.admin import AdminClient  # deferred: only `broker up` needs it
 
-    admin = AdminClient({"bootstrap.servers": paths.bootstrap, "log_level": 0, "logger": _silent_logger()})
+    admin = AdminClient({**_admin_client_config(paths, admin_password), "log_level": 0, "logger": _silent_logger()})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not _pid_alive(pid):
@@ -291,15 +395,23 @@ def _silent_logger():  # librdkafka's connection-refused chatter while the broke
     return logger
 
 
-def broker_paths(settings: Settings, port: int | None = None) -> BrokerPaths:
-    """The files of the local broker on ``port`` (default: the settings' broker port)."""
-    return BrokerPaths(settings.state_dir, port or settings.broker_port)
+def broker_paths(settings: Settings, port: int | None = None, *, secure: bool = False,
+                 security_dir: Path | None = None) -> BrokerPaths:
+    """The files of the local broker on ``port`` (default: the settings' broker port, + 2 when
+    ``secure``); a secure broker keeps its CA and admin properties in ``security_dir``
+    (default ``<state>/security``)."""
+    if port is None:
+        port = settings.broker_port + (SECURE_PORT_OFFSET if secure else 0)
+    return BrokerPaths(settings.state_dir, port, secure=secure,
+                       security_dir=(security_dir or default_security_dir(settings)) if secure else None)
 
 
-def broker_up(settings: Settings, *, port: int | None = None, timeout_s: float = 90.0) -> tuple[BrokerStatus, bool]:
+def broker_up(settings: Settings, *, port: int | None = None, secure: bool = False, security_dir: Path | None = None,
+              timeout_s: float = 90.0) -> tuple[BrokerStatus, bool]:
     """Start the local broker unless it already runs; wait until it answers.
 
-    Returns the status and whether this call started it.
+    ``secure`` starts the SASL_SSL broker instead (see the module's docstring). Returns the
+    status and whether this call started it.
 
     Raises
     ------
@@ -307,20 +419,24 @@ def broker_up(settings: Settings, *, port: int | None = None, timeout_s: float =
         Missing Java or Maven, port taken by another process, or a broker that fails to
         start; the message says what to do.
     """
-    paths = broker_paths(settings, port)
+    paths = broker_paths(settings, port, secure=secure, security_dir=security_dir)
     if _our_broker_pid(paths) is not None:
-        return broker_status(settings, port=port), False
-    if _port_in_use(paths.port) or _port_in_use(paths.port + 1):
+        if secure:
+            _prepare_secure(paths)  # (re)writes admin.properties for this security folder
+        return _status(paths), False
+    taken = [p for p in paths.ports if _port_in_use(p)]
+    if taken:
         raise BrokerError(
-            f"port {paths.port} or {paths.port + 1} on 127.0.0.1 is taken by another process; "
+            f"port {', '.join(map(str, taken))} on 127.0.0.1 is taken by another process; "
             "stop it or choose another port with --port"
         )
     java = java_executable()
     libs = assemble(paths)
     for folder in (paths.data, paths.logs):
         folder.mkdir(parents=True, exist_ok=True)
-    _render_config(paths)
-    _format_storage(java, paths, libs)
+    admin_password = _prepare_secure(paths) if secure else None
+    _render_config(paths, admin_password)
+    _format_storage(java, paths, libs, admin_password)
     heap = os.environ.get("KAFKA_HEAP_OPTS", _DEFAULT_HEAP)
     command = _java_command(
         java, libs, heap,
@@ -335,12 +451,12 @@ def broker_up(settings: Settings, *, port: int | None = None, timeout_s: float =
         )
     paths.pid_file.write_text(f"{process.pid}\n")
     try:
-        _wait_until_ready(paths, process.pid, timeout_s)
+        _wait_until_ready(paths, process.pid, timeout_s, admin_password)
     except BrokerError:
         _stop_pid(process.pid, timeout_s=30)
         paths.pid_file.unlink(missing_ok=True)
         raise
-    return broker_status(settings, port=port), True
+    return _status(paths), True
 
 
 def _stop_pid(pid: int, *, timeout_s: float) -> bool:
@@ -363,12 +479,13 @@ def _stop_pid(pid: int, *, timeout_s: float) -> bool:
     return False
 
 
-def broker_down(settings: Settings, *, port: int | None = None, timeout_s: float = 60.0) -> str:
+def broker_down(settings: Settings, *, port: int | None = None, secure: bool = False,
+                timeout_s: float = 60.0) -> str:
     """Stop the local broker (SIGTERM, then wait). Harmless when nothing runs.
 
     Returns a one-line description of what happened.
     """
-    paths = broker_paths(settings, port)
+    paths = broker_paths(settings, port, secure=secure)
     pid = _our_broker_pid(paths)
     if pid is None:
         paths.pid_file.unlink(missing_ok=True)
@@ -380,10 +497,17 @@ def broker_down(settings: Settings, *, port: int | None = None, timeout_s: float
     return f"broker on {paths.bootstrap} did not stop within {timeout_s:.0f} s and was killed (pid {pid})"
 
 
-def broker_status(settings: Settings, *, port: int | None = None) -> BrokerStatus:
+def broker_status(settings: Settings, *, port: int | None = None, secure: bool = False) -> BrokerStatus:
     """Whether the local broker runs, where it listens, its Kafka version and data folder."""
-    paths = broker_paths(settings, port)
+    return _status(broker_paths(settings, port, secure=secure))
+
+
+def _status(paths: BrokerPaths) -> BrokerStatus:
     pid = _our_broker_pid(paths)
+    security = None
+    if paths.secure:
+        security = (f"SASL_SSL (SCRAM-SHA-512) on {paths.port}, mutual TLS on {paths.mtls_port}; ACLs enforced; "
+                    f"admin client properties in {admin_properties_path(paths.security_dir)}")  # type: ignore[arg-type]
     return BrokerStatus(
         running=pid is not None,
         pid=pid,
@@ -391,4 +515,5 @@ def broker_status(settings: Settings, *, port: int | None = None) -> BrokerStatu
         kafka_version=kafka_version(paths.libs),
         data_dir=paths.data,
         log_file=paths.logs / "server.log",
+        security=security,
     )

@@ -29,7 +29,8 @@ them by match time into crowd emotions; a composer turns those into music. Every
 topic is retained, so highlights are rebuilt later by replaying a match.
 
 Kafka settings come from the environment (KAFKA_BOOTSTRAP_SERVERS, default
-127.0.0.1:9092; KAFKA_CLIENT_<PROPERTY> passes any client property through).
+127.0.0.1:9092; KAFKA_CLIENT_<PROPERTY> passes any client property through) or a
+librdkafka properties file (KAFKA_CONFIG_FILE, as kcat -F reads).
 """
 
 _EPILOG = """\
@@ -37,6 +38,10 @@ first steps:
   crowdsound broker up        start a local Kafka broker (needs Java 17+ and Maven)
   crowdsound topics apply     create the topics of the catalogue
   crowdsound tail crowd.emotions.v1 --from-beginning --max 10
+
+secure (SASL_SSL, ACLs, a principal per role):
+  crowdsound broker up --secure && crowdsound security apply
+  KAFKA_CONFIG_FILE=.crowdsound/security/reader.properties crowdsound tail crowd.emotions.v1
 """
 
 
@@ -82,8 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crowdsound {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KafkaException as exc:  # a Kafka failure nothing more specific caught: one line, no traceback
+        from infra.clients import last_refusal
+
         error = exc.args[0] if exc.args else exc
-        print(f"crowdsound {args.command}: error: Kafka: {getattr(error, 'str', lambda: error)()}", file=sys.stderr)
+        reason = last_refusal() or f"Kafka: {getattr(error, 'str', lambda: error)()}"
+        print(f"crowdsound {args.command}: error: {reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         logging.getLogger("crowdsound").info("interrupted")

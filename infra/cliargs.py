@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["whole_number", "seconds"]
+__all__ = ["add_metrics_arguments", "seconds", "whole_number"]
 
 
 def whole_number(*, low: int = 0, high: int | None = None, what: str = "a whole number") -> Callable[[str], int]:
@@ -33,3 +33,13 @@ def seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
     return value
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-host`` for a long-running command."""
+    parser.add_argument("--metrics-port", type=whole_number(low=0, high=65_535, what="a port"), metavar="PORT",
+                        help="serve Prometheus /metrics and /healthz on PORT (default: CROWDSOUND_METRICS_PORT, "
+                        "0 = off)")
+    parser.add_argument("--metrics-host", metavar="ADDRESS",
+                        help="address to serve them on (default: CROWDSOUND_METRICS_HOST or 127.0.0.1; "
+                        "0.0.0.0 for every interface, as in a container)")

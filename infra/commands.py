@@ -1,8 +1,9 @@
-"""``crowdsound broker ...`` and ``crowdsound topics ...``."""
+"""``crowdsound broker ...``, ``crowdsound topics ...`` and ``crowdsound security ...``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from infra.cliargs import whole_number
@@ -13,7 +14,7 @@ __all__ = ["register"]
 
 
 def register(commands: Any) -> None:
-    """Add the broker, topics and demo subcommands to the CLI."""
+    """Add the broker, topics, security and demo subcommands to the CLI."""
     _register_demo(commands)
     broker = commands.add_parser(
         "broker", help="run a local Apache Kafka broker (KRaft, single node, 127.0.0.1)",
@@ -31,9 +32,13 @@ def register(commands: Any) -> None:
     ):
         action = actions.add_parser(name, help=help_text, description=help_text)
         action.add_argument("--port", type=whole_number(low=1, high=65_533, what="a port"), default=None,
-                            help="client port; the controller uses port+1 (default: CROWDSOUND_BROKER_PORT or 9092). "
-                            "Keep it below 32768, outside the ports the OS hands to client sockets")
+                            help="client port; the controller uses port+1 (default: CROWDSOUND_BROKER_PORT or 9092; "
+                            "with --secure that + 2). Keep it below 32768, outside the ports the OS hands to client "
+                            "sockets")
+        action.add_argument("--secure", action="store_true", help=_SECURE_HELP if name == "up" else
+                            "the secure broker (`up --secure`); `down` without --secure stops both")
         action.set_defaults(handler=_broker)
+    _register_security(commands)
 
     topics = commands.add_parser(
         "topics", help="create, alter and list the topics of the catalogue",
@@ -53,17 +58,98 @@ def register(commands: Any) -> None:
     listing.set_defaults(handler=_topics_list)
 
 
+_SECURE_HELP = """\
+the secure broker instead: SASL_SSL with SCRAM-SHA-512 on port+2 (mutual TLS on port+4), a
+certificate from a CA made for this machine (in CROWDSOUND_STATE_DIR/security/tls, never
+committed), ACLs enforced (nothing allowed without one) and one super user, admin, whose
+client properties go to CROWDSOUND_STATE_DIR/security/admin.properties. Then run
+`crowdsound security apply` for the role principals"""
+
+
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
     from infra.broker import broker_down, broker_status, broker_up
 
     if args.action == "up":
-        status, started = broker_up(settings, port=args.port)
+        status, started = broker_up(settings, port=args.port, secure=args.secure)
         print("started" if started else "already running")
         print("\n".join(status.lines()))
+        if args.secure:
+            print("next: crowdsound security apply   (a principal, ACLs and a properties file per role)")
     elif args.action == "down":
-        print(broker_down(settings, port=args.port))
+        print(broker_down(settings, port=args.port, secure=args.secure))
+        if not args.secure and args.port is None:
+            line = broker_down(settings, secure=True)
+            if not line.startswith("no broker"):
+                print(line)
     else:
-        print("\n".join(broker_status(settings, port=args.port).lines()))
+        print("\n".join(broker_status(settings, port=args.port, secure=args.secure).lines()))
+    return 0
+
+
+_SECURITY_HELP = """\
+One Kafka principal per role, with ACLs granting it only its topics, groups and
+transactional ids (infra/acls.py, built from the topic catalogue). `apply` creates each
+role's SCRAM-SHA-512 user and ACLs on the cluster (idempotent: a second run changes nothing)
+and writes DIR/<role>.properties (0600), a librdkafka properties file:
+
+  KAFKA_CONFIG_FILE=.crowdsound/security/encoder.properties crowdsound encoder ...
+  kcat -F .crowdsound/security/reader.properties -L
+
+It runs as an admin: KAFKA_CONFIG_FILE (or the KAFKA_* variables) when set, otherwise the
+local secure broker's .crowdsound/security/admin.properties (`crowdsound broker up --secure`).
+`roles` prints what each role may do.
+"""
+
+
+def _register_security(commands: Any) -> None:
+    security = commands.add_parser("security", help="role principals, ACLs and their client properties files",
+                                   description=_SECURITY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = security.add_subparsers(dest="action", metavar="ACTION", parser_class=type(security))
+    actions.required = True
+    apply = actions.add_parser("apply", help="create the role users and ACLs, write <role>.properties files",
+                               description="Create or update each role's SCRAM-SHA-512 user and ACLs and write its "
+                               "properties file; report what changed. Idempotent.")
+    apply.add_argument("--out", type=Path, metavar="DIR",
+                       help="where to write <role>.properties (default: CROWDSOUND_STATE_DIR/security)")
+    apply.add_argument("--role", action="append", metavar="ROLE", dest="roles",
+                       help="only this role (repeatable; default: every role, see `crowdsound security roles`)")
+    apply.add_argument("--bootstrap-servers", metavar="HOST:PORT,...",
+                       help="bootstrap servers written into the files (default: the admin's), e.g. the address "
+                       "venues reach the cluster at")
+    apply.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    apply.set_defaults(handler=_security_apply)
+    roles = actions.add_parser("roles", help="each role, who uses it and its ACLs",
+                               description="Print each role, the commands that run as it and its ACLs "
+                               "(with the deployment's CROWDSOUND_TOPIC_PREFIX).")
+    roles.set_defaults(handler=_security_roles)
+
+
+def _security_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.acls import ROLES, role
+    from infra.broker import default_security_dir
+    from infra.clients import make_admin
+    from infra.security import admin_settings, apply_security
+
+    admin = admin_settings(settings)
+    chosen = tuple(role(name) for name in args.roles) if args.roles else ROLES
+    out = args.out or default_security_dir(settings)
+    changes = apply_security(make_admin(admin), admin, out, roles=chosen, bootstrap=args.bootstrap_servers,
+                             dry_run=args.dry_run)
+    for change in changes:
+        print(("(dry run) " if args.dry_run else "") + change.line())
+    changed = sum(change.changed for change in changes)
+    print(f"{changed} changed, {len(changes) - changed} unchanged; properties files in {out}/")
+    return 0
+
+
+def _security_roles(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.acls import ROLES, bindings, principal_name
+
+    for the_role in ROLES:
+        print(f"{the_role.name} (user {principal_name(the_role.name, settings.topic_prefix)}): {the_role.used_by}")
+        for binding in bindings(the_role, settings.topic_prefix):
+            star = "*" if binding.pattern == "prefixed" else ""
+            print(f"  {binding.operation:<16} {binding.kind:<16} {binding.name}{star}")
     return 0
 
 
@@ -130,6 +216,9 @@ def _register_demo(commands: Any) -> None:
     demo.add_argument("--highlights", type=whole_number(low=1, high=20), default=4, metavar="N",
                       help="how many highlights to replay (default 4)")
     demo.add_argument("--style", choices=("orchestral", "electronic", "stadium_rock"), help="music style of the replay")
+    demo.add_argument("--secure", action="store_true",
+                      help="on the secure broker (`broker up --secure`, port + 2): SASL_SSL with ACLs, every process "
+                      "as its own role's principal (`security apply`)")
     demo.add_argument("--fast", action="store_true",
                       help="stream the match accelerated (about 1½ minutes, too fast to follow in the control room)")
     demo.add_argument("--port", type=whole_number(low=1, high=65535), default=8080, metavar="PORT",
@@ -146,4 +235,5 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if not script.is_file():
         raise CrowdsoundError(f"match script {script} does not exist")
     return run_demo(settings, DemoOptions(out_dir=Path(args.out), script=script, highlights=args.highlights,
-                                          style=args.style, fast=args.fast, port=args.port))
+                                          style=args.style, fast=args.fast, port=args.port,
+                                          secure=args.secure))

@@ -7,6 +7,11 @@ watch and hear the match and fire cues), streams a scripted synthetic match in r
 emotions and the music have caught up, writes the live music with ``listen``, replays the
 match's highlights into the output folder and prints what it found. The broker keeps running
 afterwards (its topics hold the match for more replays); the other processes are stopped.
+
+``--secure`` does the same on the secure broker (``broker up --secure``): ``security apply``
+makes a principal per role, and every process runs as its role with its properties file
+(``KAFKA_CONFIG_FILE``): the stadium as ``stadium``, the worker as ``worker``, the composer as
+``composer``, the control room as ``controlroom``, listen and replay as ``reader``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class DemoOptions:
     style: str | None = None
     fast: bool = False  # stream the match accelerated instead of in real time
     port: int = 8080    # the control room's
+    secure: bool = False  # on the secure broker, every process as its role
 
 
 def _say(text: str) -> None:
@@ -74,11 +80,53 @@ class _Background:
         self._log.close()
 
 
-def run_demo(settings: Settings, options: DemoOptions) -> int:
-    from consumers.replay.replay import ReplayOptions, replay
-    from infra.broker import broker_up
+class _Principals:
+    """The settings and environment each demo process runs with: on the plaintext broker the
+    same for all; on the secure one, each role's properties file."""
+
+    def __init__(self, settings: Settings, folder: Path | None) -> None:
+        self._settings = settings
+        self._folder = folder
+
+    def env(self, role: str) -> dict[str, str]:
+        """The variables a process of ``role`` gets on top of this one's environment."""
+        if self._folder is None:
+            return {}
+        return {"KAFKA_CONFIG_FILE": str(self._folder / f"{role}.properties")}
+
+    def settings(self, role: str) -> Settings:
+        if self._folder is None:
+            return self._settings
+        return self._settings.with_client_file(self._folder / f"{role}.properties")
+
+
+def _start_broker(settings: Settings, secure: bool) -> tuple[Settings, _Principals]:
+    """The broker up, its topics applied; with ``secure`` also the role principals. Returns the
+    admin's settings and the principals of the processes."""
+    from infra.broker import broker_up, default_security_dir
     from infra.clients import make_admin
     from infra.topics import apply_catalogue
+
+    status, _ = broker_up(settings, secure=secure)
+    _say(f"Kafka {status.kafka_version or ''} broker on {status.bootstrap} (data in {status.data_dir})")
+    admin, principals = settings, _Principals(settings, None)
+    if secure:
+        from infra.security import admin_settings, apply_security
+
+        admin = admin_settings(settings.with_overrides(bootstrap_servers=status.bootstrap))
+        folder = default_security_dir(settings)
+        changes = apply_security(make_admin(admin), admin, folder)
+        _say(f"SASL_SSL with ACLs: {len(changes)} role principals ({sum(c.changed for c in changes)} changed), "
+             f"their client properties in {folder}/")
+        principals = _Principals(admin, folder)
+    changes = apply_catalogue(make_admin(admin), admin)
+    _say(f"topics: {sum(1 for c in changes if c.kind == 'created')} created, {len(changes)} in the catalogue")
+    return admin, principals
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    from consumers.replay.live_record import write_live_record
+    from consumers.replay.replay import ReplayOptions, replay
     from producers.stadium import load_script
 
     started = time.monotonic()
@@ -88,17 +136,13 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     log_dir = settings.state_dir / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    status, _ = broker_up(settings)
-    _say(f"Kafka {status.kafka_version or ''} broker on {status.bootstrap} (data in {status.data_dir})")
-    changes = apply_catalogue(make_admin(settings), settings)
-    _say(f"topics: {sum(1 for c in changes if c.kind == 'created')} created, {len(changes)} in the catalogue")
-
-    worker = _Background("worker", ["worker"], log_dir)
-    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir)
+    _, principals = _start_broker(settings, options.secure)
+    worker = _Background("worker", ["worker"], log_dir, **principals.env("worker"))
+    composer = _Background("composer", ["composer", "--instance", "demo"], log_dir, **principals.env("composer"))
     token = secrets.token_urlsafe(18)
     port = _free_port(options.port)
     room = _Background("controlroom", ["controlroom", "--port", str(port)], log_dir,
-                       CROWDSOUND_API_TOKENS=f"demo={token}")
+                       CROWDSOUND_API_TOKENS=f"demo={token}", **principals.env("controlroom"))
     try:
         _say(f"worker, composer and control room started (logs in {log_dir})")
         _say(f"control room: http://127.0.0.1:{port}/#token={token}")
@@ -106,24 +150,25 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         pace = "accelerated" if options.fast else "in real time"
         _say(f"streaming the synthetic match {match_id} ({script.duration_ms / 1000:.0f} s of crowd audio, {pace})")
         stream = _Background("stadium", ["stadium", "--script", str(options.script), "--match", match_id, "--quiet",
-                                         *(["--fast"] if options.fast else [])], log_dir)
+                                         *(["--fast"] if options.fast else [])], log_dir, **principals.env("stadium"))
         # The music follows the stream as it goes (live, at the match's own pace).
-        _wait_for_music(settings, match_id, script.duration_ms, (worker, composer, room))
+        _wait_for_music(principals.settings("reader"), match_id, script.duration_ms, (worker, composer, room))
         if stream.process.wait() != 0:
             raise CrowdsoundError(f"streaming the match failed (exit {stream.process.returncode}); see {stream.log_path}")
         stream.stop()
         live = options.out_dir / "live.wav"
         subprocess.run(_cli("listen", "--match", match_id, "--out", str(live), "--timeout", "3"),
-                       capture_output=True, text=True, check=False)
-        _say(f"the live music of the match: {live}")
+                       capture_output=True, text=True, check=False, env={**os.environ, **principals.env("reader")})
+        live_files = write_live_record(principals.settings("reader"), match_id, options.out_dir)
+        _say(f"the live music of the match: {live} (its bars and stingers: {', '.join(live_files)})")
     finally:
         worker.stop()
         composer.stop()
         room.stop()
 
     _say(f"replaying the {options.highlights} best highlights into {options.out_dir}/")
-    result = replay(settings, ReplayOptions(match_id=match_id, out_dir=options.out_dir, auto=options.highlights,
-                                            style=options.style))
+    result = replay(principals.settings("reader"), ReplayOptions(match_id=match_id, out_dir=options.out_dir,
+                                                                 auto=options.highlights, style=options.style))
     print()
     print(f"crowdsound demo — match {match_id}, {time.monotonic() - started:.0f} s")
     print(f"  goals in the match feed: {result.goals}")
@@ -132,11 +177,13 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     for clip in result.clips:
         stingers = f"  [stingers: {', '.join(clip.stingers)}]" if clip.stingers else ""
         print(f"    #{clip.rank} {clip.highlight.start}-{clip.highlight.end}  {clip.highlight.reason}{stingers}")
-    print(f"  files written to {options.out_dir}/: live.wav, " + ", ".join(result.files))
+    print(f"  files written to {options.out_dir}/: live.wav, live.json, live.mid, " + ", ".join(result.files))
     print(f"  open {options.out_dir}/index.md and {options.out_dir}/timeline.png; listen to {options.out_dir}/reel.wav")
+    print(f"  check the music like a supervisor would:  crowdsound audit {options.out_dir}")
     print()
     print("The broker keeps running with the match on its topics; try:")
-    print(f"  crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")
+    reader = f"KAFKA_CONFIG_FILE={principals.env('reader')['KAFKA_CONFIG_FILE']} " if options.secure else ""
+    print(f"  {reader}crowdsound replay --match {match_id} --out out/electronic --style electronic --auto 3")
     print("Open the control room again (the match stays in its list for --lookback minutes):")
     print("  CROWDSOUND_API_TOKENS=demo=<token> crowdsound controlroom   then http://127.0.0.1:8080/#token=<token>")
     print("Stop it with:  crowdsound broker down   (or: make broker-down)")
@@ -159,11 +206,11 @@ def _wait_for_music(settings: Settings, match_id: str, duration_ms: int, process
     follows the emotions, which follow the audio, so all three are then done)."""
     from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-    from infra.clients import make_consumer, match_key
+    from infra.clients import make_consumer, match_key, reader_group
     from infra.partitioning import partition_for
     from schemas.codec import decode
 
-    consumer = make_consumer(settings, group_id="crowdsound-demo-unused")
+    consumer = make_consumer(settings, group_id=reader_group(settings, "demo"))
     topics = {settings.topic("music.audio.v1"): "AudioChunk"}
     partition = partition_for(match_key(match_id), settings.partitions)
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for topic in topics])

@@ -1,23 +1,78 @@
 """Prometheus metrics and a health endpoint for every long-running process.
 
 One small HTTP server per process serves ``/metrics`` (prometheus-client's registry) and
-``/healthz`` (200 while the process considers itself healthy, 503 otherwise).
+``/healthz`` (200 while the process considers itself healthy, 503 otherwise). It binds to
+``--metrics-host`` (``CROWDSOUND_METRICS_HOST``, default 127.0.0.1: nothing outside the machine
+sees it unless asked; the Helm chart and compose use 0.0.0.0 inside their pods and containers),
+and a client that sends nothing is dropped after a few seconds instead of holding a thread.
+
+Health means work gets done: :class:`Liveness` fails when a process has had work for
+``CROWDSOUND_HEALTH_STALL_S`` seconds (default 60) without finishing any of it — the
+composer's loop stuck in a batch, the worker's consumer no longer delivering records it knows
+are there — so an orchestrator restarts it.
 """
 
 from __future__ import annotations
 
+import argparse
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-__all__ = ["serve_metrics"]
+from infra.settings import Settings
+
+__all__ = ["Liveness", "serve_metrics", "serve_process_metrics"]
+
+REQUEST_TIMEOUT_S = 5.0  # a scrape or probe that has not sent its request by then is dropped
+
+
+class Liveness:
+    """Whether a loop is alive: healthy unless it has had work for ``stall_s`` seconds without
+    making progress. The stall clock starts when work appears, not when progress was last made,
+    so a long idle spell is no stall."""
+
+    def __init__(self, stall_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_s = stall_s
+        self._clock = clock
+        self._since = clock()  # the last progress, or when work appeared after an idle spell
+        self._busy = False
+        self._lock = threading.Lock()
+
+    def progressed(self) -> None:
+        """Some work was finished (a batch applied, a loop turn completed)."""
+        with self._lock:
+            self._since = self._clock()
+
+    def busy(self, has_work: bool) -> None:
+        """Whether work is waiting now."""
+        with self._lock:
+            if has_work and not self._busy:
+                self._since = self._clock()
+            self._busy = has_work
+
+    def stalled_for(self) -> float:
+        """Seconds the waiting work has gone without progress (0 when idle)."""
+        with self._lock:
+            return self._clock() - self._since if self._busy else 0.0
+
+    def healthy(self) -> bool:
+        return self.stalled_for() < self.stall_s
+
+
+def serve_process_metrics(args: argparse.Namespace, settings: Settings, *,
+                          healthy: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer | None:
+    """:func:`serve_metrics` where ``--metrics-port``/``--metrics-host`` (or the settings) say."""
+    port = args.metrics_port if getattr(args, "metrics_port", None) is not None else settings.metrics_port
+    host = getattr(args, "metrics_host", None) or settings.metrics_host
+    return serve_metrics(port, healthy=healthy, host=host)
 
 
 def serve_metrics(port: int, *, healthy: Callable[[], bool] = lambda: True,
-                  host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
-    """Serve ``/metrics`` and ``/healthz`` on ``port`` in a daemon thread (0 = off).
+                  host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
+    """Serve ``/metrics`` and ``/healthz`` on ``host:port`` in a daemon thread (0 = off).
 
     Returns the server (``server.server_address[1]`` is the bound port) or None when off.
     """
@@ -25,6 +80,8 @@ def serve_metrics(port: int, *, healthy: Callable[[], bool] = lambda: True,
         return None
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S  # socket timeout: a client that stalls is dropped
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path.startswith("/metrics"):
                 body, status, kind = generate_latest(REGISTRY), 200, CONTENT_TYPE_LATEST
@@ -43,5 +100,6 @@ def serve_metrics(port: int, *, healthy: Callable[[], bool] = lambda: True,
             return
 
     server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

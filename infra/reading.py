@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from infra.errors import BrokerError, TopicMissingError
+from infra.errors import BrokerError, CrowdsoundError, TopicMissingError
 from infra.settings import Settings
 
 __all__ = ["partition_ends", "patiently", "read_to_end", "topic_partitions"]
@@ -45,16 +45,33 @@ class _MetadataClient(Protocol):  # Consumer, Producer and AdminClient all answe
     def list_topics(self, topic: str | None = ..., timeout: float = ...) -> object: ...
 
 
-def topic_partitions(client: _MetadataClient, topic: str, settings: Settings, *, timeout_s: float = 10.0) -> list[int]:
+def topic_partitions(client: _MetadataClient, topic: str, settings: Settings, *, timeout_s: float = 10.0,
+                     doing: str = "read") -> list[int]:
     """The partition ids of ``topic`` (a deployed name), sorted.
 
     Raises
     ------
     TopicMissingError
         When the cluster does not have the topic; the message says how to create it.
+    CrowdsoundError
+        One line when the cluster cannot be reached, refuses this client (credentials, TLS
+        trust) or the principal may not ``doing`` the topic (no ACL).
     """
-    metadata = client.list_topics(topic, timeout=timeout_s).topics.get(topic)  # type: ignore[attr-defined]
-    if metadata is None or metadata.error is not None or not metadata.partitions:
+    from infra.clients import kafka_refusal, unreachable
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            metadata = client.list_topics(topic, timeout=1).topics.get(topic)  # type: ignore[attr-defined]
+            break
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise CrowdsoundError(unreachable(client, settings, exc)) from None
+            client.poll(0)  # type: ignore[attr-defined] # serves the client's errors: a refusal is raised at once
+    error = metadata.error if metadata is not None else None
+    if error is not None and (refusal := kafka_refusal(error, settings, f"to {doing} topic {topic}")):
+        raise CrowdsoundError(refusal)
+    if metadata is None or error is not None or not metadata.partitions:
         raise TopicMissingError(f"topic {topic} does not exist on {settings.bootstrap_servers}; "
                                 "run `crowdsound topics apply`")
     return sorted(metadata.partitions)

@@ -3,14 +3,20 @@
 Twelve-factor style: each field has a default that works against the local broker, and an
 environment variable that overrides it. Kafka client properties pass through untouched:
 ``KAFKA_CLIENT_LINGER_MS=20`` becomes ``linger.ms=20`` on every client, so anything
-librdkafka understands can be set without a code change.
+librdkafka understands can be set without a code change. ``KAFKA_CONFIG_FILE`` names a
+librdkafka properties file (what ``kcat -F`` reads, e.g. the ones ``crowdsound security
+apply`` writes); the variables override it, ``KAFKA_CLIENT_*`` last. Every client — the
+confluent-kafka ones and the Faust worker's aiokafka alike — takes its security from here
+(:meth:`Settings.client_config`, :meth:`Settings.aiokafka_config`; the one conversion is
+:mod:`infra.kafka_security`).
 
 ===================================  =====================================================
 variable                              meaning (default)
 ===================================  =====================================================
+KAFKA_CONFIG_FILE                     librdkafka properties file, as ``kcat -F`` (unset)
 KAFKA_BOOTSTRAP_SERVERS               brokers to bootstrap from (``127.0.0.1:9092``)
 KAFKA_SECURITY_PROTOCOL               PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (PLAINTEXT)
-KAFKA_SASL_MECHANISM                  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (unset)
+KAFKA_SASL_MECHANISM                  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unset)
 KAFKA_SASL_USERNAME / _PASSWORD       SASL credentials (unset)
 KAFKA_SSL_CA_LOCATION                 CA bundle for TLS (unset)
 KAFKA_CLIENT_<PROPERTY>               any client property, ``_`` -> ``.``, lower-cased
@@ -22,6 +28,8 @@ CROWDSOUND_STATE_DIR                  local broker jars, data and logs (``.crowd
 CROWDSOUND_BROKER_PORT                port of the local broker (9092)
 CROWDSOUND_LOG_LEVEL                  DEBUG, INFO, WARNING, ERROR (INFO)
 CROWDSOUND_METRICS_PORT               Prometheus ``/metrics`` port, 0 = off (0)
+CROWDSOUND_METRICS_HOST               address ``/metrics`` and ``/healthz`` bind to (127.0.0.1)
+CROWDSOUND_HEALTH_STALL_S             ``/healthz`` fails when work waits this long undone (60)
 CROWDSOUND_GRACE_MS                   how late a match event may be and still count (15000)
 CROWDSOUND_WINDOW_HOP_MS              emotion window hop (1000)
 CROWDSOUND_WINDOW_LENGTH_MS           emotion window length, a multiple of the hop (3000)
@@ -46,11 +54,12 @@ from pathlib import Path
 from typing import Literal
 
 from infra.errors import SettingsError
+from infra.kafka_security import PROTOCOLS, aiokafka_security, check_security, normalise, read_properties_file, \
+    redacted
 
 __all__ = ["Settings", "SecurityProtocol", "default_state_dir", "token_hash"]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
 _CLIENT_PREFIX = "KAFKA_CLIENT_"
 
@@ -83,7 +92,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, default).strip().upper() or default
+    value = (env.get(name) or default).strip().upper() or default
     if value not in choices:
         raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}")
     return value
@@ -118,9 +127,11 @@ class Settings:
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
+    sasl_password: str | None = None
     ssl_ca_location: str | None = None
+    # Every other client property: the config file's, then KAFKA_CLIENT_* (which win).
     client_properties: Mapping[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
     topic_prefix: str = ""
     partitions: int = 12
     replication_factor: int = -1
@@ -129,6 +140,8 @@ class Settings:
     broker_port: int = 9092
     log_level: str = "INFO"
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    health_stall_s: int = 60
     grace_ms: int = 15_000
     window_hop_ms: int = 1000
     window_length_ms: int = 3000
@@ -148,21 +161,33 @@ class Settings:
             When a variable holds a value that cannot be used; the message names it.
         """
         env = os.environ if env is None else env
-        passthrough = {
+        config_file = Path(env["KAFKA_CONFIG_FILE"]).expanduser() if env.get("KAFKA_CONFIG_FILE") else None
+        from_file = read_properties_file(config_file) if config_file else {}
+        passthrough = normalise({
             key[len(_CLIENT_PREFIX):].lower().replace("_", "."): value
             for key, value in env.items()
             if key.startswith(_CLIENT_PREFIX) and len(key) > len(_CLIENT_PREFIX)
-        }
-        protocol = _choice(env, "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _PROTOCOLS)
+        })
+
+        def kafka(variable: str, name: str) -> str | None:
+            """A variable, else the config file's property, else unset."""
+            in_file = from_file.pop(name, None)
+            return (env.get(variable) or "").strip() or in_file or None
+
+        bootstrap = kafka("KAFKA_BOOTSTRAP_SERVERS", "bootstrap.servers") or "127.0.0.1:9092"
+        protocol = _choice({"KAFKA_SECURITY_PROTOCOL": kafka("KAFKA_SECURITY_PROTOCOL", "security.protocol") or ""},
+                           "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", PROTOCOLS)
+        mechanism = kafka("KAFKA_SASL_MECHANISM", "sasl.mechanism")
         state_dir = env.get("CROWDSOUND_STATE_DIR")
         return cls(
-            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or "127.0.0.1:9092",
+            bootstrap_servers=bootstrap,
             security_protocol=protocol,  # type: ignore[arg-type]
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
-            sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
-            sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
-            ssl_ca_location=env.get("KAFKA_SSL_CA_LOCATION") or None,
-            client_properties=passthrough,
+            sasl_mechanism=mechanism.upper() if mechanism else None,
+            sasl_username=kafka("KAFKA_SASL_USERNAME", "sasl.username"),
+            sasl_password=kafka("KAFKA_SASL_PASSWORD", "sasl.password"),
+            ssl_ca_location=kafka("KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
+            client_properties={**from_file, **passthrough},
+            config_file=config_file,
             topic_prefix=env.get("CROWDSOUND_TOPIC_PREFIX", ""),
             partitions=_int(env, "CROWDSOUND_PARTITIONS", 12, low=1, high=10_000),
             replication_factor=_int(env, "CROWDSOUND_REPLICATION_FACTOR", -1, low=-1, high=100),
@@ -171,6 +196,8 @@ class Settings:
             broker_port=_int(env, "CROWDSOUND_BROKER_PORT", 9092, low=1, high=65_533),
             log_level=_choice(env, "CROWDSOUND_LOG_LEVEL", "INFO", _LOG_LEVELS),
             metrics_port=_int(env, "CROWDSOUND_METRICS_PORT", 0, low=0, high=65_535),
+            metrics_host=env.get("CROWDSOUND_METRICS_HOST", "").strip() or "127.0.0.1",
+            health_stall_s=_int(env, "CROWDSOUND_HEALTH_STALL_S", 60, low=5, high=3600),
             grace_ms=_int(env, "CROWDSOUND_GRACE_MS", 15_000, low=5_000, high=600_000),
             window_hop_ms=_int(env, "CROWDSOUND_WINDOW_HOP_MS", 1000, low=100, high=60_000),
             window_length_ms=_int(env, "CROWDSOUND_WINDOW_LENGTH_MS", 3000, low=100, high=120_000),
@@ -182,9 +209,29 @@ class Settings:
                                    if o.strip()),
         )
 
+    def __post_init__(self) -> None:
+        check_security(self.client_config())
+
+    def __repr__(self) -> str:
+        """Like the dataclass's, with every secret masked (passwords, keys, tokens)."""
+        shown = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        shown["sasl_password"] = "[redacted]" if self.sasl_password else None
+        shown["client_properties"] = redacted(self.client_properties)
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (CLI options win over the environment)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def with_client_file(self, path: Path) -> Settings:
+        """The same deployment (topic prefix, partitions, state folder...) as another principal:
+        the Kafka connection and client properties of the properties file ``path`` (a role's from
+        ``crowdsound security apply``), as ``KAFKA_CONFIG_FILE=path`` alone gives them."""
+        other = Settings.from_env({"KAFKA_CONFIG_FILE": str(path)})
+        return replace(self, bootstrap_servers=other.bootstrap_servers, security_protocol=other.security_protocol,
+                       sasl_mechanism=other.sasl_mechanism, sasl_username=other.sasl_username,
+                       sasl_password=other.sasl_password, ssl_ca_location=other.ssl_ca_location,
+                       client_properties=other.client_properties, config_file=other.config_file)
 
     def topic(self, name: str) -> str:
         """The deployed name of catalogue topic ``name`` (the prefix applied)."""
@@ -208,3 +255,8 @@ class Settings:
         config.update({key: value for key, value in optional.items() if value})
         config.update(self.client_properties)
         return config
+
+    def aiokafka_config(self) -> dict[str, object]:
+        """The same security as :meth:`client_config`, as aiokafka's keyword arguments (the
+        Faust worker's client): protocol, SSL context (CA, mTLS certificate), SASL."""
+        return aiokafka_security(self.client_config())

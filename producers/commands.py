@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from infra.cliargs import add_metrics_arguments
 from infra.settings import Settings
 
 __all__ = ["register"]
@@ -54,8 +55,7 @@ def _audio_options(parser: argparse.ArgumentParser) -> None:
                         help="on-disk spool (default: CROWDSOUND_STATE_DIR/spool/MATCH-ENCODER)")
     parser.add_argument("--spool-max-mb", type=int, default=512, metavar="MB",
                         help="spool bound; when full, new frames are dropped and logged loudly (default 512)")
-    parser.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve Prometheus /metrics and /healthz here (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    add_metrics_arguments(parser)
     parser.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
                         help="at the end, wait this long for Kafka to take the spool (default 30)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -156,9 +156,9 @@ def _encoder_options(args: argparse.Namespace, settings: Settings, match_id: str
 
 
 def _serve_metrics(args: argparse.Namespace, settings: Settings) -> None:
-    from infra.metrics import serve_metrics
+    from infra.metrics import serve_process_metrics
 
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    serve_process_metrics(args, settings)
 
 
 def _run_encoder(encoder, source, args: argparse.Namespace, *, on_audio_time=None) -> int:

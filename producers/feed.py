@@ -27,13 +27,12 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from infra.clients import log_delivery_errors, make_producer, match_key
+from infra.clients import DeliveryErrors, make_producer, match_key
 from infra.deadletter import DeadLetterWriter
 from infra.errors import CrowdsoundError, SchemaError
 from infra.settings import Settings
@@ -191,6 +190,7 @@ class FeedPublisher:
         self.settings = settings
         self.match_id = match_id
         self.topic = settings.topic("match.events.v1")
+        self.delivery = DeliveryErrors(settings)
         self.stats = FeedStats()
         self.spool = None
         self.sender: SpoolSender | None = None
@@ -214,7 +214,7 @@ class FeedPublisher:
         value, key = encode("MatchEvent", event), match_key(self.match_id)
         if self.spool is None or self.sender is None:
             self.producer.produce(self.topic, value=value, key=key, timestamp=event["wall_time_ms"],
-                                  on_delivery=log_delivery_errors)
+                                  on_delivery=self.delivery)
             self.producer.poll(0)
         elif self.spool.append(key=key, value=value, timestamp_ms=event["wall_time_ms"]):
             self.spool.sync()  # an event is rare and precious: on disk before we go on
@@ -271,5 +271,6 @@ class FeedPublisher:
                 raise CrowdsoundError(f"{left} events were not acknowledged by Kafka within {timeout_s:.0f} s; "
                                       f"they stay in the spool {self.spool.directory} and are sent by the next run")
         remaining = self.producer.flush(timeout_s)
+        self.delivery.check()
         if remaining:
             raise CrowdsoundError(f"{remaining} events were not acknowledged by Kafka within {timeout_s:.0f} s")

@@ -50,7 +50,9 @@ class EventFollowingClock:
         self._match_id = match_id
         self._stop = threading.Event()
         topic = settings.topic("match.events.v1")
-        self._consumer = make_consumer(settings, group_id=f"crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}")
+        # The encoder role may use these groups (infra/acls.py).
+        group = f"{settings.topic_prefix}crowdsound-encoder-clock-{uuid.uuid4().hex[:8]}"
+        self._consumer = make_consumer(settings, group_id=group)
         partition = partition_for(match_id, len(topic_partitions(self._consumer, topic, settings)))
         # Catch up on the periods that already started, then follow live from there.
         for message in read_to_end(self._consumer, topic, {partition: OFFSET_BEGINNING},

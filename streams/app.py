@@ -27,31 +27,27 @@ from typing import Any
 
 import faust
 
+from infra.metrics import Liveness
 from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
 from streams.processor import FORGOTTEN, Applied, RecordProcessor
 
-__all__ = ["app", "configure", "settings"]
+__all__ = ["app", "configure", "liveness", "settings"]
 
 log = logging.getLogger("crowdsound.worker")
 settings = Settings.from_env()
 
 
 def _broker_credentials(config: Settings) -> Any:
-    if config.security_protocol.startswith("SASL"):
-        import ssl
-
-        context = ssl.create_default_context(cafile=config.ssl_ca_location) \
-            if config.security_protocol == "SASL_SSL" else None
-        return faust.SASLCredentials(
-            username=config.sasl_username, password=config.sasl_password,
-            mechanism=config.sasl_mechanism or "PLAIN", ssl_context=context,
-        )
-    if config.security_protocol == "SSL":
-        import ssl
-
-        return faust.SSLCredentials(ssl.create_default_context(cafile=config.ssl_ca_location))
-    return None
+    """The settings' client security (converted once, in infra) as Faust's credentials object."""
+    auth = config.aiokafka_config()
+    context, mechanism = auth.get("ssl_context"), auth.get("sasl_mechanism")
+    if mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=auth["sasl_oauth_token_provider"], ssl_context=context)
+    if mechanism:
+        return faust.SASLCredentials(username=auth["sasl_plain_username"], password=auth["sasl_plain_password"],
+                                     mechanism=mechanism, ssl_context=context)
+    return faust.SSLCredentials(context) if context else None
 
 
 app = faust.App(
@@ -89,6 +85,11 @@ match_state = app.Table(
 )
 _outputs: dict[str, faust.types.TopicT] = {}
 _processor: RecordProcessor | None = None
+# /healthz: unhealthy when records are known to wait (Kafka's end of a source partition is past
+# what reached the agent, or a batch is in the worker) and no batch was applied for the stall limit.
+liveness = Liveness(settings.health_stall_s)
+_read_upto: dict[Any, int] = {}  # per source partition: the offset after the last record taken
+_in_hand = [0]  # batches taken from the stream and not applied yet
 
 
 # A finished match is deleted from the table once its partition has heard a record this much
@@ -160,11 +161,30 @@ IDLE_MATCH_S = 600.0  # a match with no record for this long is dropped from mem
 _checkpoints: list[Checkpoints] = []  # of the running agent (one per worker process)
 
 
+def _records_waiting(work: RecordProcessor) -> bool:
+    """Whether records wait for the agent: a batch in hand, or a source partition whose end (as
+    the consumer last heard it) is past the records taken from it."""
+    if _in_hand[0]:
+        return True
+    try:
+        assigned = app.consumer.assignment()
+    except Exception:  # noqa: BLE001 - no consumer yet (starting, rebalancing): nothing known to wait
+        return False
+    for tp in assigned:
+        if tp.topic in (work.audio_topic, work.events_topic) and tp in _read_upto:
+            try:
+                if (app.consumer.highwater(tp) or 0) > _read_upto[tp]:
+                    return True
+            except Exception:  # noqa: BLE001 - a partition being revoked: not waiting here
+                continue
+    return False
+
+
 async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
     """Checkpoint quiet matches; and every match when Faust asks the streams to drain
     (flow suspended: a rebalance or a shutdown waits for all records to be acked). Now and
     then, let go of matches that went quiet (their state is in the table), and delete the
-    matches that finished from the table."""
+    matches that finished from the table. Every second, tell /healthz whether records are waiting."""
     ticks = 0
     while True:
         await asyncio.sleep(0.05)
@@ -174,6 +194,8 @@ async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
             else:
                 keeper.checkpoint_stale()
             ticks += 1
+            if ticks % 20 == 0:
+                liveness.busy(_records_waiting(work))
             if ticks % 1200 == 0:  # every minute
                 work.forget([key for key in work.idle(IDLE_MATCH_S) if _in_table(work, key)])
             if ticks % 100 == 0:  # every 5 s
@@ -197,6 +219,8 @@ async def _forget_revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
     matches, so that a partition coming back is loaded from the table, not from memory."""
     work = processor()
     work.drop_partitions({tp.partition for tp in revoked if tp.topic in (work.audio_topic, work.events_topic)})
+    for tp in revoked:
+        _read_upto.pop(tp, None)
     for keeper in _checkpoints:
         keeper.forget(revoked)
 
@@ -235,6 +259,9 @@ async def join_crowd_and_match(stream: faust.StreamT) -> None:
                 applier.result()  # it failed: raise here
             decoded = [_decode(work, event.message) for event in events]
             submitted = offload.submit([d for d in decoded if d is not None])
+            for event in events:
+                _read_upto[event.message.tp] = event.message.offset + 1
+            _in_hand[0] += 1
             await batches.put((events, decoded, submitted))
     finally:
         for task in tasks:
@@ -250,6 +277,8 @@ async def _apply_batches(work: RecordProcessor, keeper: Checkpoints, offload: An
         while True:
             batch = await batches.get()
             await _apply_batch(work, keeper, offload, HELPER_PATIENCE_S, *batch)
+            _in_hand[0] -= 1
+            liveness.progressed()
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - records of this batch would never be acked

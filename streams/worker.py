@@ -6,8 +6,7 @@ import argparse
 import logging
 import os
 
-from infra.cliargs import whole_number
-from infra.errors import CrowdsoundError
+from infra.cliargs import add_metrics_arguments, whole_number
 from infra.settings import Settings
 
 __all__ = ["add_worker_parser", "run_worker"]
@@ -36,8 +35,7 @@ SIGTERM stops cleanly, committing what was processed.
 def add_worker_parser(commands) -> None:
     parser = commands.add_parser("worker", help="run the stream worker: audio + events -> crowd emotions",
                                  description=_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve Prometheus /metrics and /healthz here (default: CROWDSOUND_METRICS_PORT, 0 = off)")
+    add_metrics_arguments(parser)
     parser.add_argument("--instance-id", metavar="ID",
                         help="static group membership: a restarted worker with the same id gets its partitions "
                         "back at once instead of after the session timeout")
@@ -49,17 +47,16 @@ def add_worker_parser(commands) -> None:
 
 
 def _check_topics(settings: Settings) -> None:
+    """One line now, rather than Faust retrying for ever: each topic is there and the
+    principal may use it."""
     from infra.clients import make_admin
+    from infra.reading import topic_partitions
 
-    names = [settings.topic(t) for t in ("crowd.audio.v1", "match.events.v1", "crowd.emotions.v1",
-                                          "match.events.late.v1", "crowd.audio.dlq.v1", "match.events.dlq.v1")]
-    try:
-        existing = make_admin(settings).list_topics(timeout=15).topics
-    except Exception as exc:  # noqa: BLE001 - KafkaException: broker unreachable
-        raise CrowdsoundError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from None
-    missing = [name for name in names if name not in existing]
-    if missing:
-        raise CrowdsoundError(f"topics missing: {', '.join(missing)}; run `crowdsound topics apply`")
+    admin = make_admin(settings)
+    for name in ("crowd.audio.v1", "match.events.v1"):
+        topic_partitions(admin, settings.topic(name), settings, doing="read")
+    for name in ("crowd.emotions.v1", "match.events.late.v1", "crowd.audio.dlq.v1", "match.events.dlq.v1"):
+        topic_partitions(admin, settings.topic(name), settings, doing="write")
 
 
 def _changelog_replication(settings: Settings) -> tuple[int, int]:
@@ -78,15 +75,14 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     EmotionModel.load()  # a missing or broken model is a one-line error now, not a crash later
     import faust
 
-    from infra.metrics import serve_metrics
-    from streams.app import app, configure
+    from infra.metrics import serve_process_metrics
+    from streams.app import app, configure, liveness
 
     replicas, min_insync = replication
     configure(replicas=replicas, min_insync=min_insync, forget_after_h=args.forget_after)
     if args.instance_id:
         app.conf.consumer_group_instance_id = args.instance_id
-    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
-    serve_metrics(port, healthy=lambda: not app.should_stop)
+    serve_process_metrics(args, settings, healthy=lambda: not app.should_stop and liveness.healthy())
     os.environ.setdefault("F_FORCE_COLOR", "0")
     level = logging.getLevelName(logging.getLogger().level).lower()
     worker = faust.Worker(app, loglevel=level if level != "notset" else "info", quiet=True, redirect_stdouts=False)

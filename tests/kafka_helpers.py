@@ -14,11 +14,13 @@ from infra.settings import Settings
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a ``crowdsound`` process run against ``settings``' cluster and prefix."""
+    """The environment of a ``crowdsound`` process run against ``settings``' cluster and prefix
+    (and, for a secure cluster, with ``settings``' client properties file)."""
+    security = {"KAFKA_CONFIG_FILE": str(settings.config_file)} if settings.config_file else {}
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_PARTITIONS": str(settings.partitions),
             "CROWDSOUND_BROKER_PORT": str(settings.broker_port), "CROWDSOUND_STATE_DIR": str(settings.state_dir),
-            **extra}
+            **security, **extra}
 
 
 def free_port() -> int:

@@ -27,6 +27,8 @@ def test_help_explains_every_subcommand():
     ("broker", "up", "--port", "http"),
     ("tail",),
     ("tail", "crowd.audio.v1", "--max", "-3"),
+    ("audit", "/no/such/folder"),
+    ("audit", "/"),  # a folder, but not a replay folder
 ])
 def test_bad_arguments_give_one_line_and_a_non_zero_exit(args):
     result = run_cli(*args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 import urllib.request
 import wave
 
+import mido
 import pytest
 from confluent_kafka import Producer
 
@@ -117,6 +119,23 @@ def test_music_for_two_matches_with_metrics_dead_letters_and_listen(topics, tmp_
         raw = subprocess.run([sys.executable, "-m", "infra.cli", "listen", "--match", "m-one", "--out", "-",
                               "--timeout", "3"], env=_env(settings), capture_output=True, timeout=60, check=False)
         assert raw.returncode == 0 and raw.stdout == frames
+
+        # The live music's sidecar (what `make demo` writes next to live.wav for the audit):
+        # every bar and stinger of the control stream, placed where the WAV has it.
+        from consumers.render.mastering import LATENCY
+        from consumers.replay.live_record import write_live_record
+
+        assert write_live_record(settings, "m-one", tmp_path) == ["live.json", "live.mid"]
+        live = json.loads((tmp_path / "live.json").read_text())
+        score = MatchScore("m-one")
+        placed = [o for w in windows["m-one"] for o in score.on_window(w) if o.kind == "control"]
+        bars = [o for o in placed if o.record["kind"] == "BAR"]
+        assert [b["bar"] for b in live["bars"]] == [o.record["bar"] for o in bars]
+        assert all(abs(b["at_s"] - (o.sample + LATENCY) / 48_000) < 0.002 for b, o in zip(live["bars"], bars))
+        goal = next(o for o in placed if o.record["stinger"] == "goal")
+        assert [s["stinger"] for s in live["stingers"]] == ["goal", "card"]
+        assert abs(live["stingers"][0]["at_s"] - (goal.sample + LATENCY) / 48_000) < 0.002
+        assert len(mido.MidiFile(str(tmp_path / "live.mid")).tracks) > 3
     finally:
         _stop(composer)
 

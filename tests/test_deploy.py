@@ -51,7 +51,7 @@ DOCKERFILE = INFRA / "Dockerfile"
 # (Chart.yaml kubeVersion) and the newest kubernetes-validate knows.
 KUBE_VERSIONS = ("1.27.0", "1.37.0")
 # Kinds without a schema in kubernetes-validate, checked structurally below.
-CUSTOM_KINDS = {"KafkaTopic", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
+CUSTOM_KINDS = {"KafkaTopic", "KafkaUser", "ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 
 # The composer's metrics, defined in consumers/composer.py: name -> (type, labels).
 COMPOSER_METRICS = {
@@ -179,8 +179,8 @@ MODES = [pytest.param(None, id="defaults"), *(pytest.param(p, id=p.name) for p i
 
 def test_chart_has_a_ci_values_file_per_mode():
     names = {p.name for p in CI_VALUES}
-    assert {"minimal-values.yaml", "sasl-tls-values.yaml", "strimzi-topics-values.yaml",
-            "keda-monitoring-values.yaml"} <= names, names
+    assert {"minimal-values.yaml", "sasl-tls-values.yaml", "strimzi-topics-values.yaml", "strimzi-users-values.yaml",
+            "keda-monitoring-values.yaml", "plaintext-dev-values.yaml"} <= names, names
 
 
 @pytest.mark.parametrize("values_file", MODES)
@@ -203,6 +203,17 @@ def _validate_custom(doc: dict[str, Any]) -> None:
         assert isinstance(spec["partitions"], int) and spec["partitions"] >= 1
         assert isinstance(spec["replicas"], int) and 1 <= spec["replicas"] <= 32767
         assert all(isinstance(v, str) for v in spec["config"].values())
+    elif kind == "KafkaUser":
+        assert doc["apiVersion"] in ("kafka.strimzi.io/v1beta2", "kafka.strimzi.io/v1")
+        assert doc["metadata"]["labels"]["strimzi.io/cluster"]
+        assert set(spec) == {"authentication", "authorization"}
+        assert spec["authentication"] == {"type": "scram-sha-512"}
+        assert spec["authorization"]["type"] == "simple"
+        for acl in spec["authorization"]["acls"]:
+            assert set(acl) == {"resource", "operations", "host"}
+            assert acl["resource"]["type"] in ("topic", "group", "transactionalId")
+            assert acl["resource"]["patternType"] in ("literal", "prefix") and acl["resource"]["name"]
+            assert set(acl["operations"]) <= {"Read", "Write", "Create", "Describe", "DescribeConfigs"}
     elif kind == "ScaledObject":
         assert doc["apiVersion"] == "keda.sh/v1alpha1"
         assert set(spec) <= {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "pollingInterval",
@@ -336,7 +347,8 @@ CONTROLROOM_SETTINGS = {"CROWDSOUND_API_TOKENS", "CROWDSOUND_API_PUBLIC_READ", "
 
 def test_chart_sets_every_setting_of_infra_settings():
     """A setting added to infra/settings.py must reach the pods (or be listed here as local-only)."""
-    local_only = {"CROWDSOUND_BROKER_PORT"}  # the development broker's port; not used in a cluster
+    # The development broker's port; a librdkafka properties file (the chart sets the variables).
+    local_only = {"CROWDSOUND_BROKER_PORT", "KAFKA_CONFIG_FILE"}
     docs = render(CHART / "ci" / "sasl-tls-values.yaml")
     container = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
     env = env_of(container, docs)
@@ -381,7 +393,7 @@ def test_the_topics_job_gets_hook_copies_of_chart_made_secrets():
     job = one(docs, "Job", "-topics")
     secret = one(docs, "Secret", "-topics")
     assert secret["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
-    assert set(secret["data"]) == {"password", "ca.crt"}
+    assert set(secret["data"]) == {"password", "ca.crt", "KAFKA_CLIENT_SSL_KEY_PASSWORD"}
     spec = job["spec"]["template"]["spec"]
     password = spec["containers"][0]["env"][0]
     assert password["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": "password"}
@@ -431,7 +443,7 @@ def test_strimzi_state_topic_is_the_one_the_composer_creates(settings):
     assert topic["spec"]["config"] == explicit
 
 
-def test_topics_file_is_generated_from_the_catalogue():
+def test_topics_and_acls_files_are_generated_from_the_catalogue():
     sys.path.insert(0, str(INFRA / "tools"))
     try:
         import render_topics
@@ -439,6 +451,8 @@ def test_topics_file_is_generated_from_the_catalogue():
         sys.path.remove(str(INFRA / "tools"))
     assert render_topics.TARGET.read_text(encoding="utf-8") == render_topics.render(), (
         "helm/crowdsound/files/topics.yaml is stale: run python infra/tools/render_topics.py")
+    assert render_topics.ACLS_TARGET.read_text(encoding="utf-8") == render_topics.render_acls(), (
+        "helm/crowdsound/files/acls.yaml is stale: run python infra/tools/render_topics.py")
 
 
 def test_chart_copies_of_alerts_and_dashboard_are_up_to_date():
@@ -484,7 +498,9 @@ def test_keda_scales_on_the_lag_of_the_faust_group():
     assert scaled["spec"]["scaleTargetRef"]["name"] == one(docs, "Deployment", "-worker")["metadata"]["name"]
     assert "replicas" not in one(docs, "Deployment", "-worker")["spec"], "the autoscaler owns replicas"
     assert not kinds(docs, "HorizontalPodAutoscaler"), "KEDA makes its own HPA"
-    assert "authenticationRef" not in trigger
+    assert trigger["metadata"]["sasl"] == "scram_sha512" and trigger["metadata"]["tls"] == "enable"
+    plain = render(CHART / "ci" / "plaintext-dev-values.yaml", "worker.autoscaling.keda.enabled=true")
+    assert "authenticationRef" not in one(plain, "ScaledObject", "-worker")["spec"]["triggers"][0]
     # With SASL and a CA, KEDA authenticates like the worker does.
     docs = render(CHART / "ci" / "sasl-inline-values.yaml")
     trigger = one(docs, "ScaledObject", "-worker")["spec"]["triggers"][0]
@@ -540,7 +556,10 @@ def test_hpa_and_network_policy():
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [9400, 9402]
-    assert "from" not in policy["spec"]["ingress"][0]
+    # Only Prometheus (by default: its pods in the monitoring namespace) may scrape.
+    assert policy["spec"]["ingress"][0]["from"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]
     docs = render(CHART / "ci" / "hpa-networkpolicy-values.yaml", "composer.enabled=false")
     assert [p["port"] for p in one(docs, "NetworkPolicy")["spec"]["ingress"][0]["ports"]] == [9400]
 
@@ -640,7 +659,9 @@ def test_controlroom_is_off_by_default_and_serves_page_api_and_metrics_on_one_po
     assert sorted(tokens.split(",")) == ["alice=alice-token-0123456789", "bob=bob-token-0123456789"]
     from infra.settings import Settings
 
-    settings = Settings.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {"CROWDSOUND_API_TOKENS": tokens})
+    # Values from Secrets (the SASL password) are there in the pod too: a stand-in for each.
+    settings = Settings.from_env({k: v if isinstance(v, str) else "from-a-secret" for k, v in env.items()}
+                                 | {"CROWDSOUND_API_TOKENS": tokens})
     assert sorted(settings.api_tokens.values()) == ["alice", "bob"] and not settings.api_public_read
     assert settings.api_cors_origins == ("https://playout.example.org",)
     service = one(docs, "Service", "-controlroom")
@@ -674,9 +695,14 @@ def test_no_placeholders_are_left():
 
 @pytest.mark.parametrize(("sets", "message"), [
     (("worker.autoscaling.hpa.enabled=true", "worker.autoscaling.keda.enabled=true"), "enable hpa or keda, not both"),
-    (("kafka.securityProtocol=SASL_SSL",), "kafka.sasl.mechanism is required"),
-    (("kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=PLAIN", "kafka.sasl.username=u"),
+    (("kafka.sasl.mechanism=",), "kafka.sasl.mechanism is required"),
+    (("kafka.sasl.mechanism=PLAIN", "kafka.sasl.existingSecret="),
      "kafka.sasl.password or kafka.sasl.existingSecret is required"),
+    (("kafka.securityProtocol=SASL_PLAINTEXT", "kafka.sasl.mechanism=PLAIN"), "sends the password in clear text"),
+    (("kafka.strimziUsers.enabled=true",), "needs topics.mode strimzi or none"),
+    (("kafka.strimziUsers.enabled=true", "topics.mode=none", "kafka.sasl.mechanism=SCRAM-SHA-256"),
+     "with kafka.sasl.mechanism SCRAM-SHA-512"),
+    (("networkPolicy.metricsFrom=null",), "metricsFrom"),
     (("config.windowLengthMs=2500",), "must be a multiple of config.windowHopMs"),
     (("worker.replicasCount=2",), "additional properties 'replicasCount' not allowed"),
     (("kafka.securityProtocol=TLS",), "securityProtocol"),
@@ -756,17 +782,22 @@ def test_values_schema_covers_and_documents_every_value():
 
 
 @pytest.mark.kafka
-def test_helm_test_probe_round_trips_a_message_through_a_real_broker(topics, tmp_path):
-    """Run the `helm test` Pod's script as written, against the test session's broker."""
+def test_helm_test_probe_round_trips_a_message_through_the_secure_broker(secure_roles, tmp_path):
+    """Run the `helm test` Pod's script as written, with the chart's default (SASL_SSL,
+    SCRAM-SHA-512) settings, as the probe role, against the secure test broker."""
     docs = render()
     pod = one(docs, "Pod", "-test-kafka-roundtrip")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["/bin/sh", "-ec"]
     env = {k: v for k, v in env_of(container, docs).items() if isinstance(v, str)}
+    assert (env["KAFKA_SECURITY_PROTOCOL"], env["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    probe = secure_roles.settings("probe")
     env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": topics.bootstrap_servers, "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix,
-        "CROWDSOUND_STATE_DIR": str(tmp_path),
+        # What the Secret and the CA mount give the pod in a cluster:
+        "KAFKA_BOOTSTRAP_SERVERS": probe.bootstrap_servers, "KAFKA_SASL_USERNAME": probe.sasl_username,
+        "KAFKA_SASL_PASSWORD": probe.sasl_password, "KAFKA_SSL_CA_LOCATION": probe.ssl_ca_location,
+        "CROWDSOUND_TOPIC_PREFIX": probe.topic_prefix, "CROWDSOUND_STATE_DIR": str(tmp_path),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     })
     assert shutil.which("crowdsound", path=env["PATH"]), "the crowdsound command is not installed next to python"
@@ -775,6 +806,80 @@ def test_helm_test_probe_round_trips_a_message_through_a_real_broker(topics, tmp
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: Kafka round trip" in result.stdout
+
+
+def test_the_chart_is_secure_by_default():
+    docs = render()
+    config = one(docs, "ConfigMap", "demo-crowdsound")["data"]
+    assert (config["KAFKA_SECURITY_PROTOCOL"], config["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    worker = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(worker, docs)["KAFKA_SASL_PASSWORD"] == \
+        {"secretKeyRef": {"name": "crowdsound-kafka", "key": "password"}}
+    assert config["CROWDSOUND_METRICS_HOST"] == "0.0.0.0"  # inside the pod; the NetworkPolicy guards it
+    policy = one(docs, "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["from"], "scrapes are limited to a selector"
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [9400, 9402]
+
+
+SECRET_LOOKING = ["ssl.key.password", "sasl.oauthbearer.client.secret", "ssl.keystore.password", "sasl.jaas.config",
+                  "ssl.key.pem", "sasl.oauthbearer.token.endpoint.url", "client.credentials.file"]
+PLAIN_LOOKING = ["linger.ms", "client.id", "ssl.endpoint.identification.algorithm", "socket.keepalive.enable"]
+
+
+def test_secret_looking_client_properties_go_to_the_secret_never_to_a_configmap():
+    from infra.kafka_security import is_secret_name
+
+    assert all(is_secret_name(n) for n in SECRET_LOOKING) and not any(is_secret_name(n) for n in PLAIN_LOOKING)
+    sets = [f"kafka.clientProperties.{name.replace('.', chr(92) + '.')}=value-of-{name.replace('.', '-')}"
+            for name in SECRET_LOOKING + PLAIN_LOOKING]
+    for values_file in (None, CHART / "ci" / "sasl-inline-values.yaml"):
+        docs = render(values_file, *sets)
+        configmaps = "\n".join(json.dumps(d["data"]) for d in kinds(docs, "ConfigMap")
+                               if not d["metadata"]["name"].endswith("-dashboard"))
+        secrets = {key for d in kinds(docs, "Secret") for key in d["data"]}
+        for name in SECRET_LOOKING:
+            variable = "KAFKA_CLIENT_" + name.upper().replace(".", "_")
+            assert f"value-of-{name.replace('.', '-')}" not in configmaps, name
+            assert variable in secrets, name
+            for _, spec in pod_specs(docs):
+                env = env_of(spec["containers"][0], docs)
+                assert env[variable]["secretKeyRef"]["key"] == variable, (name, spec["containers"][0]["name"])
+        for name in PLAIN_LOOKING:
+            assert f"value-of-{name.replace('.', '-')}" in configmaps, name
+        # And no SASL password is in a ConfigMap either.
+        assert "not-a-real-password" not in configmaps
+
+
+def _strimzi_operation(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def test_strimzi_users_are_the_roles_of_the_catalogue_and_each_pod_logs_in_as_its_own():
+    from infra.acls import ROLES, bindings
+
+    docs = render(CHART / "ci" / "strimzi-users-values.yaml")
+    users = {doc["metadata"]["annotations"]["crowdsound/role"]: doc for doc in kinds(docs, "KafkaUser")}
+    assert set(users) == {role.name for role in ROLES}
+    kinds_ = {"topic": "topic", "group": "group", "transactionalId": "transactional_id"}
+    patterns = {"literal": "literal", "prefix": "prefixed"}
+    for role in ROLES:
+        user = users[role.name]
+        assert user["metadata"]["name"] == f"demo-crowdsound-{role.name}"
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "prod"
+        rendered = {(kinds_[acl["resource"]["type"]], acl["resource"]["name"], patterns[acl["resource"]["patternType"]],
+                     operation) for acl in user["spec"]["authorization"]["acls"] for operation in acl["operations"]}
+        expected = {(b.kind, b.name, b.pattern, _strimzi_operation(b.operation)) for b in bindings(role, "prod.")}
+        assert rendered == expected, role.name
+    for component, role in (("-worker", "worker"), ("-composer", "composer")):
+        container = one(docs, "Deployment", component)["spec"]["template"]["spec"]["containers"][0]
+        env = env_of(container, docs)
+        assert env["KAFKA_SASL_USERNAME"] == f"demo-crowdsound-{role}"
+        assert env["KAFKA_SASL_PASSWORD"] == {"secretKeyRef": {"name": f"demo-crowdsound-{role}", "key": "password"}}
+    probe = env_of(one(docs, "Pod", "-test-kafka-roundtrip")["spec"]["containers"][0], docs)
+    assert probe["KAFKA_SASL_USERNAME"] == "demo-crowdsound-probe"
+    assert not kinds(docs, "Secret"), "the KafkaUsers' Secrets are Strimzi's"
+    auth = one(docs, "TriggerAuthentication", "-worker")
+    assert {r["parameter"]: r["name"] for r in auth["spec"]["secretTargetRef"]}["password"] == "demo-crowdsound-worker"
 
 
 def _cli_parser():
@@ -826,7 +931,7 @@ def test_compose_has_kafka_in_kraft_mode_topics_worker_prometheus_and_grafana():
     assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16, "CLUSTER_ID is a base64url UUID"
     advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert services["worker"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == advertised["INTERNAL"]
-    assert "9092:9092" in kafka["ports"] and advertised["HOST"] == "localhost:9092"
+    assert "127.0.0.1:9092:9092" in kafka["ports"] and advertised["HOST"] == "localhost:9092"
     assert services["topics"]["command"] == ["topics", "apply"]
     assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
@@ -852,7 +957,17 @@ def test_compose_crowdsound_services_use_the_dockerfile_and_known_settings():
         _parse_cli(service["command"])
         port = service["environment"].get("CROWDSOUND_METRICS_PORT")
         if port:
-            assert f"{port}:{port}" in service["ports"], name
+            assert f"127.0.0.1:{port}:{port}" in service["ports"], name
+            # Inside the container, so that Prometheus can scrape it over the compose network.
+            assert service["environment"]["CROWDSOUND_METRICS_HOST"] == "0.0.0.0", name
+
+
+def test_compose_publishes_nothing_beyond_this_host_and_grafana_has_no_fixed_password():
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    password = compose()["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
 
 
 def test_compose_mounts_files_that_exist_and_scrapes_its_services():

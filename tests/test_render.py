@@ -275,6 +275,29 @@ def test_true_peaks_are_held_under_the_ceiling():
     assert _true_peak_dbtp(out) <= -1.0
 
 
+def test_a_climax_hold_keeps_the_goal_louder_than_its_run_up_but_bounds_the_burst():
+    # 30 s of quiet music, then full music at the goal: without the hold the gain ducks the
+    # goal within a second or two; with it the goal stays louder, up to target + 6 LU.
+    rng = np.random.default_rng(3)
+    quiet = rng.normal(0, 0.01, (30 * SAMPLE_RATE, 2))
+    loud = rng.normal(0, 0.08, (14 * SAMPLE_RATE, 2))
+    x = np.concatenate([quiet, loud]).astype(np.float32)
+    goal = len(quiet)
+    plain, held = Master(), Master()
+    outputs = [plain.process(x)[LATENCY:]]
+    run_up = held.process(x[:goal])
+    held.hold(goal + 12 * SAMPLE_RATE)  # as the score does when the goal's stinger is scheduled
+    outputs.append(np.concatenate([run_up, held.process(x[goal:])])[LATENCY:])
+    after = [_loudness(o[goal + 4 * SAMPLE_RATE:goal + 12 * SAMPLE_RATE]) for o in outputs]
+    before = _loudness(outputs[1][goal - 8 * SAMPLE_RATE:goal])
+    assert after[1] >= after[0] + 2.0 and after[1] > before
+    settled = max(_loudness(outputs[1][t:t + 3 * SAMPLE_RATE])
+                  for t in range(goal + 4 * SAMPLE_RATE, goal + 10 * SAMPLE_RATE, SAMPLE_RATE))
+    assert settled <= -23.0 + 6.0 + 0.5
+    state = json.loads(json.dumps(held.to_state()))
+    assert Master.from_state(state).to_state() == held.to_state()  # the hold survives a restart
+
+
 # -- the renderer on a whole score -----------------------------------------------------------
 
 def test_score_meets_the_broadcast_loudness_target(stream):

@@ -102,6 +102,14 @@ def test_replay_finds_the_goals_writes_broadcast_files_and_repeats_byte_for_byte
     assert sidecar["teams"] == {"home": "Arsenal", "away": "Chelsea"} and sidecar["versions"]["model"] == "test"
     assert goal_ms  # (the clock labels above are whole seconds)
 
+    # The folder passes the music supervisor's audit: pieces with pickups and released endings,
+    # steady tempo, the home goal the loudest moment with its theme, the away goal no brighter,
+    # stingers in the harmony, the reel's clips never overlapping.
+    audit = run_cli("audit", str(first), settings=settings, timeout=120)
+    assert audit.returncode == 0 and "all rules pass" in audit.stdout, audit.stdout + audit.stderr
+    for rule in ("edges", "climax", "away goals", "stingers in harmony", "home theme", "reel joins"):
+        assert f"PASS  {rule}" in audit.stdout, audit.stdout
+
     second = tmp_path / "second"
     assert run_cli("replay", "--match", MATCH, "--out", str(second), "--auto", "3", "--quiet",
                    settings=settings, timeout=300).returncode == 0

@@ -165,8 +165,13 @@ def test_preferences_apply_from_the_next_bar():
     new_bars = controls(later, "BAR")
     assert new_bars and all(b["style"] == "electronic" and "drums" not in b["layers"] for b in new_bars)
     assert all(90 <= b["tempo_bpm"] <= 100 for b in new_bars)
-    assert not any(mido.Message.from_bytes(list(e["data"])).channel == 9
-                   for b in new_bars for e in b["midi_events"] if e["data"][0] < 0xF0)
+    # The muted drums fade out over the first new bar (their expression falls to 0), then stay silent.
+    def drum_messages(bar):
+        return [m for m in (mido.Message.from_bytes(list(e["data"])) for e in bar["midi_events"] if e["data"][0] < 0xF0)
+                if m.channel == 9]
+    fading = [m.value for m in drum_messages(new_bars[0]) if m.type == "control_change" and m.control == 11]
+    assert fading and fading[-1] == 0
+    assert not any(drum_messages(b) for b in new_bars[1:])
 
 
 def test_controls_are_deterministic_and_encode():

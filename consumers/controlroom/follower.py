@@ -39,7 +39,9 @@ _FOLLOWED = {"crowd.emotions.v1": "EmotionWindow", "music.control.v1": "MusicCon
 
 
 def _reader(settings: Settings, name: str) -> Consumer:
-    return make_consumer(settings, group_id=f"crowdsound-controlroom-{name}-unused-{uuid.uuid4().hex[:8]}",
+    # <prefix>crowdsound-controlroom-*: the groups the controlroom role may use (infra/acls.py).
+    return make_consumer(settings, group_id=f"{settings.topic_prefix}crowdsound-controlroom-{name}-unused-"
+                         f"{uuid.uuid4().hex[:8]}",
                          extra={"enable.partition.eof": False})
 
 

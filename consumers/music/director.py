@@ -3,34 +3,54 @@
 Like the music systems of games (FMOD, Wwise), the score is a set of layers brought in and
 out by one intensity parameter, with changes quantized to the bar; unlike them, the
 parameter comes from a crowd. The mapping follows music-emotion research (Juslin &
-Sloboda; Gabrielsson & Lindström): arousal drives tempo, loudness and density; valence
-drives mode and register. Smoothing is asymmetric — fast attack, slow release — and layers
-use hysteresis, so one loud second does not thrash the arrangement while a goal still
-lands within a bar.
+Sloboda; Gabrielsson & Lindström; Eerola et al. 2013: mode, tempo, register and dynamics
+carry the emotion): arousal drives tempo, loudness and density; valence drives mode and
+register. Smoothing is asymmetric — fast attack, slow release — and layers use hysteresis,
+so one loud second does not thrash the arrangement while a goal still lands within a bar.
 
-Harmony moves in four-bar phrases of functional progressions (tonic, predominant,
-dominant); anticipation holds the dominant; key changes wait for a phrase boundary and
-move along the circle of fifths (a home goal lifts the key a fifth, a long dark spell
-turns to the relative minor). Everything here is a pure function of the director's state
-and its inputs: the same inputs give the same music, live or in replay.
+The director plays like a band, not like a meter:
+
+* **Phrases.** Harmony moves in four-bar phrases of functional progressions, paired into
+  eight-bar periods: the first phrase may end open on the dominant, the second resolves to
+  the tonic. Key changes wait for a phrase boundary and move along the circle of fifths (a
+  home goal lifts the key a fifth, a long dark spell turns to the relative minor).
+* **Tempo.** It holds through a phrase and moves at phrase boundaries (a few bpm at most)
+  or along a planned ramp: locking to a chanting crowd takes two bars or more, never a
+  jump, and no bar moves more than 8 bpm.
+* **Goals.** A home goal is the loudest, fullest moment: everything surges for eight bars
+  and the home side's theme returns. A goal against never brightens the key: pending bright
+  modulations are cancelled, the music darkens, the away side's theme answers. With
+  foresight (replay) the music builds towards a home goal short of its full strength so the
+  goal itself is the peak, and towards a goal against with dread (tension, not triumph).
+* **Stingers.** A stinger is voiced on the harmony it sounds over: the director commits the
+  chords of the bars a stinger reaches into (re-harmonised to the stinger's taste where it
+  has one), and holds tempo and key under it.
+* **Endings** (replay): the bars before a clip's end cadence (predominant, dominant) into a
+  final tonic bar.
+
+Everything here is a pure function of the director's state and its inputs: the same inputs
+give the same music, live or in replay.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
+from consumers.music.measures import key_brightness
 from consumers.music.mood import Mood
 from consumers.music.theory import fifth_down, fifth_up, relative
-from consumers.music.types import LAYERS, STYLES, BarPlan, Mode, StingerKind
+from consumers.music.types import LAYERS, STYLES, TICKS_PER_BEAT, BarPlan, Mode, StingerKind
 
 __all__ = [
     "COOLDOWN_MS", "BarDecision", "Director", "DirectorState", "MusicPrefs", "StingerCue",
-    "bar_seed", "stinger_for",
+    "bar_seed", "stinger_for", "theme_seed",
 ]
 
 BEATS_PER_BAR = 4
+Side = Literal["home", "away"]
 
 # 4-bar phrases per character and mode; the seed picks one of each family's variants.
 _PROGRESSIONS: dict[Mode, dict[str, tuple[tuple[str, ...], ...]]] = {
@@ -49,21 +69,41 @@ _PROGRESSIONS: dict[Mode, dict[str, tuple[tuple[str, ...], ...]]] = {
         "dark": (("i", "VI", "iv", "V"), ("i", "iv", "V7", "i")),
     },
 }
+_DOMINANTS = frozenset({"V", "V7", "Vsus4", "v", "VII", "vii°"})
 # Intensity above which each layer enters; it leaves 0.08 below (hysteresis).
 _LAYER_ON: dict[str, float] = {"pad": 0.0, "bass": 0.12, "drums": 0.3, "strings": 0.45, "melody": 0.6, "brass": 0.75}
 _LAYER_HYSTERESIS = 0.08
 _ATTACK = 0.75   # share of the gap to the target closed per bar when intensity rises
 _RELEASE = 0.2   # ... and when it falls
-_TEMPO_SLEW = 3.0  # bpm per bar when following arousal (a lock to a chant jumps)
+_TEMPO_DEADBAND = 5.0   # bpm: a phrase keeps the tempo unless the mood asks for more than this
+_PHRASE_STEP = 6.0      # bpm a phrase boundary may move the tempo
+_TEMPO_MOOD = 0.25      # share of each bar's intensity in the slow average the tempo follows
+_RAMP_STEP = 6.0        # bpm per bar of a planned ramp (locking to a chant)
+_RAMP_MIN_BARS = 2
+_MAX_BEND = 8.0         # bpm: bending the tempo to land on a climax moves it at most this much
+_CHANT_RETARGET = 2.0   # bpm: a locked chant that drifts this far is followed at the next phrase
+_CHANT_RELEASE_BARS = 4  # bars without a chant before the music lets go of its tempo
 _MODE_BARS = 6     # bars of consistent valence before the mode turns
 _KEY_BARS = 48     # bars in one key before the harmony drifts along the circle of fifths
-_SURGE_BARS = 4    # bars held near full intensity after a home goal
+_SURGE_BARS = 8    # bars held at full intensity after a home goal
+_DREAD_BARS = 16   # bars after a goal against in which the key may not brighten
 _FORESIGHT_MS = 20_000  # replay: how far ahead a known climax shapes the music
+_BUILD_TOP = 0.72  # a build towards a home goal stops here: the goal itself is the peak
+_DREAD_TOP = 0.55  # ... and towards a goal against it stays lower still
+_THEME_BARS = 2
+_ENDING_SLACK_MS = 60
+_LANDING_MARGIN_MS = 2.0  # bars land this long after a foreseen climax, never before it
 
 COOLDOWN_MS: dict[str, int] = {
     "goal": 5_000, "goal_against": 5_000, "near_miss": 15_000, "card": 10_000, "var": 20_000, "full_time": 0,
 }
 _FULL_TIME_PERIODS = frozenset({"SECOND_HALF", "EXTRA_SECOND_HALF", "PENALTIES"})
+# Chords a stinger asks of the bars it reaches into (the first one after the running bar, ...).
+_STINGER_CHORDS: dict[str, dict[Mode, tuple[str, ...]]] = {
+    "goal_against": {"MAJOR": ("iv",), "MINOR": ("iv",)},     # the minor plagal sigh
+    "near_miss": {"MAJOR": ("V",), "MINOR": ("V",)},          # stopped dead on the dominant
+    "full_time": {"MAJOR": ("V7", "I"), "MINOR": ("V7", "i")},  # the final cadence
+}
 
 
 @dataclass(frozen=True)
@@ -121,6 +161,18 @@ class DirectorState:
     chant_locked: bool = False
     stinger_last_ms: dict[str, int] = field(default_factory=dict)
     stung: list[str] = field(default_factory=list)  # event ids already answered (the latest 64)
+    tempo_ramp: list[float] = field(default_factory=list)  # tempos of the coming bars of a planned ramp
+    chant_bpm: float | None = None   # the chant tempo the music is locked to
+    chant_absent: int = 0            # bars since the chant was last heard
+    landing_tempo: float | None = None  # replay: the tempo that lands a bar line on the coming climax
+    committed: list[list[str]] = field(default_factory=list)  # [key, mode, chord] of bars under a stinger
+    dread_bars: int = 0              # bars left in which a goal against forbids brightening the key
+    last_intensity: float | None = None  # the previous bar's (after preferences)
+    last_layers: list[str] | None = None
+    theme_cue: str | None = None     # a side whose theme enters once the stinger has sounded
+    theme_now: list[Any] | None = None  # [side, next theme bar] while a theme is sung
+    themes_heard: dict[str, int] = field(default_factory=dict)
+    tempo_mood: float | None = None  # the slow average of intensity that the tempo follows
     hold: bool = False  # an operator's hold: intensity, layers, key and mode stay as they are
 
     def to_json(self) -> dict[str, Any]:
@@ -144,15 +196,32 @@ class StingerCue:
     reason: str
 
 
-def bar_seed(match_id: str, bar: int) -> int:
-    """A seed per bar whose high bits name the match, so ``seed // 8`` groups phrases."""
-    return (zlib.crc32(match_id.encode()) << 20) | (bar & 0xFFFFF)
+# The order of the eight-bar periods' ideas: A B A C, so the match's tune keeps coming back.
+_PERIOD_FORM = (0, 1, 0, 2)
+
+
+def bar_seed(match_id: str, bar: int, phrase_start: int = 0) -> int:
+    """The seed of a bar: ``seed % 8`` is its place in its 8-bar period (counted from the
+    phrase start), ``seed // 8`` names the period's musical idea (A B A C, so ideas recur)
+    in the match (its high bits)."""
+    rel = max(0, bar - phrase_start)
+    idea = _PERIOD_FORM[(rel // 8) % len(_PERIOD_FORM)]
+    return (zlib.crc32(match_id.encode()) << 20) | (idea << 3) | (rel % 8)
+
+
+def theme_seed(match_id: str, side: str) -> int:
+    """The identity of a side's theme in a match: the same every time it returns."""
+    return zlib.crc32(f"{match_id}:{side}".encode()) & 0x7FFFFFFF
 
 
 def _quarter(value: float) -> float:
     # Tempos are multiples of 1/4 bpm: exact in Avro's float32, so every reader computes the
     # same beat length from the control message.
     return round(value * 4) / 4
+
+
+def _tonic(mode: Mode) -> str:
+    return "I" if mode == "MAJOR" else "i"
 
 
 def _intensity_target(mood: Mood) -> float:
@@ -173,6 +242,8 @@ def _intensity_target(mood: Mood) -> float:
 
 
 def _character(state: DirectorState, mood: Mood) -> str:
+    if state.dread_bars > 0 and state.surge_bars == 0:
+        return "dark"
     if state.surge_bars > 0 or mood.state == "CELEBRATION":
         return "triumph"
     if state.tension >= 0.5:
@@ -184,14 +255,17 @@ def _character(state: DirectorState, mood: Mood) -> str:
     return "calm"
 
 
-def _land_on(climax_in_ms: int, tempo: float, prefs: MusicPrefs) -> tuple[float, int | None]:
-    """A tempo near ``tempo`` at which a whole number of bars ends on the climax, and that number."""
-    bar_ms = BEATS_PER_BAR * 60_000 / tempo
-    bars = max(1, round(climax_in_ms / bar_ms))
-    aligned = BEATS_PER_BAR * 60_000 * bars / climax_in_ms
-    if abs(aligned / tempo - 1) <= 0.15 and prefs.tempo_min_bpm <= aligned <= prefs.tempo_max_bpm:
-        return aligned, bars  # not quantised: landing on the climax matters more here
-    return tempo, None
+def _progression(mode: Mode, family: str, variant: int, *, consequent: bool) -> tuple[str, ...]:
+    """The phrase's four chords; the second phrase of a period cadences on the tonic."""
+    choices = _PROGRESSIONS[mode][family]
+    chords = choices[variant % len(choices)]
+    tonic = _tonic(mode)
+    if not consequent or family == "tense" or chords[3] == tonic:
+        return chords
+    # Predominant (or whatever precedes), dominant, tonic: an authentic cadence.
+    before = chords[1] if chords[1] not in _DOMINANTS else chords[0]
+    dominant = "V7" if family in ("bright", "triumph") or mode == "MINOR" else "V"
+    return (chords[0], before, dominant, tonic)
 
 
 def _fold_tempo(bpm: float, low: float, high: float) -> float | None:
@@ -203,6 +277,17 @@ def _fold_tempo(bpm: float, low: float, high: float) -> float | None:
         elif value > high:
             value /= 2
     return value if low <= value <= high else None
+
+
+def _ramp(start: float, target: float) -> list[float]:
+    """Per-bar tempos from ``start`` to ``target``: at least two bars, each step <= _RAMP_STEP."""
+    bars = max(_RAMP_MIN_BARS, math.ceil(abs(target - start) / _RAMP_STEP - 1e-9))
+    steps = [_quarter(start + (target - start) * k / bars) for k in range(1, bars)]
+    return steps + [target]
+
+
+def _bar_ms(tempo: float) -> float:
+    return BEATS_PER_BAR * 60_000 / tempo
 
 
 class Director:
@@ -235,47 +320,218 @@ class Director:
                           reason=f"{cue_type}{side_text} at {period} {period_ms // 60_000}:{period_ms // 1000 % 60:02d}")
 
     def stinger_played(self, kind: str) -> None:
-        """A stinger sounds now: a home goal surges the music and lifts the key (not while held)."""
-        if kind != "goal" or self.state.hold:
+        """A stinger sounds now. A home goal surges the music, lifts the key and calls the home
+        theme; a goal against darkens it, cancels a brighter key in waiting and calls the away
+        theme; full time brings the home theme back. While the operator holds the music, none of
+        this changes its intensity, layers or key (a goal against still cancels a brighter key)."""
+        st = self.state
+        if st.hold:
+            if kind == "goal_against" and st.pending_key is not None and self._brighter(st.pending_key):
+                st.pending_key = None
             return
-        self.state.surge_bars = _SURGE_BARS
-        if self.state.pending_key is None:
-            # Up a fifth, or out of the minor into its relative major.
-            target = relative(self.state.key, self.state.mode) if self.state.mode == "MINOR" \
-                else (fifth_up(self.state.key, self.state.mode), self.state.mode)
-            self.state.pending_key = [target[0], target[1]]
+        if kind == "goal":
+            st.surge_bars = _SURGE_BARS
+            st.dread_bars = 0
+            st.theme_cue = "home"
+            lift = relative(st.key, st.mode) if st.mode == "MINOR" else (fifth_up(st.key, st.mode), st.mode)
+            if st.pending_key is None or key_brightness(*st.pending_key) < key_brightness(*lift):  # type: ignore[arg-type]
+                st.pending_key = [lift[0], lift[1]]
+        elif kind == "goal_against":
+            st.surge_bars = 0
+            st.dread_bars = _DREAD_BARS
+            st.theme_cue = "away"
+            st.valence = min(st.valence, -0.4)
+            st.mode_votes = 0
+            if st.pending_key is not None and self._brighter(st.pending_key):
+                st.pending_key = None
+        elif kind == "full_time":
+            st.theme_cue = "home"
+
+    def _brighter(self, key: list[str]) -> bool:
+        st = self.state
+        return key_brightness(key[0], key[1]) > key_brightness(st.key, st.mode)  # type: ignore[arg-type]
+
+    def stinger_harmony(self, kind: str, plan: BarPlan, *, start_tick: int,
+                        length_ticks: int) -> tuple[tuple[int, int, str, str, str], ...]:
+        """The harmony a stinger of ``kind`` starting at ``start_tick`` of the bar ``plan`` sounds over.
+
+        The running bar's chord first; for each later bar the stinger reaches into, the chord
+        that bar will have — committed now, so the director keeps its promise when it gets
+        there (and holds the tempo meanwhile). Where the stinger has a taste (a goal against
+        sinks to the minor iv, a near miss stops on the dominant, full time cadences), the bar
+        is re-harmonised to it.
+        """
+        st = self.state
+        bar_ticks = plan.beats_per_bar * TICKS_PER_BEAT
+        segments = [(0, bar_ticks - start_tick, plan.key, plan.mode, plan.chord)]
+        wanted = _STINGER_CHORDS.get(kind, {})
+        key, mode = plan.key, plan.mode
+        offset = bar_ticks - start_tick
+        ahead = 1
+        while offset < length_ticks:
+            if ahead <= len(st.committed):
+                key, mode, chord = st.committed[ahead - 1]  # type: ignore[assignment]
+            else:
+                bar = plan.bar + ahead
+                rel = bar - st.phrase_start
+                pos = rel % 4
+                if pos == 0 and st.pending_key is not None and not st.hold \
+                        and not (st.dread_bars > 0 and self._brighter(st.pending_key)):
+                    key, mode = st.pending_key[0], st.pending_key[1]  # type: ignore[assignment]
+                choice = wanted.get(mode, ())  # type: ignore[call-overload]
+                if kind == "var":
+                    chord = segments[-1][4] if (key, mode) == segments[-1][2:4] else _tonic(mode)  # the harmony holds its breath
+                elif ahead - 1 < len(choice):
+                    chord = choice[ahead - 1]
+                elif pos == 0:
+                    chord = _tonic(mode)
+                else:
+                    chord = _progression(mode, st.family, st.variant, consequent=(rel // 4) % 2 == 1)[pos]
+                st.committed.append([key, mode, chord])
+            segments.append((offset, offset + bar_ticks, key, mode, chord))
+            offset += bar_ticks
+            ahead += 1
+        return tuple(segments)
 
     # -- bars -------------------------------------------------------------------------------
-    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: int | None = None,
-                   climax_lifts: bool = False, climax_now: bool = False) -> BarDecision:
+    def decide_bar(self, bar: int, mood: Mood, prefs: MusicPrefs, *, climax_in_ms: float | None = None,
+                   climax_side: Side | None = None, climax_now: bool = False, stinger_now: bool = False,
+                   ending_in_ms: int | None = None, opening: bool = False) -> BarDecision:
         """The plan of bar ``bar`` given the crowd's mood at its start.
 
-        ``climax_in_ms`` is foresight (replay only): a known climax — a goal — that far
-        ahead. The music then builds towards it (intensity and tension rise, the dominant
-        is held) and the tempo bends, within 15 % and the preferred range, so that a bar
-        line lands on the climax; ``climax_lifts`` (a home goal) makes the last bar before
-        it the dominant of the key the goal will lift to. ``climax_now``: a goal's stinger sounds on this bar's
-        downbeat, so a new phrase (and a pending key) starts here rather than at the next
-        phrase boundary.
+        ``climax_in_ms`` is foresight (replay only): a known goal that far ahead, scored by
+        ``climax_side``. Towards a home goal the music builds (intensity short of the goal's,
+        tension, the dominant held) and the tempo bends, by at most 8 bpm and within the
+        preferred range, so that a bar line lands on it, the bar before being the dominant of
+        the key the goal lifts to; towards a goal against it builds dread instead.
+        ``climax_now``: a goal's stinger sounds on this bar's downbeat, so a new phrase (and a
+        pending key) starts here: triumphant after a home goal, dark after a goal against.
+        ``stinger_now``: a stinger starts on this downbeat (the melody rests under it).
+        ``ending_in_ms`` (replay): the piece ends on the first bar line at or after that time;
+        the bars before it cadence into a final tonic bar. ``opening``: the first bar of a
+        piece (every layer enters, out of the pickup onto the tonic).
         """
         st = self.state
         held = st.hold
         notes: list[str] = ["held by the operator"] if held else []
         build = None
+        dread = climax_side == "away"
         if climax_in_ms is not None and 0 < climax_in_ms <= _FORESIGHT_MS:
             build = 1.0 - climax_in_ms / _FORESIGHT_MS
+        committed = st.committed.pop(0) if st.committed else None
+        previous_intensity, previous_layers = st.last_intensity, st.last_layers
 
-        surging = st.surge_bars > 0
+        self._update_dials(mood, prefs, build=build, dread=dread, climax_now=climax_now, held=held)
+        intensity = min(prefs.intensity_max, max(prefs.intensity_min, st.intensity))
+
+        if climax_now:
+            st.phrase_start = bar
+        rel = bar - st.phrase_start
+        phrase_pos = rel % 4
+        if phrase_pos == 0:
+            self._turn_phrase(bar, mood, notes, modulate=committed is None and not opening and not held
+                              and not self._ends_soon(ending_in_ms))
+
+        tempo, ramp, bars_to_climax = self._next_tempo(mood, prefs, notes, phrase_pos, hold=committed is not None,
+                                                       climax_in_ms=climax_in_ms if build is not None else None)
+        st.tempo_bpm = tempo
+        st.layers = self._next_layers(intensity, prefs) if not held else \
+            [layer for layer in st.layers if layer not in prefs.muted_layers]
+
+        progression = _progression(st.mode, st.family, st.variant, consequent=(rel // 4) % 2 == 1)
+        chord = progression[phrase_pos]
+        next_chord: str | None = progression[phrase_pos + 1] if phrase_pos < 3 else None
+        if st.tension >= 0.55 and st.family != "tense" and st.surge_bars == 0:
+            chord = "V7" if phrase_pos % 2 else "V"  # anticipation holds the dominant
+            next_chord = None
+            notes.append("holding the dominant")
+        if opening:
+            chord, next_chord = _tonic(st.mode), progression[1] if phrase_pos == 0 else None  # out of the pickup
+        if bars_to_climax == 1:
+            # The climax resolves it: into the key a home goal lifts to, or home.
+            chord = "V7/V" if climax_side == "home" and st.mode == "MAJOR" and st.dread_bars == 0 else "V7"
+            next_chord = None
+        elif phrase_pos == 3 and st.pending_key is not None and committed is None and not held:
+            chord, next_chord = self._pivot_chord()
+            notes.append(f"preparing {st.pending_key[0]} {st.pending_key[1].lower()}")
+
+        final = False
+        if ending_in_ms is not None and committed is None:
+            bar_ms = _bar_ms(tempo)
+            if ending_in_ms <= _ENDING_SLACK_MS:
+                final, chord, next_chord = True, _tonic(st.mode), None
+                notes.append("final chord")
+            elif ending_in_ms <= bar_ms + _ENDING_SLACK_MS:
+                chord, next_chord = "V7" if st.mode == "MINOR" or intensity >= 0.5 else "V", _tonic(st.mode)
+                notes.append("cadence")
+            elif ending_in_ms <= 2 * bar_ms + _ENDING_SLACK_MS:
+                chord, next_chord = ("IV" if st.mode == "MAJOR" else "iv"), None
+
+        if committed is not None:
+            key, mode, chord = committed
+            if (key, mode) != (st.key, st.mode):
+                notes.append(f"modulating {st.key} {st.mode.lower()} -> {key} {mode.lower()}")
+                st.key, st.mode = key, mode  # type: ignore[assignment]
+                st.pending_key = None if st.pending_key == [key, mode] else st.pending_key
+                st.bars_in_key = 0
+            next_chord = st.committed[0][2] if st.committed and st.committed[0][:2] == [key, mode] else None
+            notes.append("under the stinger")
+
+        theme = None if held else self._theme(climax_now=climax_now, under_stinger=committed is not None or stinger_now,
+                                              final=final)
+        layers = list(st.layers)
+        if theme is not None and "melody" not in layers and "melody" not in prefs.muted_layers:
+            layers.append("melody")  # the theme is sung whatever the intensity
+            layers.sort(key=LAYERS.index)
+        if st.dread_bars > 0:
+            st.dread_bars -= 1
+        if not held:
+            self._vote_mode()
+        st.bars_in_key += 1
+
+        plan = BarPlan(
+            bar=bar, style=prefs.style, tempo_bpm=tempo, beats_per_bar=BEATS_PER_BAR,
+            key=st.key, mode=st.mode, chord=chord, next_chord=next_chord, intensity=round(intensity, 4),
+            layers=tuple(layers), tension=st.tension, valence=st.valence,
+            seed=bar_seed(self.match_id, bar, st.phrase_start),
+            intensity_from=None if opening else previous_intensity,
+            layers_from=() if opening or previous_layers is None else tuple(previous_layers),
+            phrase_pos=phrase_pos, tempo_ramp=ramp,
+            theme=theme[0] if theme else None, theme_bar=theme[1] if theme else 0,
+            theme_statement=theme[2] if theme else 0,
+            theme_seed=theme_seed(self.match_id, theme[0]) if theme else 0,
+            stinger_over=committed is not None or stinger_now, opening=opening, final=final,
+        )
+        st.last_intensity, st.last_layers = plan.intensity, list(plan.layers)
+        stale = f", windows missing {mood.stale_ms // 1000}s" if mood.stale_ms > 2000 else ""
+        reason = (f"{mood.state.lower()} (arousal {mood.arousal:.2f}, valence {mood.valence:+.2f}{stale}) -> "
+                  f"intensity {intensity:.2f}, {st.family} harmony")
+        if theme is not None:
+            notes.append(f"{theme[0]} theme, statement {theme[2] + 1}")
+        if notes:
+            reason += "; " + "; ".join(notes)
+        return BarDecision(plan=plan, reason=reason)
+
+    def _update_dials(self, mood: Mood, prefs: MusicPrefs, *, build: float | None, dread: bool,
+                      climax_now: bool, held: bool) -> None:
+        """Intensity, tension and valence after this bar's mood, foresight and goals (the
+        intensity stays where it is while the operator holds the music)."""
+        st = self.state
         target = _intensity_target(mood)
-        if build is not None:
-            target = max(target, 0.3 + 0.6 * build)
+        if build is not None and dread:
+            target = min(max(target, 0.3 + 0.25 * build), _DREAD_TOP)
+        elif build is not None:
+            target = min(max(target, 0.3 + (_BUILD_TOP - 0.3) * build), _BUILD_TOP)
         if st.surge_bars > 0 and not held:
-            target = max(target, 0.92)
+            target = max(target, 0.97)
             st.surge_bars -= 1
+            if climax_now:
+                st.intensity = max(st.intensity, target)  # the goal lands at full strength at once
         rate = _ATTACK if target > st.intensity else _RELEASE
         if not held:
             st.intensity = round(st.intensity + rate * (target - st.intensity), 4)
-        intensity = min(prefs.intensity_max, max(prefs.intensity_min, st.intensity))
+        mood_now = st.intensity if st.tempo_mood is None else st.tempo_mood
+        st.tempo_mood = round(mood_now + _TEMPO_MOOD * (st.intensity - mood_now), 4)
 
         tension_target = min(1.0, mood.anticipation + 0.5 * mood.anger)
         if build is not None:
@@ -283,66 +539,97 @@ class Director:
         st.tension = round(st.tension + 0.5 * (tension_target - st.tension), 4)
         if climax_now:
             st.tension = 0.0  # the climax releases what the build-up held
-        st.valence = round(st.valence + 0.3 * (mood.valence - st.valence), 4)
+        valence_target = mood.valence
+        if build is not None and dread:
+            valence_target = min(valence_target, -0.6 * build)
+        if st.dread_bars > 0:
+            valence_target = min(valence_target, -0.3)
+        st.valence = round(st.valence + 0.3 * (valence_target - st.valence), 4)
 
-        st.tempo_bpm = self._next_tempo(mood, prefs, notes)
-        bars_to_climax = None
-        if build is not None and climax_in_ms is not None:
-            st.tempo_bpm, bars_to_climax = _land_on(climax_in_ms, st.tempo_bpm, prefs)
-            notes.append(f"building to the climax in {climax_in_ms / 1000:.1f}s")
-        st.layers = self._next_layers(intensity, prefs) if not held else \
-            [layer for layer in st.layers if layer not in prefs.muted_layers]
+    def _ends_soon(self, ending_in_ms: int | None) -> bool:
+        return ending_in_ms is not None and ending_in_ms <= 2 * _bar_ms(self.state.tempo_bpm) + _ENDING_SLACK_MS
 
-        if climax_now:
-            st.phrase_start = bar
-        phrase_pos = (bar - st.phrase_start) % 4
-        if phrase_pos == 0:
-            self._turn_phrase(bar, mood, notes, modulate=not held)
-        family = _PROGRESSIONS[st.mode][st.family]
-        progression = family[st.variant % len(family)]
-        chord = progression[phrase_pos]
-        next_chord: str | None = progression[phrase_pos + 1] if phrase_pos < 3 else None
-        if st.tension >= 0.55 and st.family != "tense" and not surging:
-            chord = "V7" if phrase_pos % 2 else "V"  # anticipation holds the dominant
-            next_chord = None
-            notes.append("holding the dominant")
-        if bars_to_climax == 1:
-            # The climax resolves it: into the key a home goal lifts to, or home.
-            chord = "V7/V" if climax_lifts and st.mode == "MAJOR" else "V7"
-            next_chord = None
-        elif phrase_pos == 3 and st.pending_key is not None and not held:
-            chord, next_chord = self._pivot_chord()
-            notes.append(f"preparing {st.pending_key[0]} {st.pending_key[1].lower()}")
-        if not held:
-            self._vote_mode()
-        st.bars_in_key += 1
+    def _theme(self, *, climax_now: bool, under_stinger: bool, final: bool) -> tuple[str, int, int] | None:
+        """(side, theme bar, statement) when this bar sings a side's theme."""
+        st = self.state
+        if st.theme_now is None and st.theme_cue is not None and not climax_now and not under_stinger and not final:
+            st.theme_now = [st.theme_cue, 0]
+            st.theme_cue = None
+        if st.theme_now is None:
+            return None
+        side, theme_bar = st.theme_now
+        statement = st.themes_heard.get(side, 0)
+        if theme_bar + 1 >= _THEME_BARS:
+            st.theme_now = None
+            st.themes_heard[side] = statement + 1
+        else:
+            st.theme_now = [side, theme_bar + 1]
+        return side, theme_bar, statement
 
-        plan = BarPlan(
-            bar=bar, style=prefs.style, tempo_bpm=st.tempo_bpm, beats_per_bar=BEATS_PER_BAR,
-            key=st.key, mode=st.mode, chord=chord, next_chord=next_chord, intensity=round(intensity, 4),
-            layers=tuple(st.layers), tension=st.tension, valence=st.valence, seed=bar_seed(self.match_id, bar),
-        )
-        stale = f", windows missing {mood.stale_ms // 1000}s" if mood.stale_ms > 2000 else ""
-        reason = (f"{mood.state.lower()} (arousal {mood.arousal:.2f}, valence {mood.valence:+.2f}{stale}) -> "
-                  f"intensity {intensity:.2f}, {st.family} harmony")
-        if notes:
-            reason += "; " + "; ".join(notes)
-        return BarDecision(plan=plan, reason=reason)
-
-    def _next_tempo(self, mood: Mood, prefs: MusicPrefs, notes: list[str]) -> float:
+    def _next_tempo(self, mood: Mood, prefs: MusicPrefs, notes: list[str], phrase_pos: int, *, hold: bool,
+                    climax_in_ms: float | None) -> tuple[float, bool, int | None]:
+        """(tempo, moved as a planned ramp, bars to a foreseen climax) for this bar."""
         st = self.state
         low, high = prefs.tempo_min_bpm, prefs.tempo_max_bpm
-        if mood.chant_bpm is not None:
-            folded = _fold_tempo(mood.chant_bpm, low, high)
-            if folded is not None:
-                if not st.chant_locked:
-                    notes.append(f"locked to the crowd's chant at {folded:.1f} bpm")
-                st.chant_locked = True
-                return _quarter(folded)
-        st.chant_locked = False
-        target = low + (high - low) * min(1.0, max(0.0, 0.1 + 0.9 * st.intensity))
-        step = max(-_TEMPO_SLEW, min(_TEMPO_SLEW, target - st.tempo_bpm))
-        return _quarter(min(high, max(low, st.tempo_bpm + step)))
+        current = st.tempo_bpm
+        if not low <= current <= high:
+            st.tempo_ramp, st.landing_tempo = [], None
+            return _quarter(min(high, max(low, current))), False, None  # a new preferred range applies at once
+        if climax_in_ms is not None:
+            landed = self._land(climax_in_ms, current, prefs)
+            if landed is not None:
+                tempo, bars = landed
+                if st.landing_tempo is None and abs(tempo - current) > 0.01:
+                    notes.append(f"bending the tempo {current:.2f} -> {tempo:.2f} bpm to land on the climax")
+                st.landing_tempo, st.tempo_ramp = tempo, []
+                return tempo, abs(tempo - current) > 0.01, bars
+        st.landing_tempo = None
+        if hold:
+            return current, False, None
+        folded = _fold_tempo(mood.chant_bpm, low, high) if mood.chant_bpm is not None else None
+        if folded is not None:
+            st.chant_absent = 0
+            target = _quarter(folded)
+            drifted = st.chant_bpm is not None and abs(target - st.chant_bpm) > _CHANT_RETARGET
+            if not st.chant_locked or (phrase_pos == 0 and drifted and not st.tempo_ramp):
+                st.chant_locked, st.chant_bpm = True, target
+                if abs(target - current) > 0.01:
+                    st.tempo_ramp = _ramp(current, target)
+                    notes.append(f"locking to the crowd's chant at {target:.2f} bpm over {len(st.tempo_ramp)} bars")
+        elif st.chant_locked:
+            st.chant_absent += 1
+            if st.chant_absent >= _CHANT_RELEASE_BARS:
+                st.chant_locked, st.chant_bpm = False, None
+        if st.tempo_ramp:
+            return st.tempo_ramp.pop(0), True, None
+        if st.chant_locked or phrase_pos != 0:
+            return current, False, None
+        # A band follows the mood of the last phrases, not of the last bar.
+        target = low + (high - low) * min(1.0, max(0.0, 0.1 + 0.9 * st.tempo_mood))
+        if abs(target - current) < _TEMPO_DEADBAND:
+            return current, False, None
+        step = max(-_PHRASE_STEP, min(_PHRASE_STEP, target - current))
+        return _quarter(min(high, max(low, current + step))), False, None
+
+    def _land(self, climax_in_ms: float, current: float, prefs: MusicPrefs) -> tuple[float, int] | None:
+        """(tempo, bars) so that whole bars end on the climax, within 8 bpm of ``current``.
+
+        Planned once and then held (a steady run into the goal); it aims a hair after the
+        climax so that the bar line's rounding to samples never puts it before the event.
+        """
+        st = self.state
+        if st.landing_tempo is not None:
+            tempo = st.landing_tempo
+            return tempo, max(1, round(climax_in_ms / _bar_ms(tempo)))
+        target = climax_in_ms + _LANDING_MARGIN_MS
+        estimate = target / _bar_ms(current)
+        best: tuple[float, int] | None = None
+        for bars in sorted({max(1, math.floor(estimate)), max(1, math.ceil(estimate))}):
+            aligned = BEATS_PER_BAR * 60_000 * bars / target
+            if abs(aligned - current) <= _MAX_BEND and prefs.tempo_min_bpm <= aligned <= prefs.tempo_max_bpm:
+                if best is None or abs(aligned - current) < abs(best[0] - current):
+                    best = (aligned, bars)  # not quantised: landing on the climax matters more here
+        return best
 
     def _next_layers(self, intensity: float, prefs: MusicPrefs) -> list[str]:
         current = set(self.state.layers)
@@ -353,8 +640,11 @@ class Director:
                 sounding.append(layer)
         return [layer for layer in sounding if layer not in prefs.muted_layers]
 
-    def _turn_phrase(self, bar: int, mood: Mood, notes: list[str], *, modulate: bool = True) -> None:
+    def _turn_phrase(self, bar: int, mood: Mood, notes: list[str], *, modulate: bool) -> None:
         st = self.state
+        if st.pending_key is not None and st.dread_bars > 0 and self._brighter(st.pending_key):
+            notes.append(f"not brightening to {st.pending_key[0]} {st.pending_key[1].lower()} after the goal against")
+            st.pending_key = None
         if st.pending_key is not None and modulate:
             key, mode = st.pending_key
             notes.append(f"modulating {st.key} {st.mode.lower()} -> {key} {mode.lower()}")
@@ -363,7 +653,7 @@ class Director:
             st.bars_in_key = 0
             st.mode_votes = 0
         st.family = _character(st, mood)
-        st.variant = (bar_seed(self.match_id, bar) >> 2) % 3 if bar else 0
+        st.variant = (zlib.crc32(self.match_id.encode()) + bar) % 3 if bar else 0
 
     def _pivot_chord(self) -> tuple[str, str | None]:
         st = self.state
@@ -378,14 +668,16 @@ class Director:
     def _vote_mode(self) -> None:
         st = self.state
         wants_minor = st.mode == "MAJOR" and st.valence <= -0.3
-        wants_major = st.mode == "MINOR" and st.valence >= 0.15
+        wants_major = st.mode == "MINOR" and st.valence >= 0.15 and st.dread_bars == 0
         st.mode_votes = st.mode_votes + 1 if (wants_minor or wants_major) else 0
         if st.pending_key is None and st.mode_votes >= _MODE_BARS:
             st.pending_key = list(relative(st.key, st.mode))
             st.mode_votes = 0
         elif st.pending_key is None and st.bars_in_key >= _KEY_BARS:
-            turn = fifth_up if st.valence >= 0 else fifth_down
-            st.pending_key = [turn(st.key, st.mode), st.mode]
+            if st.valence >= 0 and st.dread_bars == 0:
+                st.pending_key = [fifth_up(st.key, st.mode), st.mode]
+            elif st.valence < 0:
+                st.pending_key = [fifth_down(st.key, st.mode), st.mode]
 
 
 def stinger_for(cue_type: str, side: str, period: str, *, arousal: float) -> StingerKind | None:

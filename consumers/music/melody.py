@@ -20,7 +20,7 @@ from consumers.music.styles import Instrument
 from consumers.music.types import TICKS_PER_BEAT, Note
 from consumers.music.voicing import snap, step
 
-__all__ = ["Motif", "melody_notes", "motif"]
+__all__ = ["Motif", "melody_notes", "motif", "theme_motifs", "theme_notes"]
 
 S = TICKS_PER_BEAT // 4  # a sixteenth
 
@@ -164,4 +164,84 @@ def melody_notes(h: Harmony, nxt: Harmony | None, inst: Instrument, *, channel: 
         accent = 8 if strong else 0
         notes.append(h.note(onset, max(S, dur * 23 // 25), channel, pitch,
                             base + accent - (6 if last and cadence else 0) + rng.randint(-3, 3)))
+    return tuple(notes)
+
+
+# -- themes -----------------------------------------------------------------------------------
+# A theme's first bar: a rhythm that is easy to recognise (the head), then an answer. The
+# home side's heads march on the beat; the away side's lean on long notes and off-beats, so
+# the two tunes never share a head.
+_THEME_HEADS = {
+    True: (("dotted", "eighths", "quarter", "quarter"),
+           ("quarter", "dotted", "eighths", "quarter"),
+           ("eighths", "quarter", "dotted", "quarter")),
+    False: (("half", "quarter", "eighths"),
+            ("quarter", "snap", "half"),
+            ("upbeat", "quarter", "half")),
+}
+_THEME_ANSWERS = (
+    ("eighths", "eighths", "half"),
+    ("dotted", "quarter", "half"),
+    ("quarter", "eighths", "half"),
+)
+
+
+def theme_motifs(seed: int, beats: int, *, rising: bool) -> tuple[Motif, Motif]:
+    """The two bars of a side's theme: a head and an answer that ends on a held note.
+
+    The head opens with a leap (up a fourth or fifth for a rising, heroic theme; down for a
+    falling one) and the answer walks back; the same seed always gives the same theme, so
+    it is recognised each time it returns.
+    """
+    rng = Random(seed)
+    bars = []
+    heads = _THEME_HEADS[rising]
+    for cells in (heads[rng.randrange(len(heads))], _THEME_ANSWERS[rng.randrange(len(_THEME_ANSWERS))]):
+        rhythm: list[tuple[int, int]] = []
+        beat = 0
+        for name in cells:
+            if beat >= beats:
+                break
+            if name == "half" and beat + 2 > beats:
+                name = "quarter"
+            rhythm += [((beat * 4 + on) * S, dur * S) for on, dur in _CELLS[name]]
+            beat += 2 if name == "half" else 1
+        bars.append(rhythm)
+    leap = rng.choice((3, 4)) * (1 if rising else -1)
+    head_steps = [0, leap] + [rng.choice((-1, 1, -1, 2)) * (1 if rising else -1) for _ in bars[0][2:]]
+    answer_steps = [0] + [rng.choice((-1, -1, 1, -2)) * (1 if rising else -1) for _ in bars[1][1:]]
+    return Motif(tuple(bars[0]), tuple(head_steps[:len(bars[0])])), Motif(tuple(bars[1]), tuple(answer_steps))
+
+
+def theme_notes(h: Harmony, inst: Instrument, *, channel: int, beats: int, intensity: float, valence_step: int,
+                seed: int, theme_bar: int, statement: int, rising: bool) -> tuple[Note, ...]:
+    """One bar of a side's theme over ``h``: its rhythm always, its pitches developed.
+
+    Each statement starts a step of the arch higher (0, a third, a fifth above the first),
+    so the theme grows as the match goes on, and the second bar ends on the chord's root.
+    Strong beats land on chord tones, the rest walks the chord's scale.
+    """
+    bar_end = beats * TICKS_PER_BEAT
+    head, answer = theme_motifs(seed, beats, rising=rising)
+    m = head if theme_bar == 0 else answer
+    tier = 2 if intensity >= 0.67 else 1
+    center = _center(inst, tier, valence_step)
+    lift = 2 * (statement % 3)
+    pitch = _inside(snap(step(snap(center - (0 if rising else -3), h.line), h.line, lift), h.tones), inst)
+    rng = Random(seed * 16 + 5 + theme_bar)
+    base = 70 + 40 * intensity
+    notes: list[Note] = []
+    for i, ((onset, dur), move) in enumerate(zip(m.rhythm, m.steps)):
+        strong = onset % (2 * TICKS_PER_BEAT) == 0
+        if i > 0 and move:
+            candidate = step(pitch, h.line, move)
+            if not inst.low <= candidate <= inst.high:
+                candidate = step(pitch, h.line, -move)
+            pitch = _inside(snap(candidate, h.tones, prefer=move) if strong else candidate, inst)
+        last = i == len(m.rhythm) - 1
+        if last and theme_bar == 1:
+            pitch = _inside(snap(pitch, (h.root,)), inst)
+            dur = bar_end - onset
+        notes.append(h.note(onset, max(S, dur * 23 // 25), channel, pitch,
+                            base + (8 if strong else 0) + rng.randint(-2, 2)))
     return tuple(notes)

@@ -19,7 +19,7 @@ import mido
 
 from consumers.music.types import CHANNELS, TICKS_PER_BEAT, Note, Part
 
-__all__ = ["clip_overlaps", "part_midi_events", "write_midi_file"]
+__all__ = ["clip_overlaps", "part_from_midi_events", "part_midi_events", "write_midi_file"]
 
 # Order of events on one tick: releases, then instruments, then controllers, then attacks.
 _OFF, _PROGRAM, _CONTROL, _ON = range(4)
@@ -97,6 +97,38 @@ def part_midi_events(part: Part) -> list[tuple[int, bytes]]:
     events += _control_events(part.controls, 0, unit)
     events += _note_events(part.notes, unit)
     return [(e[0], bytes(e[5].bytes())) for e in _sorted(events)]
+
+
+def part_from_midi_events(events: Iterable[tuple[int, bytes]], *, length_ticks: int) -> Part:
+    """The Part that :func:`part_midi_events` encoded: notes, programs and controllers.
+
+    Bank-select controllers are folded into ``programs`` (as the encoder wrote them); a
+    note-on without its note-off lasts to ``length_ticks`` (at least one tick).
+    """
+    notes: list[Note] = []
+    sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, key) -> (tick, velocity)
+    banks: dict[int, list[int]] = {}
+    programs: dict[int, tuple[int, int]] = {}
+    controls: list[tuple[int, int, int, int]] = []
+    for tick, data in events:
+        message = mido.Message.from_bytes(list(data))
+        if message.type == "note_on" and message.velocity > 0:
+            sounding[(message.channel, message.note)] = (tick, message.velocity)
+        elif message.type in ("note_on", "note_off"):
+            start = sounding.pop((message.channel, message.note), None)
+            if start is not None:
+                notes.append(Note(start[0], max(1, tick - start[0]), message.channel, message.note, start[1]))
+        elif message.type == "control_change" and message.control in (0, 32):
+            bank = banks.setdefault(message.channel, [0, 0])
+            bank[0 if message.control == 0 else 1] = message.value
+        elif message.type == "control_change":
+            controls.append((tick, message.channel, message.control, message.value))
+        elif message.type == "program_change":
+            msb, lsb = banks.get(message.channel, [0, 0])
+            programs[message.channel] = ((msb << 7) | lsb, message.program)
+    for (channel, key), (tick, velocity) in sounding.items():
+        notes.append(Note(tick, max(1, length_ticks - tick), channel, key, velocity))
+    return Part(notes=tuple(sorted(notes)), programs=programs, length_ticks=length_ticks, controls=tuple(controls))
 
 
 def _track_name(channel: int) -> str:

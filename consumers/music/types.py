@@ -51,7 +51,21 @@ class BarPlan:
     layers: tuple[str, ...]       # sounding layers, a subset of LAYERS
     tension: float                # 0..1: anticipation (suspensions, pedal, tremolo, rising lines)
     valence: float                # -1..1 (register and brightness follow it)
-    seed: int                     # deterministic variation: same plan, same notes
+    seed: int                     # deterministic variation: same plan, same notes; seed % 8 is the
+    #                               bar's place in its 8-bar period, seed // 8 names the period
+    # What the bar before was, so expression and velocity ramp across the bar line and layers
+    # that enter or leave fade over a beat or more (None: the same as this bar).
+    intensity_from: float | None = None
+    layers_from: tuple[str, ...] | None = None
+    phrase_pos: int = 0           # 0..3: place in the 4-bar phrase (3 ends it: a cadence)
+    tempo_ramp: bool = False      # the tempo moves on this bar as part of a planned ramp
+    theme: str | None = None      # "home" or "away": the melody sings that side's theme
+    theme_bar: int = 0            # which bar of the two-bar theme
+    theme_statement: int = 0      # how often the theme was heard before (it develops)
+    theme_seed: int = 0           # the theme's identity (from the match and the side)
+    stinger_over: bool = False    # a stinger takes the lead over this bar: the melody rests
+    opening: bool = False         # the first bar of a piece: every layer enters
+    final: bool = False           # the last bar of a piece: the tonic, struck and released
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,12 @@ class StingerPlan:
     mode: Mode
     intensity: float
     seed: int
+    # The harmony under the stinger, from its first tick: (start tick, end tick, key, mode,
+    # chord) per bar it overlaps, the running bar's chord first. The figure is voiced on it.
+    harmony: tuple[tuple[int, int, str, str, str], ...] = ()
+    # Notes of the running bar still sounding, as (start tick, end tick, pitch class) from the
+    # stinger's start: it keeps a semitone away from them as well as from the chords.
+    avoid: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, order=True)

@@ -15,6 +15,9 @@ swell. So there is no compressor; two slow or rare gains act on the whole stream
   (3 s) loudness is also kept under target + ``short_term_max_lu``, which bounds the burst
   when full music enters after a long quiet spell (a goal): the gain has no look-ahead.
   The gain changes once per 100 ms hop and is ramped linearly per sample across the hop.
+* A climax hold (:meth:`Master.hold`): after a home goal the make-up gain is kept for a
+  while instead of ducking the celebration, so the goal stays louder than its run-up; only a
+  short-term loudness beyond target + ``climax_max_lu`` is brought down.
 * A true-peak safety limiter: 4x oversampled peak estimate (49-tap interpolator), a gain that
   ramps down (linearly in dB) over a fixed look-ahead before any peak above ``ceiling_dbtp``
   and recovers at ``release_db_s``. It rarely acts: at -23 LUFS most music has 5-15 dB of
@@ -98,6 +101,7 @@ class MasterParams:
     max_rise_db_s: float = 0.3  # slow up: quiet passages stay quiet for a while
     max_fall_db_s: float = 10.0  # fast down: loud entries settle at the target within ~1 s
     short_term_max_lu: float = 4.0  # 3 s loudness stays under target + this
+    climax_max_lu: float = 6.0  # ... and under target + this while a climax holds the gain
     start_rate_db_s: float = 6.0  # either way while the history is young (first seconds)
     initial_gain_db: float = 0.0
     min_gain_db: float = -30.0
@@ -185,6 +189,7 @@ class Master:
         self._gain_from = self._gain_to = _db_to_lin(p.initial_gain_db)  # linear ramp over the hop
         self._history = np.zeros((_HISTORY, 2))  # limiter: pending output and filter history
         self._limiter_udb = 0  # limiter gain of the last output sample
+        self._hold_until = 0  # input sample until which the make-up gain is held (a climax)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -203,7 +208,7 @@ class Master:
             "version": 1, "params": self.params.to_json(), "pos": self._pos, "zi": self._zi.ravel().tolist(),
             "meter": self._meter.to_json(), "evidence_s": self._evidence_s, "gain_db": self._gain_db,
             "gain_from": self._gain_from, "gain_to": self._gain_to,
-            "history": self._history.tolist(), "limiter_udb": self._limiter_udb,
+            "history": self._history.tolist(), "limiter_udb": self._limiter_udb, "hold_until": self._hold_until,
         }
 
     @classmethod
@@ -219,11 +224,19 @@ class Master:
         master._gain_from, master._gain_to = float(state["gain_from"]), float(state["gain_to"])
         master._history = np.array(state["history"], dtype=np.float64).reshape(-1, 2)
         master._limiter_udb = int(state["limiter_udb"])
+        master._hold_until = int(state.get("hold_until", 0))
         if master._history.shape != (_HISTORY, 2):
             raise ValueError("Master state from an incompatible version (history length)")
         return master
 
     # -- processing -------------------------------------------------------------------------
+
+    def hold(self, until_sample: int) -> None:
+        """Keep the make-up gain until input sample ``until_sample``: a goal is meant to be
+        louder than what led to it, so the engineer's hand stays off the fader — unless the
+        short-term loudness passes target + ``climax_max_lu`` (the true-peak limiter still
+        guards the ceiling)."""
+        self._hold_until = max(self._hold_until, int(until_sample))
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Master the next ``len(block)`` samples; returns int16 (n, 2), LATENCY samples late."""
@@ -262,10 +275,17 @@ class Master:
         self._gain_from = self._gain_to
         integrated = self._meter.integrated()
         if integrated is not None:
-            wanted = p.target_lufs - integrated
             short = self._meter.short_term()
-            if short is not None:
-                wanted = min(wanted, p.target_lufs + p.short_term_max_lu - short)
+            if self._pos < self._hold_until:
+                # A climax: keep the gain (the music itself gets louder), only a burst beyond
+                # target + climax_max_lu is brought down.
+                wanted = self._gain_db
+                if short is not None:
+                    wanted = min(wanted, p.target_lufs + p.climax_max_lu - short)
+            else:
+                wanted = p.target_lufs - integrated
+                if short is not None:
+                    wanted = min(wanted, p.target_lufs + p.short_term_max_lu - short)
             wanted = min(p.max_gain_db, max(p.min_gain_db, wanted))
             # The first seconds set the level quickly either way (nothing to keep yet).
             young = math.exp(-self._evidence_s / 5.0)

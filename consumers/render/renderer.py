@@ -87,6 +87,10 @@ class MusicRenderer:
         self._bus.add(start, audio)
         self._scheduled.append(_Scheduled(start, tempo_bpm, part, start + len(audio)))
 
+    def hold_gain(self, until_sample: int) -> None:
+        """Keep the mastering's make-up gain from falling until mix sample ``until_sample``."""
+        self._master.hold(until_sample)
+
     def pull(self, n_samples: int) -> np.ndarray:
         """The next ``n_samples`` of mastered music, int16 (n, 2); silence where nothing plays."""
         if n_samples < 0:

@@ -129,9 +129,10 @@ def find_highlights(events: Sequence[dict[str, Any]], windows: Sequence[dict[str
     arousal_at = {(w["clock"]["period"], int(w["clock"]["ms"])): float(w["arousal"]) for w in windows}
     playing = [w for w in windows if Period(w["clock"]["period"]).is_play]
     merged = _merge(_event_candidates(events, arousal_at) + _peak_candidates(playing))
+    # A story too long for one clip loses its beginning, never its climax and celebration.
     trimmed = [h if h.duration_ms <= max_clip_ms else Highlight(
-        period=h.period, start_ms=h.start_ms, end_ms=h.start_ms + max_clip_ms, score=h.score, reason=h.reason,
-        moments=tuple(m for m in h.moments if m < h.start_ms + max_clip_ms), event_ids=h.event_ids) for h in merged]
+        period=h.period, start_ms=h.end_ms - max_clip_ms, end_ms=h.end_ms, score=h.score, reason=h.reason,
+        moments=tuple(m for m in h.moments if m >= h.end_ms - max_clip_ms), event_ids=h.event_ids) for h in merged]
     best = sorted(trimmed, key=lambda h: (-h.score, Period(h.period).order, h.start_ms))[:count]
     return sorted(best, key=lambda h: (Period(h.period).order, h.start_ms))
 

@@ -58,7 +58,9 @@ def render_index_markdown(index: dict[str, Any]) -> str:
              "files": {"wav": "01-goal-home.wav", "midi": "01-goal-home.mid",
                        "json": "01-goal-home.json"}},            # any of the three may be missing
           ],
-          "reel": {"wav": "reel.wav", "duration_s": 137.5},      # optional; {} when no reel
+          "reel": {"wav": "reel.wav", "duration_s": 137.5,      # optional; {} when no reel
+                   "joins": [{"at_s": 31.2, "from": "01-goal-home", "to": "02-card", "from_key": "A major",
+                              "to_key": "F# minor", "from_tempo_bpm": 128.0, "to_tempo_bpm": 104.0}]},
           "timeline": "timeline.png",                # optional
           "versions": {"crowdsound": "0.1.0", "model": "emotion-v3", ...},  # optional
         }
@@ -92,7 +94,12 @@ def render_index_markdown(index: dict[str, Any]) -> str:
     reel = index.get("reel") or {}
     if reel.get("wav"):
         out.append(f"{_link(str(reel['wav']), str(reel['wav']))} — {_duration(reel.get('duration_s'))}, "
-                   "the clips in rank order joined with one-bar crossfades.")
+                   "the clips in rank order, end to end: each ends on its tonic and rings out, the next "
+                   "enters on a pickup in its own key and tempo (no two grooves overlap).")
+        for join in reel.get("joins") or []:
+            out.append(f"- {_duration(join.get('at_s'))}: {_cell(join.get('from', '?'))} ({_cell(join.get('from_key', '?'))}, "
+                       f"{join.get('from_tempo_bpm', 0):.0f} bpm) → {_cell(join.get('to', '?'))} "
+                       f"({_cell(join.get('to_key', '?'))}, {join.get('to_tempo_bpm', 0):.0f} bpm)")
     else:
         out.append("_No reel (no clips)._")
     if index.get("timeline"):

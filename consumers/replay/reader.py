@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from infra.clients import make_consumer, match_key
+from infra.clients import make_consumer, match_key, reader_group
 from infra.errors import BrokerError, CrowdsoundError, SchemaError
 from infra.partitioning import partition_for
 from infra.reading import patiently as _patiently
@@ -56,7 +56,7 @@ class PartitionReader:
         self.match_id = match_id
         self.read_timeout_s = read_timeout_s
         self.key = match_key(match_id)
-        self.consumer = make_consumer(settings, group_id="crowdsound-replay-unused",
+        self.consumer = make_consumer(settings, group_id=reader_group(settings, "replay"),
                                       extra={"fetch.max.bytes": 64 * 1024 * 1024,
                                              "max.partition.fetch.bytes": 16 * 1024 * 1024})
         self.slices: list[TopicSlice] = []

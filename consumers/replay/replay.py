@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from consumers.music.director import MusicPrefs
-from consumers.music.midi import clip_overlaps, write_midi_file
-from consumers.music.types import SAMPLE_RATE, TICKS_PER_BEAT, Note, Part
+from consumers.music.midi import write_midi_file
+from consumers.music.types import SAMPLE_RATE
 from consumers.replay.emotions import final_windows, recompute_windows, window_key
+from consumers.replay.clip_midi import midi_bars
 from consumers.replay.highlights import Highlight, find_highlights, highlight_for_range
 from consumers.replay.reader import PartitionReader, RetentionError
 from consumers.score import MatchScore, Output
@@ -187,77 +188,81 @@ def _iso(ms: int | None) -> str:
 
 
 # -- composing a clip -------------------------------------------------------------------------
+_RELEASE_S = 0.6     # after the final bar: the last chord's release and the hall, faded to silence
+_FADE_OUT_S = 1.0    # the fade that ends a piece (over the final bar's last beat and the release)
+_FADE_IN_S = 0.005   # the first samples of a piece (no step from silence, even on a downbeat)
+
+
 @dataclass
 class ComposedClip:
-    controls: list[Output]
-    audio: np.ndarray          # int16 (n, 2) of the clip, bar-aligned
-    bar_samples: int           # length of the clip's last bar
-    first_sample: int
+    controls: list[Output]     # the pickup (if any), the bars from the first to the final one, stingers
+    audio: np.ndarray          # int16 (n, 2) of the clip, from its pickup to its release
+    first_sample: int          # the music sample the audio starts at (the pickup, or the first bar)
     intensity: list[tuple[int, float]]  # (period ms, intensity) per bar
     windows: list[dict[str, Any]]        # the emotion windows it was composed from
+    base_ms: int               # period ms of music ms 0 (the first window fed)
+
+    def at_s(self, sample: int) -> float:
+        """Seconds into the clip's audio of a music sample."""
+        return round((sample - self.first_sample) / SAMPLE_RATE, 3)
 
 
 def compose_clip(match_id: str, clip: Highlight, windows: list[dict[str, Any]], events: list[dict[str, Any]], *,
                  prefs: MusicPrefs, synth: Any, hop_ms: int) -> ComposedClip:
-    """The music of one clip, bar-aligned: from the first bar line at or after its start to
-    the first bar line at or after its end."""
+    """The music of one clip as a piece: a pickup into the first bar line at or after its
+    start, a cadence into a final tonic bar on the first bar line at or after its end, and
+    the release of that chord."""
     from consumers.render.mastering import LATENCY
 
     feed = [w for w in windows if w["clock"]["period"] == clip.period
             and clip.start_ms - _WARM_MS <= w["clock"]["ms"] <= clip.end_ms + _TAIL_MS]
     if not feed:
         raise CrowdsoundError(f"no emotion windows around {clip.start}-{clip.end}")
-    score = MatchScore(match_id, synth=synth, hop_ms=hop_ms)
+    base = int(feed[0]["clock"]["ms"])  # music ms 0 is the first window
+    if clip.start_ms < base and feed[0]["clock"]["ms"] > clip.end_ms:
+        raise CrowdsoundError(f"the emotion windows end before {clip.start}")
+    score = MatchScore(match_id, synth=synth, hop_ms=hop_ms, flat_mastering=True)
     score.set_prefs(prefs)
-    score.render_from_ms = clip.start_ms - feed[0]["clock"]["ms"]  # music ms 0 is the first window
+    score.shape_piece(max(0, clip.start_ms - base), clip.end_ms - base)
     outputs = list(score.on_window(feed[0]))
     score.foresee([e for e in events if e["clock"]["period"] == clip.period
                    and feed[0]["clock"]["ms"] <= e["clock"]["ms"] <= clip.end_ms])
     for window in feed[1:]:
         outputs.extend(score.on_window(window))
-    bars = [o for o in outputs if o.kind == "control" and o.record["kind"] == "BAR"]
-    inside = [b for b in bars if b.record["clock"]["ms"] >= clip.start_ms]
-    if not inside:
-        raise CrowdsoundError(f"the emotion windows end before {clip.start}")
-    first = inside[0]
-    after_end = [b for b in inside if b.record["clock"]["ms"] >= clip.end_ms]
-    chosen = [b for b in inside if b.record["clock"]["ms"] < clip.end_ms] or [first]
-    last = chosen[-1]
-    end_sample = after_end[0].sample if after_end else None
+    for _ in range(64):  # past the last window the mood holds: compose on to the final bar
+        if score.final_sample is not None:
+            break
+        outputs.extend(score.run_until(score.watermark_ms + 2_000))
+    bars = {o.sample: o for o in outputs if o.kind == "control" and o.record["kind"] == "BAR"}
+    if score.final_sample is None or score.opening_sample is None:
+        raise CrowdsoundError(f"could not compose an ending for {clip.start}-{clip.end}")
+    final = bars[score.final_sample]
+    end = final.sample + int(round(final.record["beats_per_bar"] * 60 * SAMPLE_RATE / final.record["tempo_bpm"])) \
+        + int(_RELEASE_S * SAMPLE_RATE)
+    outputs.extend(score.run_until(end * 1000 // SAMPLE_RATE + 1))
+    start = score.pickup_sample if score.pickup_sample is not None else score.opening_sample
     chunks = [o for o in outputs if o.kind == "audio"]
     pcm = np.concatenate([np.frombuffer(o.record["payload"], "<i2").reshape(-1, 2) for o in chunks])
-    if end_sample is None:
-        end_sample = min(len(pcm) - LATENCY, last.sample + int(round(last.record["beats_per_bar"] * 60 * SAMPLE_RATE
-                                                                      / last.record["tempo_bpm"])))
-    audio = pcm[first.sample + LATENCY:end_sample + LATENCY]
-    stingers = [o for o in outputs if o.kind == "control" and o.record["kind"] == "STINGER"
-                and first.sample <= o.sample < end_sample]
-    bar_samples = int(round(last.record["beats_per_bar"] * 60 * SAMPLE_RATE / last.record["tempo_bpm"]))
-    return ComposedClip(controls=chosen + stingers, audio=audio, bar_samples=bar_samples, first_sample=first.sample,
-                        intensity=[(b.record["clock"]["ms"], float(b.record["intensity"])) for b in chosen],
-                        windows=feed)
+    audio = _shape_edges(pcm[start + LATENCY:end + LATENCY])
+    chosen = [o for o in outputs if o.kind == "control" and start <= o.sample <= final.sample
+              and o.record["kind"] in ("BAR", "PICKUP")]
+    stingers = [o for o in outputs if o.kind == "control" and o.record["kind"] == "STINGER" and start <= o.sample < end]
+    return ComposedClip(controls=chosen + stingers, audio=audio, first_sample=start,
+                        intensity=[(b.record["clock"]["ms"], float(b.record["intensity"])) for b in chosen
+                                   if b.record["kind"] == "BAR"],
+                        windows=feed, base_ms=base)
 
 
-def _midi_bars(controls: list[Output]) -> list[tuple[float, Part]]:
-    """The clip's bars with each stinger's notes merged into the bar it sounds in."""
-    bars = sorted((c for c in controls if c.record["kind"] == "BAR"), key=lambda c: c.sample)
-    stingers = [c for c in controls if c.record["kind"] == "STINGER"]
-    out = []
-    for index, bar in enumerate(bars):
-        assert bar.part is not None
-        tempo = float(bar.record["tempo_bpm"])
-        end = bars[index + 1].sample if index + 1 < len(bars) else None
-        notes = list(bar.part.notes)
-        programs = dict(bar.part.programs)
-        for stinger in stingers:
-            if stinger.sample >= bar.sample and (end is None or stinger.sample < end) and stinger.part is not None:
-                offset = round((stinger.sample - bar.sample) * tempo * TICKS_PER_BEAT / (60 * SAMPLE_RATE))
-                notes += [Note(n.tick + offset, n.duration_ticks, n.channel, n.pitch, n.velocity, n.chromatic)
-                          for n in stinger.part.notes]
-                programs.update(stinger.part.programs)
-        out.append((tempo, Part(notes=tuple(clip_overlaps(notes)), programs=programs,
-                                length_ticks=bar.part.length_ticks, controls=bar.part.controls)))
-    return out
+def _shape_edges(pcm: np.ndarray) -> np.ndarray:
+    """int16 audio with a few milliseconds of fade-in and a raised-cosine fade to silence at the
+    end: the ending's release decays into it, so the piece stops on nothing."""
+    audio = pcm.astype(np.float64)
+    fade_in = min(len(audio), int(_FADE_IN_S * SAMPLE_RATE))
+    audio[:fade_in] *= np.linspace(0.0, 1.0, fade_in, endpoint=False)[:, None]
+    fade_out = min(len(audio), int(_FADE_OUT_S * SAMPLE_RATE))
+    if fade_out:
+        audio[len(audio) - fade_out:] *= (0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, fade_out)))[:, None]
+    return np.rint(audio).astype(np.int16)
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -313,13 +318,15 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
         name = _clip_name(rank, clip)
         files = {"wav": f"{name}.wav", "midi": f"{name}.mid", "json": f"{name}.json"}
         write_wav(options.out_dir / files["wav"], mastered, SAMPLE_RATE)
-        write_midi_file(options.out_dir / files["midi"], _midi_bars(composed.controls))
+        write_midi_file(options.out_dir / files["midi"], midi_bars(composed.controls))
         clip_windows = [w for w in windows if w["clock"]["period"] == clip.period
                         and clip.start_ms <= w["clock"]["ms"] <= clip.end_ms]
         clip_events = [e for e in events if e["clock"]["period"] == clip.period
                        and clip.start_ms <= e["clock"]["ms"] <= clip.end_ms]
-        bars = [c.record for c in composed.controls if c.record["kind"] == "BAR"]
-        stingers = [c.record for c in composed.controls if c.record["kind"] == "STINGER"]
+        bar_outputs = [c for c in composed.controls if c.record["kind"] == "BAR"]
+        bars = [c.record for c in bar_outputs]
+        stinger_outputs = [c for c in composed.controls if c.record["kind"] == "STINGER"]
+        stingers = [c.record for c in stinger_outputs]
         duration_s = len(mastered) / SAMPLE_RATE
         sidecar = {
             "title": f"{title} — {clip.reason}", "match_id": options.match_id, "teams": teams, "rank": rank,
@@ -327,25 +334,28 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
             "start": {"clock": str(clip.start), "period": clip.period, "ms": clip.start_ms},
             "end": {"clock": str(clip.end), "period": clip.period, "ms": clip.end_ms},
             "music_start": {"clock": _clock_label(bars[0]["clock"]["period"], bars[0]["clock"]["ms"]),
-                            "wall_time_ms": bars[0]["wall_time_ms"], "wall_time": _iso(bars[0]["wall_time_ms"])},
+                            "wall_time_ms": bars[0]["wall_time_ms"], "wall_time": _iso(bars[0]["wall_time_ms"]),
+                            "at_s": composed.at_s(bar_outputs[0].sample)},
             "duration_s": round(duration_s, 3),
             "events": [{"event_id": e["event_id"], "type": e["type"], "side": e["side"], "team": e.get("team"),
                         "player": e.get("player"), "clock": _clock_label(e["clock"]["period"], e["clock"]["ms"]),
-                        "wall_time": _iso(e["wall_time_ms"])} for e in clip_events],
+                        "wall_time": _iso(e["wall_time_ms"]),
+                        "at_s": composed.at_s((e["clock"]["ms"] - composed.base_ms) * SAMPLE_RATE // 1000)}
+                       for e in clip_events],
             "emotion": _emotion_summary(clip_windows),
             "music": {
                 "style": prefs.style,
-                "bars": [{"bar": b["bar"], "clock": _clock_label(b["clock"]["period"], b["clock"]["ms"]),
-                          "tempo_bpm": round(float(b["tempo_bpm"]), 3), "key": b["key"], "mode": b["mode"],
-                          "chord": b["chord"], "intensity": round(float(b["intensity"]), 3), "layers": b["layers"],
-                          "reason": b["reason"]} for b in bars],
-                "stingers": [{"stinger": s["stinger"], "clock": _clock_label(s["clock"]["period"], s["clock"]["ms"]),
-                              "reason": s["reason"]} for s in stingers],
+                "bars": [_bar_json(o, composed) for o in bar_outputs],
+                "stingers": [{"stinger": o.record["stinger"], "at_s": composed.at_s(o.sample),
+                              "clock": _clock_label(o.record["clock"]["period"], o.record["clock"]["ms"]),
+                              "reason": o.record["reason"]} for o in stinger_outputs],
             },
             "files": files,
         }
         write_json(options.out_dir / files["json"], sidecar)
-        reel_clips.append(ReelClip(audio=mastered, bar_samples=composed.bar_samples))
+        reel_clips.append(ReelClip(audio=mastered, name=name, key=f"{bars[0]['key']} {bars[0]['mode'].lower()}",
+                                   end_key=f"{bars[-1]['key']} {bars[-1]['mode'].lower()}",
+                                   tempo_bpm=float(bars[0]["tempo_bpm"]), end_tempo_bpm=float(bars[-1]["tempo_bpm"])))
         intensity_points += [(clip.period, ms, value) for ms, value in composed.intensity]
         intensity_points.append((clip.period, clip.end_ms, float("nan")))  # no music between clips
         result.clips.append(ClipResult(rank=rank, name=name, highlight=clip, files=files, duration_s=duration_s,
@@ -361,7 +371,8 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
     if reel is not None:
         reel_audio = broadcast_master(reel.audio, SAMPLE_RATE)
         write_wav(options.out_dir / "reel.wav", reel_audio, SAMPLE_RATE)
-        index_files["reel"] = {"wav": "reel.wav", "duration_s": round(len(reel_audio) / SAMPLE_RATE, 3)}
+        index_files["reel"] = {"wav": "reel.wav", "duration_s": round(len(reel_audio) / SAMPLE_RATE, 3),
+                               "joins": [join.to_json() for join in reel.joins]}
         result.files.append("reel.wav")
     _timeline(options, title, windows, events, clips, intensity_points, timeline_png)
     result.files.append("timeline.png")
@@ -375,6 +386,20 @@ def _write_outputs(settings: Settings, options: ReplayOptions, reader: Partition
     write_json(options.out_dir / "index.json", index)
     write_index_markdown(options.out_dir / "index.md", index)
     result.files += ["index.json", "index.md"]
+
+
+def _bar_json(output: Output, composed: ComposedClip) -> dict[str, Any]:
+    """A bar of the sidecar: the control record's decisions, where it sits in the WAV, and what
+    the plan says of its phrase, tempo ramp and theme."""
+    b, plan = output.record, output.plan
+    entry = {"bar": b["bar"], "clock": _clock_label(b["clock"]["period"], b["clock"]["ms"]),
+             "at_s": composed.at_s(output.sample), "tempo_bpm": round(float(b["tempo_bpm"]), 3), "key": b["key"],
+             "mode": b["mode"], "chord": b["chord"], "intensity": round(float(b["intensity"]), 3),
+             "layers": b["layers"], "reason": b["reason"]}
+    if plan is not None:
+        entry.update({"phrase_end": plan.phrase_pos == 3 or plan.final, "tempo_ramp": plan.tempo_ramp,
+                      "theme": plan.theme, "final": plan.final})
+    return entry
 
 
 class _Axis:

@@ -53,9 +53,14 @@ def broker_pid(settings: Settings) -> int | None:
     """The local broker's process (None for another cluster)."""
     try:
         port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
-        return int(broker_paths(settings, port).pid_file.read_text().strip())
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
+    for secure in (False, True):  # the plaintext broker, or the secure one (`broker up --secure`)
+        try:
+            return int(broker_paths(settings, port, secure=secure).pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def bench_broker(port: int) -> tuple[Settings, bool]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_worker.py [--matches 150] [--seconds 30]
         [--live-matches 100] [--live-seconds 180] [--ramp 120,140,160 --ramp-seconds 60]
-        [--lockstep] [--no-helper] [--skip-backlog]
+        [--lockstep] [--no-helper] [--skip-backlog] [--secure [--repeat 3]]
 
 1. Throughput: a backlog of MATCHES x SECONDS of crowd audio (100 ms frames, 48 kHz mono)
    is written to fresh topics; then (a) `crowdsound worker` (Faust, one consumer; its frame
@@ -22,6 +22,13 @@
    episodes in which windows took longer than the 250 ms target, when they began.
 3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
    matches whose lag does not grow.
+4. Security cost (--secure): instead of 1., the Faust worker drains the backlog over
+   PLAINTEXT and over SASL_SSL (SCRAM-SHA-512, the local secure broker with ACLs),
+   alternating, --repeat times each (steady frames/s, and the worker's CPU per 1000 frames,
+   which load from other processes hardly changes); and the live run likewise: the worker,
+   the encoders and the latency consumer each log in as their own role (worker, encoder,
+   reader), as in production. Reported: every run's figures, then p99 per pair and the median
+   and worst of each protocol.
 
 The consumer lag counts records the worker has read but not yet committed: it commits a
 record once the match's state including it is checkpointed (every 10 records of a match,
@@ -57,7 +64,7 @@ from confluent_kafka.admin import NewTopic  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from infra.broker import broker_up  # noqa: E402
-from infra.clients import make_admin, make_consumer, make_producer  # noqa: E402
+from infra.clients import make_admin, make_consumer, make_producer, reader_group  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.audio import encode_payload  # noqa: E402
@@ -90,6 +97,31 @@ def fresh(settings: Settings) -> Settings:
     scoped = settings.with_overrides(topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
     apply_catalogue(make_admin(scoped), scoped)
     return scoped
+
+
+@dataclass
+class Deployment:
+    """A run's topics, and the settings each process uses: the same for all on the plaintext
+    broker; on the secure one each role's own principal (`security apply`)."""
+
+    admin: Settings
+    folder: Path | None = None
+
+    def role(self, name: str) -> Settings:
+        if self.folder is None:
+            return self.admin
+        return self.admin.with_client_file(self.folder / f"{name}.properties")
+
+
+def fresh_deployment(admin: Settings, folder: Path | None) -> Deployment:
+    """Fresh topics (and, with ``folder``, the roles of a secure cluster written there)."""
+    scoped = fresh(admin)
+    if folder is None:
+        return Deployment(scoped)
+    from infra.security import apply_security
+
+    apply_security(make_admin(scoped), scoped, folder)
+    return Deployment(scoped, folder)
 
 
 def backlog(settings: Settings, payloads: list[bytes], matches: int) -> int:
@@ -132,7 +164,7 @@ class Lag:
 
 
 def emotions_count(settings: Settings) -> int:
-    consumer = make_consumer(settings, group_id=f"count-{uuid.uuid4().hex[:6]}")
+    consumer = make_consumer(settings, group_id=reader_group(settings, f"bench-count-{uuid.uuid4().hex[:6]}"))
     topic = settings.topic("crowd.emotions.v1")
     total = 0
     for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
@@ -155,6 +187,7 @@ HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAM
 
 
 def worker_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
+    """The worker's environment (with ``settings``' properties file on a secure cluster)."""
     return cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT=str(metrics_port),
                    CROWDSOUND_FRAME_HELPER="1" if HELPER else "0")
 
@@ -190,19 +223,24 @@ def stop_worker(worker: subprocess.Popen) -> None:
 class Drain:
     seconds: float  # from start (worker launch / loop start) to the last window
     steady_fps: float  # frames per second, 10-90 % of the backlog
+    cpu_ms_per_1000: float = float("nan")  # worker (+ helper) CPU per 1000 frames, 10-90 % of the backlog
 
 
-def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log: Path) -> Drain:
+def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log: Path, *,
+                     roles: Deployment | None = None) -> Drain:
+    role = roles.role if roles is not None else (lambda name: settings)
     started = time.monotonic()
-    worker = start_worker(settings, log)
-    lag = Lag(settings, worker_group(settings))
+    worker = start_worker(role("worker"), log)
+    lag = Lag(role("worker"), worker_group(settings))
     samples: list[tuple[float, int]] = []
+    cpu: list[tuple[int, float]] = []  # (committed, worker CPU seconds): CPU per frame, whatever else runs
     try:
         while True:
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited; see {log}")
             samples.append((time.monotonic(), lag.committed()))
-            if emotions_count(settings) >= expected_windows:
+            cpu.append((samples[-1][1], cpu_seconds(worker.pid, children=True)))
+            if emotions_count(role("reader")) >= expected_windows:
                 break
             time.sleep(0.5)
         seconds = time.monotonic() - started
@@ -210,7 +248,10 @@ def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log
         while samples[-1][1] < frames and time.monotonic() < deadline:
             time.sleep(0.5)
             samples.append((time.monotonic(), lag.committed()))
-        return Drain(seconds, steady_rate(samples, frames))
+        inner = [(n, c) for n, c in cpu if 0.1 * frames <= n <= 0.9 * frames]
+        per_1000 = (1000 * (inner[-1][1] - inner[0][1]) / (inner[-1][0] - inner[0][0] or 1) * 1000
+                    if len(inner) >= 2 else float("nan"))
+        return Drain(seconds, steady_rate(samples, frames), per_1000)
     finally:
         lag.close()
         stop_worker(worker)
@@ -372,9 +413,11 @@ def slow_episodes(arrivals: list[tuple[float, float]], since: float) -> list[tup
 
 
 def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int, seconds: int, log: Path, *,
-         lockstep: bool = False, warmup_s: float = 10.0) -> LiveResult:
+         lockstep: bool = False, warmup_s: float = 10.0, roles: Deployment | None = None) -> LiveResult:
+    """One live run; ``roles`` gives each process its principal (default: ``settings`` for all)."""
+    role = roles.role if roles is not None else (lambda name: settings)
     metrics_port = free_port()
-    worker = start_worker(settings, log, metrics_port)
+    worker = start_worker(role("worker"), log, metrics_port)
     analysed: list[tuple[float, dict[str, float]]] = []  # (wall time, frames analysed by where), every 2 s
     latencies: list[float] = []
     inside: list[float] = []
@@ -383,7 +426,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     ready = threading.Event()
 
     def consume() -> None:
-        consumer = make_consumer(settings, group_id=f"lat-{uuid.uuid4().hex[:6]}",
+        consumer = make_consumer(role("reader"), group_id=reader_group(settings, f"bench-lat-{uuid.uuid4().hex[:6]}"),
                                  extra={"auto.offset.reset": "latest", "fetch.wait.max.ms": 10})
         consumer.subscribe([settings.topic("crowd.emotions.v1")], on_assign=lambda *_: ready.set())
         while not stop.is_set():
@@ -402,7 +445,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     reader.start()
     ready.wait(30)
     time.sleep(8)  # worker start-up
-    lag = Lag(settings, worker_group(settings))
+    lag = Lag(role("worker"), worker_group(settings))
     lag_samples: list[tuple[float, int]] = []
     rng = np.random.default_rng(7)
     # Match m's encoder started at a random moment of the first second: it sends its frame
@@ -413,7 +456,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     phase = started_at - first * 0.1
     order = np.argsort(phase, kind="stable")
     keys = [f"live{m}".encode() for m in range(matches)]
-    producer = make_producer(settings, {"linger.ms": 1})
+    producer = make_producer(role("encoder"), {"linger.ms": 1})
     topic = settings.topic("crowd.audio.v1")
     begin = time.time() + 0.5
     worker_cpu0, broker_cpu0, wall0 = cpu_seconds(worker.pid, children=True), cpu_seconds(broker_pid(base)), \
@@ -471,6 +514,59 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     )
 
 
+def secure_admin(base: Settings) -> Settings:
+    """The local secure broker (started if not running) as its admin."""
+    from infra.broker import admin_properties_path, default_security_dir
+
+    broker_up(base, secure=True)
+    return base.with_client_file(admin_properties_path(default_security_dir(base)))
+
+
+def backlog_security_cost(base: Settings, payloads: list[bytes], matches: int, seconds: int, repeat: int,
+                          tmp: Path) -> str:
+    """The Faust worker draining the same backlog over PLAINTEXT and over SASL_SSL, alternating:
+    steady frames/s and the worker's CPU per 1000 frames (which other load on the machine
+    hardly changes, unlike the rate)."""
+    secure_base = secure_admin(base)
+    rows = []
+    for index in range(repeat):
+        protocols = (("PLAINTEXT", base, None), ("SASL_SSL", secure_base, tmp / f"backlog-roles{index}"))
+        for name, admin, folder in protocols:
+            deployment = fresh_deployment(admin, folder)
+            frames = backlog(deployment.role("encoder"), payloads[:seconds * 10], matches)
+            drain = run_faust_worker(deployment.admin, frames, (seconds - 2) * matches,
+                                     tmp / f"drain-{name}{index}.log", roles=deployment)
+            drop_topics(deployment.admin)
+            rows.append((name, drain))
+            print(f"[backlog {index + 1}/{repeat} {name}] {frames} frames: {drain.steady_fps:.0f} frames/s steady, "
+                  f"worker CPU {drain.cpu_ms_per_1000:.0f} ms per 1000 frames", flush=True)
+    lines = [f"security cost, backlog of {matches} matches x {seconds} s, {repeat} run(s) each:"]
+    for name in ("PLAINTEXT", "SASL_SSL"):
+        fps = np.array([d.steady_fps for n, d in rows if n == name])
+        cpu = np.array([d.cpu_ms_per_1000 for n, d in rows if n == name])
+        lines.append(f"  {name:<10} steady frames/s median {np.median(fps):.0f} (worst {fps.min():.0f}); "
+                     f"worker CPU per 1000 frames median {np.median(cpu):.0f} ms (worst {cpu.max():.0f} ms)")
+    return "\n".join(lines)
+
+
+def security_cost(pairs: list[tuple[LiveResult, LiveResult]]) -> str:
+    """p99 (last frame -> emotion record) per pair and the median/worst of each protocol."""
+    plain = np.array([p.p99_ms for p, _ in pairs])
+    secure = np.array([s.p99_ms for _, s in pairs])
+    lines = [f"security cost, {pairs[0][0].matches} live matches x {pairs[0][0].seconds} s, {len(pairs)} pair(s):",
+             f"  {'run':<5}{'PLAINTEXT p99':>15}{'SASL_SSL p99':>15}{'difference':>12}"
+             f"{'worker CPU plain/ssl':>22}{'broker CPU plain/ssl':>22}"]
+    for index, (p, s) in enumerate(pairs, start=1):
+        lines.append(f"  {index:<5}{p.p99_ms:>12.0f} ms{s.p99_ms:>12.0f} ms{s.p99_ms - p.p99_ms:>+9.0f} ms"
+                     f"{100 * p.worker_cpu:>12.0f} / {100 * s.worker_cpu:<7.0f}"
+                     f"{100 * p.broker_cpu:>12.0f} / {100 * s.broker_cpu:<7.0f}")
+    lines.append(f"  median p99: PLAINTEXT {np.median(plain):.0f} ms, SASL_SSL {np.median(secure):.0f} ms; "
+                 f"worst p99: PLAINTEXT {plain.max():.0f} ms, SASL_SSL {secure.max():.0f} ms")
+    lines.append(f"  lag growing: PLAINTEXT {sum(p.growing for p, _ in pairs)}, SASL_SSL "
+                 f"{sum(s.growing for _, s in pairs)} of {len(pairs)}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--matches", type=int, default=150, help="backlog matches (throughput)")
@@ -483,19 +579,23 @@ def main() -> None:
     parser.add_argument("--skip-backlog", action="store_true")
     parser.add_argument("--no-helper", action="store_true",
                         help="analyse frames in the worker's own process (and in the plain loop's)")
+    parser.add_argument("--secure", action="store_true",
+                        help="the live run over PLAINTEXT and over SASL_SSL with role principals, alternating")
+    parser.add_argument("--repeat", type=int, default=1, help="live runs per protocol (default 1)")
     args = parser.parse_args()
     global HELPER
     HELPER = not args.no_helper
     base = Settings.from_env()
-    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        broker_up(base)
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:  # the local broker, on CROWDSOUND_BROKER_PORT
+        status, _ = broker_up(base)
+        base = base.with_overrides(bootstrap_servers=status.bootstrap)
     payloads = crowd_frames(max(args.seconds, 30))
     print(f"machine: {os.cpu_count()} cores; broker {base.bootstrap_servers}; frame helper process "
           f"{'on' if HELPER else 'off'}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
             tmp = os.environ["BENCH_LOG_DIR"]
-        if not args.skip_backlog:
+        if not args.skip_backlog and not args.secure:
             windows_per_match = args.seconds - 2  # 3 s windows, 1 s hop
             faust_settings = fresh(base)
             frames = backlog(faust_settings, payloads[:args.seconds * 10], args.matches)
@@ -512,6 +612,9 @@ def main() -> None:
                   f"{faust.steady_fps / 10:>14.0f}   (total includes ~8 s worker start-up)")
             print(f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
                   f"{plain.steady_fps / 10:>14.0f}", flush=True)
+        if args.secure and not args.skip_backlog:
+            print(backlog_security_cost(base, payloads, args.matches, args.seconds, args.repeat, Path(tmp)),
+                  flush=True)
         results = []
         for count in [int(c) for c in args.ramp.split(",") if c.strip()]:
             scoped = fresh(base)
@@ -520,13 +623,30 @@ def main() -> None:
             drop_topics(scoped)
             results.append(result)
             print("ramp " + result.report(), flush=True)
-        if args.live_seconds > 0:
-            scoped = fresh(base)
-            result = live(scoped, base, payloads, args.live_matches, args.live_seconds, Path(tmp) / "live.log",
-                          lockstep=args.lockstep)
-            drop_topics(scoped)
-            results.append(result)
-            print(result.report(), flush=True)
+        if args.live_seconds > 0 and args.secure:
+            secure_base = secure_admin(base)
+            pairs: list[tuple[LiveResult, LiveResult]] = []
+            for repeat in range(args.repeat):
+                pair = []
+                for name, admin, folder in (("PLAINTEXT", base, None),
+                                            ("SASL_SSL", secure_base, Path(tmp) / f"roles{repeat}")):
+                    deployment = fresh_deployment(admin, folder)
+                    result = live(deployment.admin, admin, payloads, args.live_matches, args.live_seconds,
+                                  Path(tmp) / f"live-{name}-{repeat}.log", lockstep=args.lockstep, roles=deployment)
+                    drop_topics(deployment.admin)
+                    pair.append(result)
+                    print(f"[{repeat + 1}/{args.repeat} {name}] " + result.report(), flush=True)
+                pairs.append((pair[0], pair[1]))
+                results.append(pair[0])
+            print(security_cost(pairs))
+        elif args.live_seconds > 0:
+            for repeat in range(args.repeat):
+                scoped = fresh(base)
+                result = live(scoped, base, payloads, args.live_matches, args.live_seconds,
+                              Path(tmp) / f"live{repeat}.log", lockstep=args.lockstep)
+                drop_topics(scoped)
+                results.append(result)
+                print(result.report(), flush=True)
         if results:
             keeping_up = [r.matches for r in results if not r.growing]
             print(f"ceiling (live): {max(keeping_up) if keeping_up else 'none'} matches kept up "

@@ -99,7 +99,7 @@ spec:
             - name: metrics
               containerPort: {{ $values.metricsPort }}
               protocol: TCP
-          {{- include "crowdsound.env" (dict "root" $root "configMap" $fullname "passwordSecret" (include "crowdsound.passwordSecretName" $root) "extra" $env) | nindent 10 }}
+          {{- include "crowdsound.env" (dict "root" $root "configMap" $fullname "passwordSecret" (include "crowdsound.passwordSecretName" $root) "clientSecret" $fullname "role" $component "extra" $env) | nindent 10 }}
           {{- if $values.startupProbe.enabled }}
           startupProbe:
             {{- include "crowdsound.probe" (dict "probe" $values.startupProbe) | nindent 12 }}
@@ -261,7 +261,11 @@ spec:
       containerName: {{ $component }}
   {{- end }}
   secretTargetRef:
-    {{- if include "crowdsound.sasl" $root }}
+    {{- if and (include "crowdsound.sasl" $root) (include "crowdsound.strimziUsers" $root) }}
+    - parameter: password
+      name: {{ include "crowdsound.roleUser" (dict "root" $root "role" $component) }}
+      key: password
+    {{- else if include "crowdsound.sasl" $root }}
     - parameter: password
       name: {{ include "crowdsound.passwordSecretName" $root }}
       key: {{ include "crowdsound.passwordSecretKey" $root }}

@@ -114,6 +114,37 @@ crowdsound-composer-audio-control).
 {{- default (include "crowdsound.fullname" .) .Values.kafka.sasl.existingSecret }}
 {{- end }}
 
+{{/* True ("true") when every pod logs in as its role's Strimzi KafkaUser. */}}
+{{- define "crowdsound.strimziUsers" -}}
+{{- if .Values.kafka.strimziUsers.enabled }}true{{ end }}
+{{- end }}
+
+{{/* A role's KafkaUser name (= its user name and the name of the Secret Strimzi makes for it):
+<fullname>-<role>. dict "root" $ "role" "worker" */}}
+{{- define "crowdsound.roleUser" -}}
+{{- printf "%s-%s" (include "crowdsound.fullname" .root) .role | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The environment variable of a client property: ssl.key.password -> KAFKA_CLIENT_SSL_KEY_PASSWORD. */}}
+{{- define "crowdsound.clientPropertyEnv" -}}
+{{- printf "KAFKA_CLIENT_%s" (. | upper | replace "." "_" | replace "-" "_") }}
+{{- end }}
+
+{{/* True ("true") when a client property's name looks secret: the rule of
+infra/kafka_security.py is_secret_name (password, secret, token, key, jaas, credential). */}}
+{{- define "crowdsound.secretProperty" -}}
+{{- if regexMatch "(?i)password|secret|token|key|jaas|credential" . }}true{{ end }}
+{{- end }}
+
+{{/* The secret-looking client properties as Secret data (env name: base64 value). */}}
+{{- define "crowdsound.clientSecretData" -}}
+{{- range $property, $value := .Values.kafka.clientProperties }}
+{{- if include "crowdsound.secretProperty" $property }}
+{{ include "crowdsound.clientPropertyEnv" $property }}: {{ $value | toString | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* Key of the SASL password in that Secret. */}}
 {{- define "crowdsound.passwordSecretKey" -}}
 {{- if .Values.kafka.sasl.existingSecret }}{{ .Values.kafka.sasl.existingSecretPasswordKey }}{{ else }}password{{ end }}
@@ -147,13 +178,17 @@ KAFKA_BOOTSTRAP_SERVERS: {{ .Values.kafka.bootstrapServers | quote }}
 KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | quote }}
 {{- if include "crowdsound.sasl" . }}
 KAFKA_SASL_MECHANISM: {{ .Values.kafka.sasl.mechanism | quote }}
+{{- if not (include "crowdsound.strimziUsers" .) }}
 KAFKA_SASL_USERNAME: {{ .Values.kafka.sasl.username | quote }}
+{{- end }}
 {{- end }}
 {{- if include "crowdsound.hasCa" . }}
 KAFKA_SSL_CA_LOCATION: {{ include "crowdsound.caPath" . | quote }}
 {{- end }}
 {{- range $property, $value := .Values.kafka.clientProperties }}
-{{ printf "KAFKA_CLIENT_%s" ($property | upper | replace "." "_" | replace "-" "_") }}: {{ $value | toString | quote }}
+{{- if not (include "crowdsound.secretProperty" $property) }}
+{{ include "crowdsound.clientPropertyEnv" $property }}: {{ $value | toString | quote }}
+{{- end }}
 {{- end }}
 CROWDSOUND_TOPIC_PREFIX: {{ .Values.config.topicPrefix | quote }}
 CROWDSOUND_PARTITIONS: {{ .Values.config.partitions | toString | quote }}
@@ -165,25 +200,47 @@ CROWDSOUND_WINDOW_LENGTH_MS: {{ .Values.config.windowLengthMs | toString | quote
 CROWDSOUND_STREAMS_STORE: {{ .Values.config.streamsStore | quote }}
 CROWDSOUND_FRAME_HELPER: {{ ternary "1" "0" .Values.config.frameHelper | quote }}
 CROWDSOUND_STATE_DIR: {{ .Values.volumes.statePath | quote }}
+CROWDSOUND_METRICS_HOST: {{ .Values.config.metricsHost | quote }}
+CROWDSOUND_HEALTH_STALL_S: {{ .Values.config.healthStallSeconds | toString | quote }}
 {{- end }}
 
 {{/*
-Environment of a crowdsound container: the ConfigMap, the password and extra variables.
-dict "root" $ "configMap" NAME "passwordSecret" NAME "extra" LIST
+Environment of a crowdsound container: the ConfigMap, the credentials (the release's, or with
+strimziUsers those of the container's role), the secret client properties from the Secret
+clientSecret, and extra variables.
+dict "root" $ "configMap" NAME "passwordSecret" NAME "clientSecret" NAME "role" ROLE "extra" LIST
 */}}
 {{- define "crowdsound.env" -}}
 envFrom:
   - configMapRef:
       name: {{ .configMap }}
 {{- $root := .root }}
-{{- if or (include "crowdsound.sasl" $root) .extra }}
+{{- $clientSecret := .clientSecret }}
+{{- $secretProperties := include "crowdsound.clientSecretData" $root | fromYaml }}
+{{- if or (include "crowdsound.sasl" $root) .extra $secretProperties }}
 env:
-  {{- if include "crowdsound.sasl" $root }}
+  {{- if and (include "crowdsound.sasl" $root) (include "crowdsound.strimziUsers" $root) }}
+  {{- $user := include "crowdsound.roleUser" (dict "root" $root "role" .role) }}
+  - name: KAFKA_SASL_USERNAME
+    value: {{ $user }}
+  - name: KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ $user }}
+        key: password
+  {{- else if include "crowdsound.sasl" $root }}
   - name: KAFKA_SASL_PASSWORD
     valueFrom:
       secretKeyRef:
         name: {{ .passwordSecret }}
         key: {{ include "crowdsound.passwordSecretKey" $root }}
+  {{- end }}
+  {{- range $name, $_ := $secretProperties }}
+  - name: {{ $name }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ $clientSecret }}
+        key: {{ $name }}
   {{- end }}
   {{- with .extra }}
   {{- toYaml . | nindent 2 }}
@@ -250,7 +307,7 @@ failureThreshold: {{ .probe.failureThreshold }}
 {{/* Checksums of the configuration, so pods roll when it changes. */}}
 {{- define "crowdsound.configChecksums" -}}
 checksum/config: {{ include "crowdsound.configData" . | sha256sum }}
-checksum/secret: {{ printf "%s|%s" .Values.kafka.sasl.password .Values.kafka.tls.caCert | sha256sum }}
+checksum/secret: {{ printf "%s|%s|%s" .Values.kafka.sasl.password .Values.kafka.tls.caCert (include "crowdsound.clientSecretData" .) | sha256sum }}
 {{- end }}
 
 {{/*
@@ -261,11 +318,23 @@ always rendered.
 {{- if and (include "crowdsound.sasl" .) (not .Values.kafka.sasl.mechanism) }}
 {{- fail "kafka.sasl.mechanism is required when kafka.securityProtocol is SASL_PLAINTEXT or SASL_SSL" }}
 {{- end }}
+{{- if and (eq .Values.kafka.securityProtocol "SASL_PLAINTEXT") (eq .Values.kafka.sasl.mechanism "PLAIN") }}
+{{- fail "kafka.sasl.mechanism PLAIN over SASL_PLAINTEXT sends the password in clear text: use kafka.securityProtocol SASL_SSL" }}
+{{- end }}
+{{- if include "crowdsound.strimziUsers" . }}
+{{- if or (not (include "crowdsound.sasl" .)) (ne .Values.kafka.sasl.mechanism "SCRAM-SHA-512") }}
+{{- fail "kafka.strimziUsers needs kafka.securityProtocol SASL_SSL (or SASL_PLAINTEXT) with kafka.sasl.mechanism SCRAM-SHA-512: the KafkaUsers are SCRAM-SHA-512 users" }}
+{{- end }}
+{{- if eq .Values.topics.mode "job" }}
+{{- fail "kafka.strimziUsers needs topics.mode strimzi or none: the pre-install topics Job would run before any KafkaUser exists" }}
+{{- end }}
+{{- else }}
 {{- if and (include "crowdsound.sasl" .) (not .Values.kafka.sasl.username) }}
 {{- fail "kafka.sasl.username is required when kafka.securityProtocol is SASL_PLAINTEXT or SASL_SSL" }}
 {{- end }}
 {{- if and (include "crowdsound.sasl" .) (not .Values.kafka.sasl.password) (not .Values.kafka.sasl.existingSecret) }}
 {{- fail "kafka.sasl.password or kafka.sasl.existingSecret is required when kafka.securityProtocol is SASL_*" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.kafka.tls.caCert .Values.kafka.tls.existingSecret }}
 {{- fail "set kafka.tls.caCert or kafka.tls.existingSecret, not both" }}
