@@ -21,11 +21,11 @@ import urllib.request
 import numpy as np
 import pytest
 
-from infra.clients import make_admin, make_consumer, make_producer, match_key
+from infra.clients import make_producer, match_key
 from producers.walltime import now_ms
 from schemas.codec import encode
 from tests.faults.conftest import match_script
-from tests.faults.pipeline import record_figures, rss_mib, slope
+from tests.faults.pipeline import consumer_lag, groups, record_figures, rss_mib, slope
 from tests.kafka_helpers import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
@@ -45,18 +45,6 @@ def _loop_of_the_stadium(tmp_path) -> np.ndarray:
     return to_int16(np.concatenate(list(render_stadium(script, sample_rate=48_000, channels=1))))[:48_000 * 60, 0]
 
 
-def _lag(admin, consumer, group: str, topics: list[str]) -> int:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-    partitions = [TopicPartition(t, p) for t in topics for p in range(12)]
-    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])[group].result(10)
-    total = 0
-    for tp in committed.topic_partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)
-        total += high - max(0, tp.offset)
-    return total
-
-
 def _metric(port: int, name: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
@@ -68,7 +56,7 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     loop = _loop_of_the_stadium(tmp_path)
     audio_port = free_port()
     pipeline.start("worker", "worker")
-    pipeline.start("composer", "composer", "--instance", "soak", "--outputs", "control")
+    pipeline.start("composer-control", "composer", "--instance", "soak", "--outputs", "control")
     pipeline.start("composer-audio", "composer", "--instance", "soak-audio", "--outputs", "audio",
                    "--metrics-port", str(audio_port), nice=15)
     time.sleep(8)
@@ -78,11 +66,7 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
                              "--spool-dir", str(tmp_path / "spool"), "--drain-timeout", "120", "--quiet",
                              supervised=False, stdin=subprocess.PIPE)
     events = make_producer(settings)
-    admin, reader = make_admin(settings), make_consumer(settings, group_id="soak-lag-reader")
-    prefix = settings.topic_prefix
-    groups = {"worker": (f"{prefix}crowdsound-streams", [settings.topic("crowd.audio.v1"), settings.topic("match.events.v1")]),
-              "composer": (f"{prefix}crowdsound-composer-control", [settings.topic("crowd.emotions.v1")]),
-              "composer-audio": (f"{prefix}crowdsound-composer-audio", [settings.topic("crowd.emotions.v1")])}
+    watched = groups(settings, "control", "audio")  # worker, composer-control, composer-audio
     samples: list[dict] = []
     fed = [0]  # frames written to the encoder
     stop = threading.Event()
@@ -92,10 +76,10 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
         while not stop.wait(3.0):
             point = {"t": time.monotonic() - started, "fed_s": fed[0] * FRAME / 48_000,
                      "music_s": _metric(audio_port, "crowdsound_composer_audio_seconds_total")}
-            for name, (group, group_topics) in groups.items():
+            for name, (group, group_topics) in watched.items():
                 point[f"rss_{name}"] = rss_mib(pipeline.processes[name].pid)
                 try:
-                    point[f"lag_{name}"] = _lag(admin, reader, group, group_topics)
+                    point[f"lag_{name}"] = consumer_lag(settings, group, group_topics)
                 except Exception:  # noqa: BLE001 - a group not formed yet
                     point[f"lag_{name}"] = None
             samples.append(point)
@@ -126,18 +110,17 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
         events.flush(30)
         feed_s = time.monotonic() - started
         assert pipeline.wait("encoder", timeout_s=180) == 0, encoder.log()[-2000:]
-        drained = _wait_until(lambda: samples and samples[-1]["lag_worker"] == 0 and samples[-1]["lag_composer"] == 0,
+        drained = _wait_until(lambda: samples and samples[-1]["lag_worker"] == 0 and samples[-1]["lag_composer-control"] == 0,
                               timeout_s=120)
     finally:
         stop.set()
         sampler.join(10)
-        reader.close()
 
     figures = {"match_hours": MATCH_S / 3600, "speed": SPEED, "feed_s": round(feed_s, 1), "drained": drained,
                "samples": len(samples)}
     warm = [s for s in samples if s["t"] >= feed_s / 5]  # after warm-up
     half = [s for s in samples if s["t"] >= feed_s / 2 and s["t"] <= feed_s]
-    for name in groups:
+    for name in watched:
         points = [(_processed_s(s, name) / 3600, s[f"rss_{name}"]) for s in warm if s[f"rss_{name}"] == s[f"rss_{name}"]]
         figures[f"{name}_rss_mib"] = [round(samples[0][f"rss_{name}"]), round(max(s[f"rss_{name}"] for s in samples))]
         figures[f"{name}_rss_slope_mib_per_match_hour"] = round(slope(points), 1)
@@ -147,7 +130,7 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     record_figures("soak", **figures)
 
     assert drained, samples[-3:]
-    for name in ("worker", "composer"):
+    for name in ("worker", "composer-control"):
         assert figures[f"{name}_rss_slope_mib_per_match_hour"] < 40, figures  # flat: no leak that grows with the match
         lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
         assert lags and max(lags[-3:]) <= max(lags[:3]) + 300, lags  # lag not growing
