@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -142,7 +142,13 @@ def internal_topic_replication(admin: AdminClient, settings: Settings) -> tuple[
             resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
             entries = next(iter(admin.describe_configs([resource]).values())).result(timeout=_TIMEOUT_S)
             replicas = int(entries["default.replication.factor"].value)
-        except (KafkaException, KeyError, ValueError) as exc:
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+                raise CrowdsoundError(f"cannot read the cluster's default replication factor: {exc}") from None
+            # A role's principal may not read the brokers' configs (infra/acls.py grants none):
+            # as many copies as the cluster has brokers, up to the usual three.
+            replicas = min(3, len(brokers))
+        except (KeyError, ValueError) as exc:
             raise CrowdsoundError(f"cannot read the cluster's default replication factor: {exc}") from None
         replicas = max(1, min(replicas, len(brokers)))
     return replicas, min_insync_replicas(settings, replicas)

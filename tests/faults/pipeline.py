@@ -27,8 +27,8 @@ from tests.conftest import REPO
 from tests.kafka_helpers import cli_env, read_topic
 
 __all__ = ["FIGURES", "Pipeline", "as_read", "audio_gaps", "bars_of", "consumer_lag", "final_windows", "groups",
-           "first_difference", "music_reference", "record_figures", "reference_windows", "rss_mib", "slope", "wait_until_caught_up",
-           "windows_of"]
+           "first_difference", "iso_time", "music_reference", "record_figures", "records_of", "reference_windows",
+           "rss_mib", "slope", "wait_until_caught_up", "windows_of"]
 
 GRACE_MS = 60_000  # the join's grace in the fault suite: longer than its longest broker outage
 # Figures measured by the fault tests, one JSON object per line (tests/faults/README.md quotes them).
@@ -228,6 +228,25 @@ def wait_until_caught_up(settings: Settings, wanted: dict[str, tuple[str, list[s
 
 
 # -- what the topics hold -----------------------------------------------------------------------
+
+def iso_time(ms: int) -> str:
+    """``ms`` since the epoch as the CLIs' --kickoff takes it (UTC, milliseconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def records_of(messages: list, record_type: str, match_id: str) -> list[dict]:
+    """The ``record_type`` records of one match among ``messages`` (keyed to it), skipping the
+    poison a test put there itself."""
+    out = []
+    for message in messages:
+        try:
+            record = decode(message.value(), expect=record_type)
+        except Exception:  # noqa: BLE001, S112 - not a record of this type: poison
+            continue
+        if record["match_id"] == match_id and message.key() == match_id.encode():
+            out.append(record)
+    return out
+
 
 def as_read(record_type: str, record: dict) -> dict:
     """``record`` as a consumer reads it back (Avro floats are float32)."""

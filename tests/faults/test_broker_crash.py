@@ -26,6 +26,7 @@ from tests.faults.pipeline import (
     final_windows,
     first_difference,
     groups,
+    iso_time,
     music_reference,
     record_figures,
     reference_windows,
@@ -41,10 +42,6 @@ MATCH = "m-broker-crash"
 SECONDS = 50  # of first half, after 5 s of pre-match: 55 s of audio, 550 frames
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
 def test_a_broker_killed_mid_match_loses_nothing_and_the_music_plays_on(kafka, topics, pipeline, tmp_path):
     if not kafka.owned:
         pytest.skip("the tests use an external cluster they must not kill")
@@ -54,10 +51,10 @@ def test_a_broker_killed_mid_match_loses_nothing_and_the_music_plays_on(kafka, t
     pipeline.start("worker", "worker")
     pipeline.start("composer", "composer", "--instance", "c1")
     time.sleep(8)  # both have joined their groups
-    pipeline.start("encoder", "encoder", "--match", MATCH, "--source", f"stadium:{script}", "--kickoff", _iso(kickoff),
+    pipeline.start("encoder", "encoder", "--match", MATCH, "--source", f"stadium:{script}", "--kickoff", iso_time(kickoff),
                    "--spool-dir", str(tmp_path / "audio-spool"), "--drain-timeout", "120", "--quiet", supervised=False)
     pipeline.start("feed", "feed", "--match", MATCH, "--source", str(feed_file(script, tmp_path)), "--kickoff",
-                   _iso(kickoff), "--delay", "3", "--spool-dir", str(tmp_path / "feed-spool"), "--drain-timeout",
+                   iso_time(kickoff), "--delay", "3", "--spool-dir", str(tmp_path / "feed-spool"), "--drain-timeout",
                    "120", "--quiet", supervised=False)
     time.sleep(18)
     killed_at = time.monotonic()

@@ -17,14 +17,15 @@ import pytest
 
 from infra.partitioning import partition_for
 from producers.walltime import now_ms
-from schemas.codec import decode
 from tests.faults.conftest import match_script
 from tests.faults.pipeline import (
     bars_of,
     final_windows,
     groups,
+    iso_time,
     music_reference,
     record_figures,
+    records_of,
     reference_windows,
     wait_until_caught_up,
     windows_of,
@@ -49,10 +50,6 @@ def _same_partition(partitions: int) -> dict[str, str]:
     return ids
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
 def test_a_venue_clock_hours_off_disturbs_no_other_match(topics, pipeline, tmp_path):
     settings = topics
     ids = _same_partition(settings.partitions)
@@ -63,7 +60,7 @@ def test_a_venue_clock_hours_off_disturbs_no_other_match(topics, pipeline, tmp_p
     for seed, (venue, skew) in enumerate(SKEWS.items(), start=21):
         script = match_script(tmp_path, ids[venue], seconds=SECONDS, seed=seed)
         kickoff = start + 5_000 + skew  # what the venue's clock says at its kick-off
-        pipeline.start(venue, "stadium", "--script", str(script), "--kickoff", _iso(kickoff), "--spool-dir",
+        pipeline.start(venue, "stadium", "--script", str(script), "--kickoff", iso_time(kickoff), "--spool-dir",
                        str(tmp_path / f"spool-{venue}"), "--drain-timeout", "60", "--quiet", supervised=False)
     statuses = {venue: pipeline.wait(venue, timeout_s=180) for venue in SKEWS}
     wait_until_caught_up(settings, groups(settings, "control"), timeout_s=120)
@@ -75,8 +72,8 @@ def test_a_venue_clock_hours_off_disturbs_no_other_match(topics, pipeline, tmp_p
     figures, failures = {}, []
     for venue, match_id in ids.items():
         mine = [w for w in records if w["match_id"] == match_id]
-        reference = reference_windows(settings, match_id, _decoded(frames, "AudioFrame", match_id),
-                                      _decoded(events, "MatchEvent", match_id))
+        reference = reference_windows(settings, match_id, records_of(frames, "AudioFrame", match_id),
+                                      records_of(events, "MatchEvent", match_id))
         expected_controls = music_reference(match_id, mine)
         controls = bars_of(settings, match_id, expected=len(expected_controls), timeout_s=10)
         bars = [c["bar"] for c in controls if c["kind"] == "BAR"]
@@ -95,7 +92,3 @@ def test_a_venue_clock_hours_off_disturbs_no_other_match(topics, pipeline, tmp_p
     assert not forgotten
     assert not failures, (figures, {venue: logs[venue][-2000:] for venue in failures})
     assert not pipeline.crashes()
-
-
-def _decoded(messages, record_type: str, match_id: str) -> list[dict]:
-    return [r for r in (decode(m.value(), expect=record_type) for m in messages) if r["match_id"] == match_id]

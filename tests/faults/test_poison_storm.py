@@ -34,6 +34,7 @@ from tests.faults.pipeline import (
     groups,
     music_reference,
     record_figures,
+    records_of,
     reference_windows,
     wait_until_caught_up,
     windows_of,
@@ -208,8 +209,8 @@ def test_ten_thousand_malformed_records_are_dead_lettered_and_the_matches_play_o
     events = read_topic(settings, settings.topic("match.events.v1"), timeout_s=30,
                         expected=sum(STORM["match.events.v1"].values()))
     for match_id in MATCHES:
-        real_frames = [f for f in _decoded(frames, "AudioFrame", match_id) if f["session_id"] != "forged"]
-        real_events = [e for e in _decoded(events, "MatchEvent", match_id) if not e["event_id"].startswith("poison-")]
+        real_frames = [f for f in records_of(frames, "AudioFrame", match_id) if f["session_id"] != "forged"]
+        real_events = [e for e in records_of(events, "MatchEvent", match_id) if not e["event_id"].startswith("poison-")]
         reference.update(reference_windows(settings, match_id, real_frames, real_events))
         mine = [w for w in records if w["match_id"] == match_id]
         expected_controls = music_reference(match_id, mine)
@@ -228,17 +229,6 @@ def test_ten_thousand_malformed_records_are_dead_lettered_and_the_matches_play_o
     assert not any(music_differs.values()), music_differs
     assert {status for (_, status) in health} == {200}, health
 
-
-def _decoded(messages, record_type: str, match_id: str) -> list[dict]:
-    out = []
-    for message in messages:
-        try:
-            record = decode(message.value(), expect=record_type)
-        except Exception:  # noqa: BLE001 - the poison
-            continue
-        if record["match_id"] == match_id and message.key() == match_key(match_id):
-            out.append(record)
-    return out
 
 
 def _wait_for_music(settings, timeout_s: float) -> None:

@@ -93,7 +93,7 @@ def test_killed_workers_and_composers_change_no_window_and_no_bar(seed, topics, 
     events = [decode(m.value(), expect="MatchEvent")
               for m in read_topic(settings, settings.topic("match.events.v1"), expected=5, timeout_s=10)]
     reference = reference_windows(settings, match_id, frames, events)
-    # A SIGKILLed composer's partitions move once its group session (45 s) times out.
+    # A SIGKILLed composer's partitions move once its group session (10 s) times out.
     caught_up = wait_until_caught_up(settings, groups(settings), timeout_s=240)
     records = windows_of(settings, {match_id}, expected=len(reference))
     windows, repeats = final_windows(records)
