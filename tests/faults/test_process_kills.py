@@ -28,13 +28,13 @@ from tests.faults.pipeline import (
     first_difference,
     groups,
     music_reference,
+    read_all,
     record_figures,
     reference_windows,
     wait_until_caught_up,
     windows_of,
     without_wall,
 )
-from tests.kafka_helpers import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
@@ -88,19 +88,17 @@ def test_killed_workers_and_composers_change_no_window_and_no_bar(seed, topics, 
         done.append(f"{time.monotonic() - started:.1f}s {action}")
     assert pipeline.wait("stadium", timeout_s=180) == 0
 
-    frames = [decode(m.value(), expect="AudioFrame")
-              for m in read_topic(settings, settings.topic("crowd.audio.v1"), expected=(SECONDS + 5) * 10)]
-    events = [decode(m.value(), expect="MatchEvent")
-              for m in read_topic(settings, settings.topic("match.events.v1"), expected=5, timeout_s=10)]
+    frames = [decode(m.value(), expect="AudioFrame") for m in read_all(settings, "crowd.audio.v1")]
+    events = [decode(m.value(), expect="MatchEvent") for m in read_all(settings, "match.events.v1")]
     reference = reference_windows(settings, match_id, frames, events)
     # A SIGKILLed composer's partitions move once its group session (10 s) times out.
     caught_up = wait_until_caught_up(settings, groups(settings), timeout_s=240)
-    records = windows_of(settings, {match_id}, expected=len(reference))
+    records = windows_of(settings, {match_id})
     windows, repeats = final_windows(records)
     expected_controls = music_reference(match_id, records)
-    controls = bars_of(settings, match_id, expected=len(expected_controls))
+    controls = bars_of(settings, match_id)
     bars = [c["bar"] for c in controls if c["kind"] == "BAR"]
-    chunks, missing, repeated = audio_gaps(settings, match_id, expected=len(bars) * 4)
+    chunks, missing, repeated = audio_gaps(settings, match_id)
     record_figures("worker and composer SIGKILLs", seed=seed, caught_up=caught_up, schedule=done, restarts=pipeline.restarts(),
                    windows=len(windows), windows_differing=sum(windows.get(k) != w for k, w in reference.items()),
                    repeated_emissions=repeats, bars=len(bars), audio_chunks=chunks, audio_gap_samples=missing,

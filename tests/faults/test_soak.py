@@ -1,18 +1,22 @@
-"""A two-hour match, accelerated, through the stream worker and the composers: memory flat, lag flat.
+"""A two-hour match, accelerated, through the stream worker and the composers: memory flat,
+no slowdown, lag flat where the box can keep up.
 
 A minute of the synthetic stadium is rendered once and looped into a venue encoder (raw PCM
 on its stdin, in 1 s frames) 60 times faster than real time — two hours of crowd audio in two
-minutes — with a goal every ten minutes of match time on the feed. The worker and a
-control-only composer must keep up; an audio composer (which renders about twenty times
-faster than real time per core, so cannot, and runs at low priority not to slow the others)
-composes what it can in the time. The resident memory of each is sampled throughout and its
-slope fitted after the first fifth (warm-up), per hour of match each one processed; the
-consumer lag of the worker and of the control composer must not grow, and both drain at the end.
+minutes — with a goal every ten minutes of match time on the feed. An audio composer (which
+renders about twenty times faster than real time per core, so cannot keep up, and runs at low
+priority not to slow the others) composes what it can in the time. The resident memory of
+each process is sampled throughout and its slope fitted after the first fifth (warm-up), per
+hour of match it processed. On a shared 2-core box the worker goes through the audio about
+45 times faster than real time, short of the 60 it is fed, so its lag grows with the box's
+capacity, not with a leak: what is asserted is that it goes as fast late in the match as
+early (no state or work growing with the match), that the control composer's lag does not
+grow, and that both drain at the end.
 """
-
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -115,6 +119,9 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
     finally:
         stop.set()
         sampler.join(10)
+        audio = pipeline.processes["composer-audio"]
+        audio.supervised = False
+        audio.signal(signal.SIGKILL)  # its backlog is not under test: no need to wait for it to stop
 
     figures = {"match_hours": MATCH_S / 3600, "speed": SPEED, "feed_s": round(feed_s, 1), "drained": drained,
                "samples": len(samples)}
@@ -126,14 +133,20 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
         figures[f"{name}_rss_slope_mib_per_match_hour"] = round(slope(points), 1)
         lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
         figures[f"{name}_lag_first_last_of_second_half"] = [lags[0], lags[-1]] if lags else None
+        figures[f"{name}_speed_early_late"] = [round(_speed(samples, name, feed_s / 5, feed_s / 2), 1),
+                                               round(_speed(samples, name, feed_s / 2, feed_s), 1)]
     figures["composer-audio_music_s"] = round(samples[-1]["music_s"]) if samples else 0
     record_figures("soak", **figures)
 
     assert drained, samples[-3:]
     for name in ("worker", "composer-control"):
         assert figures[f"{name}_rss_slope_mib_per_match_hour"] < 40, figures  # flat: no leak that grows with the match
-        lags = [s[f"lag_{name}"] for s in half if s[f"lag_{name}"] is not None]
-        assert lags and max(lags[-3:]) <= max(lags[:3]) + 300, lags  # lag not growing
+        # No slowdown as the match goes on (state or work growing with it): as fast late as early.
+        early, late = figures[f"{name}_speed_early_late"]
+        assert late >= 0.75 * early, figures
+    # The control composer keeps up with what the worker gives it: its lag does not grow.
+    lags = [s["lag_composer-control"] for s in half if s["lag_composer-control"] is not None]
+    assert lags and max(lags[-3:]) <= max(lags[:3]) + 30, lags
     assert figures["composer-audio_rss_slope_mib_per_match_hour"] < 200, figures
     assert not pipeline.crashes(), {n: p.log()[-2000:] for n, p in pipeline.processes.items()}
 
@@ -144,6 +157,12 @@ def _processed_s(sample: dict, name: str) -> float:
         return sample["music_s"]
     behind = sample[f"lag_{name}"] or 0  # records: 1 s frames (worker), 1 s windows (composer)
     return max(0.0, sample["fed_s"] - behind * FRAME / 48_000)
+
+
+def _speed(samples: list[dict], name: str, start_s: float, end_s: float) -> float:
+    """How many times real time ``name`` went through the match between two moments of the feed."""
+    points = [(s["t"], _processed_s(s, name)) for s in samples if start_s <= s["t"] <= end_s and s[f"lag_{name}"] is not None]
+    return slope(points)
 
 
 def _wait_until(condition, *, timeout_s: float) -> bool:
