@@ -47,7 +47,7 @@ from tests.samples import sample_record
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
 MATCHES = ("m-storm-a", "m-storm-b")
-SECONDS = 70
+SECONDS = 55
 # How many of each kind, per topic: 10,000 in all.
 STORM = {
     "crowd.audio.v1": {"garbage": 1500, "truncated": 1000, "wrong_type": 800, "huge_clock": 500, "leap": 400,
