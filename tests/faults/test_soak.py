@@ -155,8 +155,10 @@ def _processed_s(sample: dict, name: str) -> float:
     """Seconds of match the process had got through at ``sample``."""
     if name == "composer-audio":
         return sample["music_s"]
-    behind = sample[f"lag_{name}"] or 0  # records: 1 s frames (worker), 1 s windows (composer)
-    return max(0.0, sample["fed_s"] - behind * FRAME / 48_000)
+    if name == "worker":  # its lag: 1 s frames not yet taken of those fed
+        return max(0.0, sample["fed_s"] - (sample["lag_worker"] or 0) * FRAME / 48_000)
+    # A composer: 1 s windows not yet taken of those the worker made.
+    return max(0.0, _processed_s(sample, "worker") - (sample[f"lag_{name}"] or 0))
 
 
 def _speed(samples: list[dict], name: str, start_s: float, end_s: float) -> float:
