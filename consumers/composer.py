@@ -55,7 +55,7 @@ from infra.partitioning import partition_for
 from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
 from infra.topics import internal_topic_replication
-from infra.watchdog import CallWatchdog
+from infra.watchdog import CallWatchdog, exit_without_commit
 from schemas.clock import MatchClock, Period
 from schemas.codec import decode, encode
 
@@ -146,6 +146,14 @@ def pack_state(state: dict[str, Any]) -> bytes:
 
 def unpack_state(data: bytes) -> dict[str, Any]:
     return json.loads(zlib.decompress(data))
+
+
+def _fatal(error: KafkaException) -> None:
+    """The transactional producer failed for good (librdkafka: it cannot be used again, e.g.
+    INVALID_TXN_STATE after a broker restart). Exit with status 70 committing nothing more: the
+    orchestrator's restart gets a new producer, fences this one and resumes from the last
+    commit, the same music as without the failure."""
+    exit_without_commit(error, "the composer's transactional producer failed")
 
 
 class ComposeFailed(Exception):
@@ -587,7 +595,7 @@ class Composer:
         """A failed transaction: abort it, forget in-memory state, resume from the last commit."""
         kafka_error = error.args[0]
         if kafka_error.fatal():
-            raise BrokerError(f"the composer's transactional producer failed: {kafka_error}") from None
+            _fatal(error)
         log.warning("transaction failed, aborting it and resuming from the last commit: %s", kafka_error)
         self._abort()
         self._rewind()
@@ -604,7 +612,7 @@ class Composer:
             except KafkaException as error:
                 kafka_error = error.args[0]
                 if kafka_error.fatal():
-                    raise BrokerError(f"the composer's transactional producer failed: {kafka_error}") from None
+                    _fatal(error)
                 if kafka_error.code() == KafkaError._STATE:
                     return  # no transaction open
                 log.warning("cannot abort the transaction yet, retrying: %s", kafka_error)
@@ -652,5 +660,7 @@ def run_composer(settings: Settings, config: ComposerConfig) -> None:
         composer.run()
     except CrowdsoundError:
         raise
+    except KafkaException as error:  # out of a transactional call: the producer cannot go on
+        _fatal(error)
     finally:
         composer.close()
