@@ -8,7 +8,7 @@ renders about twenty times faster than real time per core, so cannot keep up, an
 priority not to slow the others) composes what it can in the time. The resident memory of
 each process is sampled throughout and its slope fitted after the first fifth (warm-up), per
 hour of match it processed. On a shared 2-core box the worker goes through the audio about
-45 times faster than real time, short of the 60 it is fed, so its lag grows with the box's
+35–45 times faster than real time, short of the 60 it is fed, so its lag grows with the box's
 capacity, not with a leak: what is asserted is that it goes as fast late in the match as
 early (no state or work growing with the match), that the control composer's lag does not
 grow, and that both drain at the end.
