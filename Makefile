@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	  else echo "note: the control room's browser test needs chromium (sudo apt-get install chromium); it is skipped without it"; fi; }
+	@# crowdsound analyze reads AAC/M4A and video files through ffmpeg.
+	@command -v ffmpeg >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg; \
+	  else echo "note: crowdsound analyze reads AAC/M4A through ffmpeg (sudo apt-get install ffmpeg)"; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -10,6 +10,8 @@ Streamed: a 90-minute recording never sits in memory.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +46,16 @@ def file_frames(path: str | Path, *, sample_rate: int = SAMPLE_RATE, frame_ms: i
     full scale 1.0, on the 16-bit grid (as a venue encoder sends them); the last frame may
     be shorter.
 
+    libsndfile reads WAV, FLAC, OGG/Vorbis, Opus and MP3 at any sample rate and channel
+    count; anything else (AAC/M4A, video files) is decoded by ffmpeg when it is installed.
+    Channels are averaged; the audio is resampled with soxr.
+
     Raises
     ------
     CrowdsoundError
         One line naming the file, when it is missing, not audio, or empty.
     """
     import soundfile
-    import soxr
 
     path = Path(path)
     if not path.is_file():
@@ -59,33 +64,69 @@ def file_frames(path: str | Path, *, sample_rate: int = SAMPLE_RATE, frame_ms: i
         info = soundfile.info(str(path))
     except Exception as exc:  # noqa: BLE001 - libsndfile's error types vary
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise CrowdsoundError(f"{path}: cannot read as audio (WAV, FLAC, OGG, ...): {reason}") from None
+        if shutil.which("ffmpeg"):
+            yield from _frames(_ffmpeg_blocks(path, sample_rate), sample_rate, sample_rate, frame_ms, path)
+            return
+        raise CrowdsoundError(f"{path}: cannot read as audio (WAV, FLAC, OGG, MP3; others need ffmpeg installed): "
+                              f"{reason}") from None
     if info.frames <= 0 or info.samplerate <= 0:
         raise CrowdsoundError(f"{path}: the audio file holds no samples")
-    frame = sample_rate * frame_ms // 1000
-    resampler = soxr.ResampleStream(info.samplerate, sample_rate, 1, dtype="float32") \
-        if info.samplerate != sample_rate else None
-    pending = np.zeros(0, dtype=np.float32)
-    block = max(1, int(info.samplerate * _READ_S))
+    yield from _frames(_soundfile_blocks(path, info.samplerate), info.samplerate, sample_rate, frame_ms, path)
+
+
+def _soundfile_blocks(path: Path, rate: int) -> Iterator[np.ndarray]:
+    import soundfile
+
+    block = max(1, int(rate * _READ_S))
     try:
         with soundfile.SoundFile(str(path)) as audio:
             while True:
                 data = audio.read(block, dtype="float32", always_2d=True)
-                last = len(data) < block
-                mono = data.mean(axis=1).astype(np.float32) if data.shape[1] > 1 else data[:, 0]
-                if resampler is not None:
-                    mono = resampler.resample_chunk(mono, last=last)
-                pending = np.concatenate([pending, mono]) if len(pending) else mono
-                usable = len(pending) - len(pending) % frame
-                for start in range(0, usable, frame):
-                    yield _int16_grid(pending[start:start + frame])
-                pending = pending[usable:]
-                if last:
-                    break
+                yield data.mean(axis=1).astype(np.float32) if data.shape[1] > 1 else data[:, 0]
+                if len(data) < block:
+                    return
     except (RuntimeError, soundfile.SoundFileError) as exc:
         raise CrowdsoundError(f"{path}: cannot decode: {' '.join(str(exc).split())}") from None
-    if len(pending):
-        yield _int16_grid(pending)
+
+
+def _ffmpeg_blocks(path: Path, rate: int) -> Iterator[np.ndarray]:
+    """Mono float32 at ``rate`` from ffmpeg, in blocks of ~2 s (what libsndfile cannot read)."""
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(rate),
+               "-f", "f32le", "-"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        size = 4 * int(rate * _READ_S)
+        got = 0
+        while chunk := process.stdout.read(size):
+            got += len(chunk)
+            yield np.frombuffer(chunk[: len(chunk) - len(chunk) % 4], dtype="<f4")
+        error = " ".join(process.stderr.read().decode(errors="replace").split())
+        if process.wait() != 0 or not got:
+            raise CrowdsoundError(f"{path}: cannot read as audio (not even ffmpeg can): "
+                                  f"{error[:200] or 'no audio stream'}")
+
+
+def _frames(blocks: Iterator[np.ndarray], rate: int, sample_rate: int, frame_ms: int, path: Path) -> Iterator[np.ndarray]:
+    import soxr
+
+    frame = sample_rate * frame_ms // 1000
+    resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32") if rate != sample_rate else None
+    pending = np.zeros(0, dtype=np.float32)
+    for mono in blocks:
+        if resampler is not None:
+            mono = resampler.resample_chunk(mono)
+        pending = np.concatenate([pending, mono]) if len(pending) else mono
+        usable = len(pending) - len(pending) % frame
+        for start in range(0, usable, frame):
+            yield _int16_grid(pending[start:start + frame])
+        pending = pending[usable:]
+    if resampler is not None:
+        pending = np.concatenate([pending, resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)])
+    usable = len(pending) - len(pending) % frame
+    for start in range(0, usable, frame):
+        yield _int16_grid(pending[start:start + frame])
+    if len(pending) % frame:
+        yield _int16_grid(pending[usable:])
 
 
 def _int16_grid(samples: np.ndarray) -> np.ndarray:

@@ -24,21 +24,43 @@ __all__ = ["register"]
 _TRAIN_HELP = """\
 Train the crowd emotion model and write crowd_emotion.onnx and MODEL_CARD.md to --out.
 
-The training set comes from the synthetic stadium and/or your own recordings:
+The training set comes from real recordings and the synthetic stadium:
 
-  * --matches N random synthetic matches (default 40, about 4 minutes of audio each):
-    goals for both sides, near misses, saves, cards, VAR, chants at many tempos,
-    applause, boos and whistles, quiet spells. Each is rendered and analysed with the
-    same CrowdAnalyzer as the live worker, and every window is labelled from the
-    stadium's own plan (producers/stadium/labels.py).
-  * --clips DIR, a folder with one subfolder per crowd state, audio files inside:
-        DIR/CALM/*.wav  DIR/ANGER/*.flac  DIR/CHANTING/*.ogg ...
-    (states: CALM ANTICIPATION EXCITEMENT CELEBRATION DISAPPOINTMENT ANGER CHANTING).
+  * real recordings: --real DIR (default: data/real-crowd/train, the repository's real
+    crowd clips, licences in data/real-crowd/SOURCES.md) and/or your own --clips DIR, each
+    a folder with one subfolder per label, audio files inside:
+        DIR/calm/*.wav  DIR/celebration/*.flac  DIR/applause/*.ogg ...
+    (labels: calm anticipation excitement celebration disappointment anger chanting
+    applause; DIR/segments.toml may mark parts of a recording in another state). Every
+    clip is heard many ways: through random microphones, gains and feeds from a cold
+    start, and laid into live streams over a calm bed.
+  * --matches N random synthetic matches (default 40, about 4 minutes of audio each),
+    rendered and analysed with the same CrowdAnalyzer as the live worker, every window
+    labelled from the stadium's own plan.
 
-Whole matches and whole clips are held out for evaluation (never single windows); the
-model card reports accuracy, a confusion matrix and arousal/valence errors on them, and
-how the reference recordings (--reference) are classified. The same options and seed give
-the same model. With the defaults this takes about 5 minutes on 2 cores.
+Evaluation never uses a training recording: whole synthetic matches are held out, and
+the real recordings of --heldout DIR (default: data/real-crowd/heldout) are heard as
+`crowdsound model evaluate` hears them. The model card reports both, side by side with
+plain loudness. The same options and seed give the same model. With the defaults this
+takes about 10 minutes on 2 cores.
+"""
+
+_EVALUATE_HELP = """\
+How well the model hears a folder of labelled recordings, next to plain loudness.
+
+DIR has one subfolder per label (calm anticipation excitement celebration disappointment
+anger chanting applause), and optionally high/ and low/ for clips that only say whether
+the crowd is roaring or quiet. Each clip is heard alone (cold start, as `crowdsound
+analyze` hears it), again at -20 and +20 dB, and all clips one after the other as one
+live stream. Printed: arousal AUC of excited against calm clips (by clip and by window)
+with the same figure for plain loudness (p90 of 100 ms RMS), how many windows change
+state with the gain, precision and recall per state, the confusion matrix, every clip's
+majority state, a pass/fail line per check and a one-line verdict. A venue runs it on
+its own recordings before a match.
+
+examples:
+  crowdsound model evaluate data/real-crowd/heldout
+  crowdsound model evaluate ~/recordings/our-stadium --json | jq .verdict
 """
 
 _ANALYZE_HELP = """\
@@ -62,9 +84,10 @@ examples:
 def register(commands: Any) -> None:
     """Add ``model`` and ``analyze`` to the CLI."""
     model = commands.add_parser(
-        "model", help="train the crowd emotion model or show the one in use",
-        description="The crowd emotion model (ONNX, run with onnxruntime): `train` builds it from the synthetic "
-        "stadium and/or labelled clips and writes a model card; `info` shows a model's version and metadata.",
+        "model", help="train, evaluate or show the crowd emotion model",
+        description="The crowd emotion model (ONNX, run with onnxruntime): `train` builds it from real recordings "
+        "and the synthetic stadium and writes a model card; `evaluate` says how well it hears a folder of labelled "
+        "recordings; `info` shows what a model was trained on, how it did and where it is weak.",
     )
     actions = model.add_subparsers(dest="action", metavar="ACTION", parser_class=type(model))
     actions.required = True
@@ -73,24 +96,37 @@ def register(commands: Any) -> None:
     train.add_argument("--out", type=Path, metavar="DIR",
                        help="where to write crowd_emotion.onnx and MODEL_CARD.md (default: streams/models, "
                        "the shipped model)")
-    train.add_argument("--clips", type=Path, metavar="DIR", help="folder of labelled clips: DIR/<STATE>/<audio files>")
+    train.add_argument("--real", type=Path, metavar="DIR",
+                       help="real recordings to learn from: DIR/<label>/<audio files> (default: data/real-crowd/train)")
+    train.add_argument("--no-real", action="store_true", help="no real recordings (the synthetic stadium alone)")
+    train.add_argument("--clips", type=Path, metavar="DIR", help="your own labelled clips, like --real (added to them)")
+    train.add_argument("--heldout", type=Path, metavar="DIR",
+                       help="real recordings to evaluate on, never trained on (default: data/real-crowd/heldout)")
+    train.add_argument("--no-heldout", action="store_true", help="no evaluation on held-out real recordings")
     train.add_argument("--matches", type=_COUNT, default=40, metavar="N",
-                       help="synthetic matches to render (default 40; 0 = clips only)")
+                       help="synthetic matches to render (default 40; 0 = real recordings only)")
     train.add_argument("--minutes", type=float, default=4.0, metavar="M",
                        help="audio per synthetic match, minutes (default 4)")
     train.add_argument("--seed", type=_COUNT, default=0, metavar="S", help="seed of matches, split and training (default 0)")
     train.add_argument("--holdout", type=float, default=0.2, metavar="F",
-                       help="share of matches (and of each state's clips) held out for evaluation (default 0.2)")
-    train.add_argument("--epochs", type=_POSITIVE, default=60, metavar="E", help="training epochs (default 60)")
+                       help="share of synthetic matches held out for evaluation (default 0.2)")
     train.add_argument("--excerpts", type=_COUNT, default=12, metavar="K",
                        help="cold-start excerpts analysed per synthetic match (default 12)")
+    train.add_argument("--copies", type=_COUNT, default=6, metavar="K",
+                       help="times each real recording is heard again through a random microphone (default 6)")
+    train.add_argument("--streams", type=_COUNT, default=40, metavar="K",
+                       help="live streams built from the real recordings (default 40)")
     train.add_argument("--jobs", type=_POSITIVE, default=min(2, os.cpu_count() or 1), metavar="J",
                        help="processes rendering matches (default: 2 or the number of cores if fewer)")
-    train.add_argument("--reference", type=Path, action="append", metavar="FILE",
-                       help="a real recording to classify in the model card (repeatable; default: "
-                       "../shared/data/crowd-cheering-freesound-365132-cc0.wav if it exists)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
+
+    evaluate = actions.add_parser("evaluate", help="how well a model hears a folder of labelled recordings",
+                                  description=_EVALUATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate.add_argument("folder", type=Path, metavar="DIR", help="labelled recordings: DIR/<label>/<audio files>")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object instead of the report")
+    evaluate.add_argument("--model", type=Path, metavar="MODEL", help="an .onnx model (default: the shipped one)")
+    evaluate.set_defaults(handler=_evaluate)
 
     info = actions.add_parser("info", help="version, states, features and metadata of a model",
                               description="Load a model as the worker would and print what it says about itself.")
@@ -111,30 +147,49 @@ def register(commands: Any) -> None:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    import importlib.util
+
+    from infra.errors import CrowdsoundError
     from streams.emotion import DEFAULT_MODEL_PATH
-    from streams.training.train import DEFAULT_REFERENCE, TrainOptions, train
+
+    if not all(importlib.util.find_spec(name) for name in ("sklearn", "skl2onnx")):
+        raise CrowdsoundError("model train needs scikit-learn and skl2onnx: pip install 'crowdsound[train]'")
+    from streams.training.train import DEFAULT_HELDOUT, DEFAULT_REAL, TrainOptions, train
 
     out = args.out or DEFAULT_MODEL_PATH.parent
-    references = tuple(args.reference) if args.reference else ((DEFAULT_REFERENCE,) if DEFAULT_REFERENCE.is_file() else ())
     command = "crowdsound model train" + "".join(f" {shlex.quote(a)}" for a in sys.argv[3:]) \
         if sys.argv[1:3] == ["model", "train"] else "crowdsound model train"
+    real = None if args.no_real else (args.real or (DEFAULT_REAL if DEFAULT_REAL.is_dir() else None))
+    heldout = None if args.no_heldout else (args.heldout or (DEFAULT_HELDOUT if DEFAULT_HELDOUT.is_dir() else None))
     options = TrainOptions(
-        out=out, matches=args.matches, minutes=args.minutes, clips=args.clips, seed=args.seed, holdout=args.holdout,
-        excerpts=args.excerpts, epochs=args.epochs, jobs=args.jobs, references=references,
-        progress=not args.quiet, command=command,
+        out=out, matches=args.matches, minutes=args.minutes, real=real, heldout=heldout, clips=args.clips,
+        seed=args.seed, holdout=args.holdout, excerpts=args.excerpts, copies=args.copies, streams=args.streams,
+        jobs=args.jobs, progress=not args.quiet, command=command,
     )
     report = train(options)
     e = report.evaluation
-    print(f"model {report.version}: {len(report.train_set)} training windows, {e.windows} held out")
-    print(f"held-out accuracy {e.accuracy:.3f} (most common state alone: {e.majority_accuracy:.3f}), "
-          f"macro F1 {e.macro_f1:.3f}, arousal MAE {e.arousal_mae:.3f}, valence MAE {e.valence_mae:.3f}")
-    for path, records in report.references:
-        from collections import Counter
-
-        states = Counter(r["state"] for r in records)
-        print(f"{path.name}: " + ", ".join(f"{s} {n}" for s, n in states.most_common()))
+    print(f"model {report.version}: {len(report.train_set)} training windows "
+          f"({len(report.real_clips)} real recordings, {args.matches} synthetic matches)")
+    print(f"held-out synthetic windows ({e.windows}): accuracy {e.accuracy:.3f} (most common state alone: "
+          f"{e.majority_accuracy:.3f}), macro F1 {e.macro_f1:.3f}, arousal MAE {e.arousal_mae:.3f}")
+    if report.real_evaluation is not None:
+        print(f"held-out real recordings ({len(report.heldout_clips)}): {report.real_evaluation.verdict}")
     print(f"wrote {report.model_path} and {report.card_path} "
           f"(data {report.data_seconds:.0f} s, training {report.train_seconds:.0f} s)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from streams.emotion import EmotionModel
+    from streams.training.evaluate import evaluate_clips, format_evaluation
+    from streams.training.real import read_clip_folder
+
+    model = EmotionModel.load(args.model)
+    clips = read_clip_folder(args.folder, arousal_only=True)
+    evaluation = evaluate_clips(clips, model.predict, folder=str(args.folder), model_version=model.version)
+    print(json.dumps(evaluation.as_dict()) if args.json else format_evaluation(evaluation))
     return 0
 
 
@@ -145,9 +200,15 @@ def _info(args: argparse.Namespace, settings: Settings) -> int:
     print(f"path: {model.path}")
     print(f"version: {model.version}")
     print(f"states: {', '.join(STATES)}")
-    for key, value in sorted(model.metadata.items()):
-        if key.startswith("crowdsound.") and key not in {"crowdsound.states", "crowdsound.version"}:
-            print(f"{key.removeprefix('crowdsound.')}: {value}")
+    first = ("crowdsound.trained_on", "crowdsound.evaluated_on", "crowdsound.weak_on")
+    rest = sorted(k for k in model.metadata if k.startswith("crowdsound.") and k not in first
+                  and k not in {"crowdsound.states", "crowdsound.version", "crowdsound.features"})
+    for key in (*(k for k in first if k in model.metadata), *rest):
+        print(f"{key.removeprefix('crowdsound.').replace('_', ' ')}: {model.metadata[key]}")
+    print(f"features: {model.metadata.get('crowdsound.features', '').replace(',', ', ')}")
+    card = model.path.parent / "MODEL_CARD.md"
+    if card.is_file():
+        print(f"model card: {card}")
     return 0
 
 

@@ -1,9 +1,9 @@
 """The crowd emotion model: feature windows in, crowd state, arousal and valence out.
 
 A small ONNX model run with onnxruntime (one session per process, one thread: the model
-is tiny and the worker's cores are for the rest of the pipeline): an averaged ensemble of
-small networks. It takes the raw feature vector of :func:`streams.features.feature_vector`
-— the normalisation is part of the graph — and gives probabilities over :data:`STATES`,
+is tiny and the worker's cores are for the rest of the pipeline): scikit-learn estimators
+exported by skl2onnx (:mod:`streams.training.model`). It takes the raw feature vector of
+:func:`streams.features.feature_vector` — the normalisation is part of the graph — and gives probabilities over :data:`STATES`,
 arousal in [0, 1] and valence in [-1, 1]. CHANTING is only believed with a rhythm: the
 graph scales its probability down when the window's onset periodicity is under
 :data:`streams.features.PERIODIC` (no tempo heard). The shipped model
@@ -134,7 +134,10 @@ class EmotionModel:
         if not len(array):
             return []
         array = np.ascontiguousarray(np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0))
-        probabilities, arousal, valence = self._session.run(list(OUTPUTS), {INPUT: array})
+        # Row by row: onnxruntime's matrix kernels may round a row differently in a batch of
+        # 64 than alone, and a window must get the same numbers live (alone) and in replay.
+        rows = [self._session.run(list(OUTPUTS), {INPUT: array[i:i + 1]}) for i in range(len(array))]
+        probabilities, arousal, valence = (np.concatenate([row[k] for row in rows]) for k in range(3))
         best = np.argmax(probabilities, axis=1).tolist()
         rows = probabilities.astype(np.float64).tolist()
         arousal = np.clip(np.ravel(arousal), 0.0, 1.0).astype(np.float64).tolist()

@@ -2,13 +2,15 @@
 
 Two levels:
 
-* per **frame** (one AudioFrame, ~100 ms): level, spectral shape, band energies, flux and
-  an onset-strength envelope at 50 Hz (20 ms hops), whistle peakiness;
+* per **frame** (one AudioFrame, ~100 ms): level, spectral shape (13 bands, 100 Hz to
+  7.2 kHz), flux and an onset-strength envelope at 50 Hz (20 ms hops), whistle peakiness —
+  all from the same 128 ms analysis windows;
 * per **window** (default 3 s of frames): their summary, plus periodicity and tempo of
   chants and claps from the onset envelope of the last seconds.
 
 Values that depend on microphones and gain (level, brightness) are turned into values
-relative to the match's own running :class:`Baseline`, so venues are comparable.
+relative to the match's own running :class:`Baseline`, so venues are comparable; the shape is
+relative to the window's own power, so a recording's gain changes nothing.
 Everything is deterministic: the same frames in the same order give the same numbers, live
 and in replay.
 """
@@ -23,43 +25,59 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 __all__ = [
-    "BAND_EDGES_HZ",
     "FEATURE_NAMES",
     "ONSET_RATE_HZ",
+    "SHAPE_BANDS",
+    "WARM_S",
     "Baseline",
     "FrameAnalysis",
     "FrameFeatures",
     "FrameTail",
+    "Timbre",
     "analyze_frame",
     "feature_vector",
     "tail_after",
     "tempo_from_onsets",
+    "timbre",
     "window_summary",
 ]
 
 ONSET_RATE_HZ = 50  # onset envelope: one value per 20 ms
-BAND_EDGES_HZ: tuple[float, ...] = (0, 150, 300, 600, 1200, 2400, 4800, 9600, 24000)
 _EPS = 1e-10
 _SILENCE_DB = -120.0
 PERIODIC = 0.2  # onset periodicity above which a chant or rhythmic clapping is heard
+# Seconds of audio after which the baseline is trusted: until then, level and brightness
+# relative to it count in proportion. A recording's first seconds (a clip, a fade-in) say
+# nothing about how loud the venue usually is; a match has a warm baseline long before kick-off.
+WARM_S = 20.0
 
 
 @dataclass(frozen=True)
 class FrameFeatures:
-    """Features of one frame. Levels in dBFS (full-scale sine = -3 dB)."""
+    """Features of one frame. Levels in dB (full-scale sine = -3 dBFS)."""
 
-    rms_db: float
-    band_db: tuple[float, ...]  # energy per BAND_EDGES_HZ band, dB relative to the frame's total
-    centroid_hz: float
-    rolloff_hz: float  # 85 % of the energy lies below
-    flatness: float  # 0 (tonal) .. 1 (white noise)
+    rms_db: float  # the frame's level, dBFS
+    band_db: tuple[float, ...]  # power in each SHAPE_BANDS band (100-7200 Hz), dB (absolute: see window_summary)
     flux: float  # mean positive log-spectral change between 20 ms hops
-    whistle_db: float  # strongest 2-4 kHz peak over the band's median, dB
+    whistle_db: float  # strongest 2-4 kHz spectral peak over the band's median, dB
     onsets: tuple[float, ...]  # onset strength per 20 ms hop
 
 
 ONSET_WINDOW_S = 0.128  # long analysis windows: a crowd's syllables and claps, not its noise
 ONSET_BANDS = np.geomspace(100.0, 8000.0, 41)  # 40 log-spaced bands for onset strength
+# The spectral shape: 13 groups of 3 onset bands, 100 Hz to 7.2 kHz (0.47 octave each). Below
+# 100 Hz lie wind, handling and traffic; above 7.2 kHz a 16 kHz broadcast feed or an MP3 has
+# nothing. Inside, the shape is what tells a roar from a murmur whatever the gain: a crowd
+# shouting harder puts its energy higher (600-2500 Hz), a murmur sits at 200-600 Hz.
+SHAPE_GROUP = 3
+SHAPE_BANDS: tuple[tuple[float, float], ...] = tuple(
+    (float(ONSET_BANDS[i]), float(ONSET_BANDS[i + SHAPE_GROUP])) for i in range(0, 39, SHAPE_GROUP))
+_SHAPE_OCT = np.log2(np.sqrt([low * high for low, high in SHAPE_BANDS]) / 1000.0)  # band centres, octaves re 1 kHz
+# Vocal effort: shouting raises the first formant, moving a voice's energy from the region of
+# its fundamental (bands around 160-320 Hz) up to 600-1200 Hz. The ratio of the two is the
+# classic correlate of how hard people are shouting, and does not depend on gain.
+_EFFORT_LOW = (1, 2, 3)
+_EFFORT_HIGH = (5, 6, 7)
 
 
 @dataclass(frozen=True)
@@ -91,56 +109,49 @@ class _Plan:
 
     hop: int
     size: int
-    hop_window: np.ndarray  # Hann window of one 20 ms hop
     onset_window: np.ndarray  # Hann window of the 128 ms onset window
-    freqs: np.ndarray  # bin frequencies of a hop spectrum
-    band_index: tuple[int, ...]  # the BAND_EDGES_HZ bands that have bins
-    band_starts: np.ndarray  # their first bins; each runs to the next (bands are contiguous)
-    band_end: int  # end of the last of them
-    whistle: slice
     onset_starts: np.ndarray  # first bin of each onset band (for np.add.reduceat)
     onset_bins: slice  # the bins that fall into an onset band
     onset_empty: np.ndarray  # onset bands without a bin (their energy is 0)
+    whistle: slice  # 2-4 kHz, within onset_bins
 
 
 @functools.lru_cache(maxsize=8)
 def _plan(sample_rate: int) -> _Plan:
     hop = sample_rate // ONSET_RATE_HZ
     size = int(round(ONSET_WINDOW_S * sample_rate))
-    freqs = np.fft.rfftfreq(hop, d=1 / sample_rate)
-
-    def bins(low: float, high: float, *, inclusive: bool = False) -> slice | None:
-        first = int(np.searchsorted(freqs, low, side="left"))
-        last = int(np.searchsorted(freqs, high, side="right" if inclusive else "left"))
-        return slice(first, last) if last > first else None
-
-    bands = [bins(low, high) for low, high in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True)]
-    with_bins = [(i, b) for i, b in enumerate(bands) if b is not None]
-    whistle = bins(2000, 4000, inclusive=True) or slice(0, 0)
     onset_freqs = np.fft.rfftfreq(size, d=1 / sample_rate)
     # Bin b belongs to band j when ONSET_BANDS[j] <= f_b < ONSET_BANDS[j + 1]; bins are sorted,
     # so each band is a run of consecutive bins.
     edges = np.searchsorted(onset_freqs, ONSET_BANDS, side="left")
     starts = edges[:-1]
     empty = starts == edges[1:]
+    first = int(edges[0])
+    whistle = slice(int(np.searchsorted(onset_freqs, 2000.0)) - first,
+                    int(np.searchsorted(onset_freqs, 4000.0, side="right")) - first)
     return _Plan(
-        hop=hop, size=size, hop_window=np.hanning(hop), onset_window=np.hanning(size), freqs=freqs,
-        band_index=tuple(i for i, _ in with_bins), band_starts=np.array([b.start for _, b in with_bins], dtype=np.intp),
-        band_end=with_bins[-1][1].stop if with_bins else 0, whistle=whistle,
-        onset_starts=np.minimum(starts, edges[-1] - 1) - edges[0], onset_bins=slice(int(edges[0]), int(edges[-1])),
-        onset_empty=empty,
+        hop=hop, size=size, onset_window=np.hanning(size),
+        onset_starts=np.minimum(starts, edges[-1] - 1) - edges[0], onset_bins=slice(first, int(edges[-1])),
+        onset_empty=empty, whistle=whistle,
     )
 
 
-def _log_bands(plan: _Plan, windows: np.ndarray) -> np.ndarray:
-    """Log energy (dB) of each onset band, per row of ``windows`` (n, size) of raw audio.
+def _band_power(plan: _Plan, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Energy of each onset band per row of ``windows`` (n, size) of raw audio, and the power
+    spectrum of the bins in the onset bands (n, bins).
 
     Row by row the same numbers whatever the number of rows (FFT and reduceat work row by
     row; a matrix product would not), so live, replay and training agree to the last bit."""
     spectrum = np.fft.rfft(windows * plan.onset_window, axis=1)[:, plan.onset_bins]
-    bands = np.add.reduceat(spectrum.real ** 2 + spectrum.imag ** 2, plan.onset_starts, axis=1)
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    bands = np.add.reduceat(power, plan.onset_starts, axis=1)
     bands[:, plan.onset_empty] = 0.0
-    return 10 * np.log10(bands + 1e-10)
+    return bands, power
+
+
+def _log_bands(plan: _Plan, windows: np.ndarray) -> np.ndarray:
+    """Log energy (dB) of each onset band, per row of ``windows``."""
+    return 10 * np.log10(_band_power(plan, windows)[0] + 1e-10)
 
 
 def _joined(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[np.ndarray, bool]:
@@ -168,29 +179,58 @@ def _as_audio(samples: np.ndarray) -> np.ndarray:
     return audio
 
 
-def _onset_envelope(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[np.ndarray, FrameTail]:
-    """Onset strength per 20 ms hop of ``samples`` and the tail to pass to the next frame.
+@dataclass(frozen=True)
+class _Spectra:
+    onsets: np.ndarray  # onset strength per hop
+    tail: FrameTail
+    band_db: tuple[float, ...]  # SHAPE_BANDS power, dB
+    whistle_db: float
+
+
+def _spectra(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> _Spectra:
+    """Onset strength per 20 ms hop of ``samples``, the frame's spectral shape and whistle
+    peak, and the tail to pass to the next frame.
 
     Like librosa's onset strength: log band energies from long (128 ms) overlapping
     windows, one ending at each hop, and the mean positive change from one hop to the next.
     Long windows average out the random flicker of hundreds of voices, so the rhythm of a
     chant or of clapping stands out; they need the end of the previous frame (``tail``),
-    whose last window's band energies are kept so that each window is analysed once.
+    whose last window's band energies are kept so that each window is analysed once. The
+    same windows give the frame's spectral shape (their mean band power) and its whistle
+    peak (7.8 Hz resolution: a fingers-in-mouth whistle is a narrow line).
     """
     hop, size = plan.hop, plan.size
     joined, fresh = _joined(plan, samples, tail)
     hops = (len(joined) - size) // hop
     known = None if fresh or tail is None else tail.bands_db
-    previous = known if known is not None else _log_bands(plan, joined[None, :size])[0]
-    if hops == 0:
-        return np.zeros(0), FrameTail(joined[-size:].copy(), previous)
+    if hops == 0:  # shorter than one hop: the shape of what there is
+        bands, power = _band_power(plan, joined[None, -size:])
+        previous = known if known is not None else 10 * np.log10(bands[0] + 1e-10)
+        return _Spectra(np.zeros(0), FrameTail(joined[-size:].copy(), previous), *_shape(plan, bands, power))
     # Window k ends where hop k of the frame ends.
     windows = np.lib.stride_tricks.sliding_window_view(joined, size)[hop::hop]
-    log_bands = _log_bands(plan, windows)
+    bands, power = _band_power(plan, windows)
+    log_bands = 10 * np.log10(bands + 1e-10)
+    previous = known if known is not None else _log_bands(plan, joined[None, :size])[0]
     onsets = np.maximum(0.0, np.diff(np.vstack([previous, log_bands]), axis=0)).mean(axis=1)
     if fresh:  # no past audio: the first frame of a stream has no onsets to speak of
         onsets[:] = 0.0
-    return onsets, FrameTail(joined[-size:].copy(), log_bands[-1].copy())
+    return _Spectra(onsets, FrameTail(joined[-size:].copy(), log_bands[-1].copy()), *_shape(plan, bands, power))
+
+
+def _shape(plan: _Plan, bands: np.ndarray, power: np.ndarray) -> tuple[tuple[float, ...], float]:
+    mean_bands = np.add.reduce(bands, axis=0) / len(bands)
+    grouped = np.add.reduceat(mean_bands[:len(SHAPE_BANDS) * SHAPE_GROUP], np.arange(0, len(SHAPE_BANDS) * SHAPE_GROUP,
+                                                                                    SHAPE_GROUP))
+    band_db = tuple((10 * np.log10(grouped + 1e-10)).tolist())
+    band = np.add.reduce(power[:, plan.whistle], axis=0)
+    if band.size:
+        middle = np.partition(band, [(band.size - 1) // 2, band.size // 2])
+        median = 0.5 * (float(middle[(band.size - 1) // 2]) + float(middle[band.size // 2]))
+        whistle_db = 10 * math.log10((float(band.max()) + _EPS) / (median + _EPS))
+    else:
+        whistle_db = 0.0
+    return band_db, whistle_db
 
 
 def analyze_frame(samples: np.ndarray, sample_rate: int, *,
@@ -202,7 +242,7 @@ def analyze_frame(samples: np.ndarray, sample_rate: int, *,
     samples : np.ndarray, shape (n,)
         Float audio, full scale 1.0 (int16 callers divide by 32768).
     sample_rate : int
-        Samples per second.
+        Samples per second (16 kHz and up: the shape stops at 7.2 kHz).
     tail : FrameTail, optional
         What the previous call returned, so onsets are continuous across frames. None at
         the start of a stream.
@@ -217,44 +257,14 @@ def analyze_frame(samples: np.ndarray, sample_rate: int, *,
     n = len(audio)
     rms = math.sqrt(float(np.add.reduce(audio * audio)) / n) if n else 0.0
     rms_db = max(_SILENCE_DB, 20 * math.log10(rms + _EPS))
-    # Spectral shape: the mean Hann-windowed power spectrum of the frame's 20 ms hops.
-    hop = plan.hop
-    count = n // hop
-    if count:
-        hops = audio[:count * hop].reshape(count, hop)
-    else:
-        count, hops = 1, np.zeros((1, hop))
-        hops[0, :n] = audio
-    spectrum = np.fft.rfft(hops * plan.hop_window, axis=1)
-    power = np.add.reduce(spectrum.real ** 2 + spectrum.imag ** 2, axis=0) / count
-    freqs = plan.freqs
-    cumulative = np.cumsum(power)
-    total = float(cumulative[-1]) + _EPS
-    centroid = float(np.add.reduce(freqs * power)) / total
-    rolloff = float(freqs[min(len(freqs) - 1, int(np.searchsorted(cumulative, 0.85 * cumulative[-1])))])
-    inner = power[1:] + _EPS
-    flatness = math.exp(float(np.add.reduce(np.log(inner))) / len(inner)) / (
-        float(np.add.reduce(power[1:])) / len(inner) + _EPS)
-    bands = [_SILENCE_DB] * (len(BAND_EDGES_HZ) - 1)
-    if plan.band_index:
-        levels = 10 * np.log10((np.add.reduceat(power[:plan.band_end], plan.band_starts) + _EPS) / total)
-        for index, level in zip(plan.band_index, levels.tolist(), strict=True):
-            bands[index] = level
-    band = power[plan.whistle]
-    if band.size:
-        middle = np.partition(band, [(band.size - 1) // 2, band.size // 2])
-        median = 0.5 * (float(middle[(band.size - 1) // 2]) + float(middle[band.size // 2]))
-        whistle_db = 10 * math.log10((float(band.max()) + _EPS) / (median + _EPS))
-    else:
-        whistle_db = 0.0
-    onsets, new_tail = _onset_envelope(plan, audio, tail)
-    onset_list = onsets.tolist()
+    spectra = _spectra(plan, audio, tail)
+    onset_list = spectra.onsets.tolist()
     features = FrameFeatures(
-        rms_db=float(rms_db), band_db=tuple(bands), centroid_hz=centroid, rolloff_hz=rolloff,
-        flatness=min(1.0, flatness), flux=sum(onset_list) / len(onset_list) if onset_list else 0.0,
-        whistle_db=whistle_db, onsets=tuple(onset_list),
+        rms_db=float(rms_db), band_db=spectra.band_db,
+        flux=sum(onset_list) / len(onset_list) if onset_list else 0.0,
+        whistle_db=spectra.whistle_db, onsets=tuple(onset_list),
     )
-    return features, new_tail
+    return features, spectra.tail
 
 
 def tempo_from_onsets(envelope: np.ndarray, *, rate_hz: float = ONSET_RATE_HZ,
@@ -310,26 +320,48 @@ def tempo_from_onsets(envelope: np.ndarray, *, rate_hz: float = ONSET_RATE_HZ,
 
 @dataclass(frozen=True)
 class Baseline:
-    """The match's running reference level and brightness.
+    """The match's running reference: level, brightness, vocal effort and spread of the crowd
+    when it is not reacting.
 
     It follows the *floor* of the crowd: it falls quickly when the crowd gets quieter and
-    rises slowly when it gets louder, so a long celebration does not become the new normal.
+    rises slowly when it gets louder, so a long celebration does not become the new normal;
+    the timbre follows at the level's pace. ``heard_s`` is how much audio it has learned
+    from: a baseline that has heard less than :data:`WARM_S` is not trusted fully
+    (:func:`feature_vector`).
     """
 
     loudness_db: float | None = None
     centroid_hz: float | None = None
     windows: int = 0
+    heard_s: float = 0.0
+    effort_db: float | None = None
+    spread_oct: float | None = None
 
-    def update(self, loudness_db: float, centroid_hz: float, *, hop_s: float = 1.0) -> Baseline:
+    @property
+    def warmth(self) -> float:
+        """0 (has heard nothing) .. 1 (has heard :data:`WARM_S` or more)."""
+        return min(1.0, self.heard_s / WARM_S)
+
+    def update(self, loudness_db: float, centroid_hz: float, *, hop_s: float = 1.0,
+               timbre: Timbre | None = None) -> Baseline:
+        """The baseline after one more hop of audio at ``loudness_db`` (dBFS) and brightness
+        ``centroid_hz``, with the hop's ``timbre`` (effort and spread) when known."""
+        effort = None if timbre is None else timbre.effort_db
+        spread = None if timbre is None else timbre.spread_oct
         if self.loudness_db is None or self.centroid_hz is None:
-            return Baseline(loudness_db, centroid_hz, 1)
+            return Baseline(loudness_db, centroid_hz, 1, hop_s, effort, spread)
         up, down = hop_s / 120.0, hop_s / 15.0  # time constants: 2 min rising, 15 s falling
         rate = up if loudness_db > self.loudness_db else down
         # Early on the baseline is still learning the venue: move faster.
         rate = max(rate, 1.0 / (self.windows + 1)) if self.windows < 10 else rate
-        loudness = self.loudness_db + rate * (loudness_db - self.loudness_db)
-        centroid = self.centroid_hz + rate * (centroid_hz - self.centroid_hz)
-        return replace(self, loudness_db=loudness, centroid_hz=centroid, windows=self.windows + 1)
+
+        def follow(old: float | None, new: float | None) -> float | None:
+            return new if old is None else old if new is None else old + rate * (new - old)
+
+        return replace(self, loudness_db=follow(self.loudness_db, loudness_db),
+                       centroid_hz=follow(self.centroid_hz, centroid_hz), windows=self.windows + 1,
+                       heard_s=self.heard_s + hop_s, effort_db=follow(self.effort_db, effort),
+                       spread_oct=follow(self.spread_oct, spread))
 
 
 @dataclass(frozen=True)
@@ -339,15 +371,57 @@ class WindowSummary:
     loudness_db: float  # mean power of the window's frames, dBFS
     loudness_std_db: float  # frame-to-frame fluctuation
     loudness_rise_db: float  # last third minus first third
-    band_db: tuple[float, ...]
-    centroid_hz: float
-    rolloff_hz: float
-    flatness: float
+    band_db: tuple[float, ...]  # SHAPE_BANDS power relative to their sum, dB: the spectral shape
+    brightness_oct: float  # power-weighted mean of the SHAPE_BANDS centres, octaves above 1 kHz
+    spread_oct: float  # power-weighted spread of the SHAPE_BANDS centres around it, octaves
+    effort_db: float  # power at 600-1200 Hz over power at 160-320 Hz (shape bands), dB
     flux: float
     onset_rate_hz: float
     whistle_db: float
     tempo_bpm: float | None
     periodicity: float
+
+    @property
+    def centroid_hz(self) -> float:
+        """The brightness as a frequency (Hz): what the baseline keeps."""
+        return 1000.0 * 2.0 ** self.brightness_oct
+
+
+def _mean_band_power(frames: Sequence[FrameFeatures]) -> np.ndarray:
+    return np.mean(10 ** (np.array([f.band_db for f in frames]) / 10), axis=0) + _EPS
+
+
+@dataclass(frozen=True)
+class Timbre:
+    """How some frames sound, whatever the gain: brightness (power-weighted mean of the
+    SHAPE_BANDS centres on a log-frequency scale, octaves above 1 kHz), spread around it
+    (octaves) and vocal effort (power at 600-1200 Hz over power at 160-320 Hz, dB)."""
+
+    brightness_oct: float
+    spread_oct: float
+    effort_db: float
+
+    @property
+    def centroid_hz(self) -> float:
+        """The brightness as a frequency (Hz): what the baseline keeps."""
+        return 1000.0 * 2.0 ** self.brightness_oct
+
+
+def timbre(frames: Sequence[FrameFeatures]) -> Timbre:
+    """The :class:`Timbre` of ``frames`` (their band powers averaged)."""
+    return _timbre(_mean_band_power(frames))
+
+
+def _timbre(power: np.ndarray) -> Timbre:
+    total = float(power.sum())
+    brightness = float(np.dot(power, _SHAPE_OCT) / total)
+    return Timbre(
+        brightness_oct=brightness,
+        # A shouting crowd's energy gathers around its raised first formant (0.6-1.2 kHz); a
+        # murmur spreads over the whole voice range: the spread tells them apart at any EQ.
+        spread_oct=math.sqrt(max(0.0, float(np.dot(power, (_SHAPE_OCT - brightness) ** 2) / total))),
+        effort_db=float(10 * np.log10(power[list(_EFFORT_HIGH)].sum() / power[list(_EFFORT_LOW)].sum())),
+    )
 
 
 def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -> WindowSummary:
@@ -359,19 +433,20 @@ def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -
     power_db = float(10 * np.log10(np.mean(10 ** (levels / 10)) + _EPS))
     third = max(1, len(levels) // 3)
     onsets = np.concatenate([np.array(f.onsets) for f in frames])
-    threshold = onsets.mean() + 1.5 * onsets.std()
+    threshold = onsets.mean() + 1.5 * onsets.std() if len(onsets) else 0.0
     peaks = (onsets[1:-1] > threshold) & (onsets[1:-1] >= onsets[:-2]) & (onsets[1:-1] > onsets[2:])
     tempo, periodicity = tempo_from_onsets(onset_history)
+    band_power = _mean_band_power(frames)
+    total = float(band_power.sum())
+    heard = _timbre(band_power)
     return WindowSummary(
         loudness_db=power_db,
         loudness_std_db=float(levels.std()),
         loudness_rise_db=float(levels[-third:].mean() - levels[:third].mean()),
-        band_db=tuple(float(v) for v in np.mean([f.band_db for f in frames], axis=0)),
-        centroid_hz=float(np.mean([f.centroid_hz for f in frames])),
-        rolloff_hz=float(np.mean([f.rolloff_hz for f in frames])),
-        flatness=float(np.mean([f.flatness for f in frames])),
+        band_db=tuple((10 * np.log10(band_power / total)).tolist()),
+        brightness_oct=heard.brightness_oct, spread_oct=heard.spread_oct, effort_db=heard.effort_db,
         flux=float(np.mean([f.flux for f in frames])),
-        onset_rate_hz=float(peaks.sum() / (len(onsets) / ONSET_RATE_HZ)),
+        onset_rate_hz=float(peaks.sum() / (len(onsets) / ONSET_RATE_HZ)) if len(onsets) else 0.0,
         whistle_db=float(np.max([f.whistle_db for f in frames])),
         tempo_bpm=tempo if periodicity >= PERIODIC else None,
         periodicity=periodicity,
@@ -380,21 +455,36 @@ def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -
 
 FEATURE_NAMES: tuple[str, ...] = (
     "loudness_rel_db", "loudness_std_db", "loudness_rise_db",
-    *(f"band_{i}_db" for i in range(len(BAND_EDGES_HZ) - 1)),
-    "centroid_rel_oct", "rolloff_rel_oct", "flatness", "flux", "onset_rate_hz", "whistle_db", "periodicity",
+    *(f"band_{int(round(math.sqrt(low * high)))}hz_db" for low, high in SHAPE_BANDS),
+    "brightness_oct", "brightness_rel_oct", "spread_oct", "spread_rel_oct", "effort_db", "effort_rel_db",
+    "flux", "onset_rate_hz", "whistle_db", "periodicity", "warmth",
 )
 
 
 def feature_vector(summary: WindowSummary, baseline: Baseline) -> np.ndarray:
     """The model's input: the window relative to the match's baseline, float32 of
-    shape (len(FEATURE_NAMES),)."""
+    shape (len(FEATURE_NAMES),).
+
+    Nothing in it depends on the microphone's gain: level counts only against the match's
+    own baseline, the shape is relative to the window's own power, and flux, onsets,
+    whistles and periodicity are ratios. Level and brightness relative to the baseline are
+    scaled by its warmth: 0 in a recording's first window, in full once it has heard
+    :data:`WARM_S` — so a clip analysed alone is judged by its timbre, not by how loud its
+    last seconds are next to its first."""
     reference_db = summary.loudness_db if baseline.loudness_db is None else baseline.loudness_db
-    reference_hz = summary.centroid_hz if baseline.centroid_hz is None else baseline.centroid_hz
+    reference_oct = summary.brightness_oct if baseline.centroid_hz is None else \
+        math.log2(max(baseline.centroid_hz, 1.0) / 1000.0)
+    warmth = baseline.warmth
+
+    def relative(value: float, reference: float | None) -> float:
+        return 0.0 if reference is None else warmth * (value - reference)
+
     values = [
-        summary.loudness_db - reference_db, summary.loudness_std_db, summary.loudness_rise_db,
+        warmth * (summary.loudness_db - reference_db), summary.loudness_std_db, summary.loudness_rise_db,
         *summary.band_db,
-        float(np.log2((summary.centroid_hz + 1) / (reference_hz + 1))),
-        float(np.log2((summary.rolloff_hz + 1) / (reference_hz + 1))),
-        summary.flatness, summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity,
+        summary.brightness_oct, warmth * (summary.brightness_oct - reference_oct),
+        summary.spread_oct, relative(summary.spread_oct, baseline.spread_oct),
+        summary.effort_db, relative(summary.effort_db, baseline.effort_db),
+        summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity, warmth,
     ]
     return np.asarray(values, dtype=np.float32)

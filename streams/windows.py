@@ -32,6 +32,7 @@ from streams.features import (
     analyze_frame,
     feature_vector,
     tail_after,
+    timbre,
     window_summary,
 )
 
@@ -157,8 +158,8 @@ class CrowdAnalyzer:
         newest = [f.features for f in inside if f.ms >= end - self.spec.hop_ms] or [inside[-1].features]
         levels = np.array([f.rms_db for f in newest])
         hop_db = float(10 * np.log10(np.mean(10 ** (levels / 10)) + 1e-10))
-        self.baseline = self.baseline.update(hop_db, float(np.mean([f.centroid_hz for f in newest])),
-                                             hop_s=self.spec.hop_ms / 1000)
+        heard = timbre(newest)
+        self.baseline = self.baseline.update(hop_db, heard.centroid_hz, hop_s=self.spec.hop_ms / 1000, timbre=heard)
         return window
 
     def _close_period(self) -> list[AnalyzedWindow]:
@@ -196,12 +197,14 @@ class CrowdAnalyzer:
         analyzer.period = Period(state["period"]) if state["period"] else None
         analyzer.end_ms = state["end_ms"]
         analyzer.next_window = state["next_window"]
-        analyzer.frames = [_Frame(f["ms"], f["d"], _features_from_state(f["f"])) for f in state["frames"]]
+        restored = ((f, _features_from_state(f["f"])) for f in state["frames"])
+        analyzer.frames = [_Frame(f["ms"], f["d"], features) for f, features in restored if features is not None]
         analyzer.onsets = _floats_from_state(state["onsets"])
         samples, bands = _from_pcm16(state["tail"]), state.get("tail_bands")
         analyzer.tail = None if samples is None else FrameTail(
             samples, None if bands is None else np.asarray(_floats_from_state(bands), dtype=np.float64))
-        analyzer.baseline = Baseline(**state["baseline"])
+        baseline = state["baseline"]  # an earlier version kept no heard_s: a window per hop
+        analyzer.baseline = Baseline(**{"heard_s": baseline.get("windows", 0) * analyzer.spec.hop_ms / 1000, **baseline})
         return analyzer
 
 
@@ -237,20 +240,22 @@ def _floats_from_state(state: dict[str, str] | Sequence[float]) -> list[float]:
     return [float(v) for v in state]  # written by an earlier version: JSON numbers
 
 
+_FEATURES_FORMAT = "f2"  # frame features since the 13-band spectral shape (earlier formats are dropped)
+
+
 def _features_state(features: FrameFeatures) -> str:
-    """A frame's features as "<number of bands>:<base64 float64 values>"."""
-    values = np.array([features.rms_db, *features.band_db, features.centroid_hz, features.rolloff_hz,
-                       features.flatness, features.flux, features.whistle_db, *features.onsets], dtype="<f8")
-    return f"{len(features.band_db)}:{base64.b64encode(values.tobytes()).decode()}"
+    """A frame's features as "f2:<number of bands>:<base64 float64 values>"."""
+    values = np.array([features.rms_db, *features.band_db, features.flux, features.whistle_db, *features.onsets],
+                      dtype="<f8")
+    return f"{_FEATURES_FORMAT}:{len(features.band_db)}:{base64.b64encode(values.tobytes()).decode()}"
 
 
-def _features_from_state(state: str | Sequence[Any]) -> FrameFeatures:
-    if isinstance(state, str):
-        count, data = state.split(":", 1)
-        n = int(count)
-        values = np.frombuffer(base64.b64decode(data), dtype="<f8").tolist()
-        centroid, rolloff, flatness, flux, whistle = values[1 + n:6 + n]
-        return FrameFeatures(values[0], tuple(values[1:1 + n]), centroid, rolloff, flatness, flux, whistle,
-                             tuple(values[6 + n:]))
-    rms, bands, centroid, rolloff, flatness, flux, whistle, onsets = state  # an earlier version's JSON list
-    return FrameFeatures(rms, tuple(bands), centroid, rolloff, flatness, flux, whistle, tuple(onsets))
+def _features_from_state(state: str | Sequence[Any]) -> FrameFeatures | None:
+    """The frame's features, or None when an earlier version wrote them (other bands: a
+    worker upgraded mid-match closes its open windows without those frames)."""
+    if not isinstance(state, str) or not state.startswith(f"{_FEATURES_FORMAT}:"):
+        return None
+    _, count, data = state.split(":", 2)
+    n = int(count)
+    values = np.frombuffer(base64.b64decode(data), dtype="<f8").tolist()
+    return FrameFeatures(values[0], tuple(values[1:1 + n]), values[1 + n], values[2 + n], tuple(values[3 + n:]))

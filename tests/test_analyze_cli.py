@@ -13,7 +13,7 @@ import soundfile
 from producers.stadium import render_stadium
 from producers.stadium.script import parse_script
 from streams.emotion import STATES
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 SCRIPT = """
 [match]
@@ -116,13 +116,16 @@ def test_help_explains_model_and_analyze_and_the_cli_stays_light():
              "if m in sys.modules))")
     import subprocess
 
-    from tests.conftest import REPO
-
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_model_info_shows_the_shipped_models_version():
+def test_model_info_says_what_the_model_was_trained_on_how_it_did_and_where_it_is_weak():
     result = run_cli("model", "info")
     assert result.returncode == 0, result.stderr
-    assert "version: crowd-emotion-" in result.stdout and "data_sha256:" in result.stdout
+    info = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert info["version"].startswith("crowd-emotion-") and len(info["data sha256"]) == 64
+    assert "real recordings" in info["trained on"] and "synthetic matches" in info["trained on"]
+    assert "held-out real recordings (data/real-crowd/heldout)" in info["evaluated on"]
+    assert str(REPO) not in info["trained on"] + info["evaluated on"]  # the shipped model names no machine
+    assert "MODEL_CARD.md" in info["weak on"]

@@ -25,7 +25,7 @@ from streams.features import FEATURE_NAMES
 from streams.windows import CrowdAnalyzer
 from tests.conftest import REPO, run_cli
 
-REAL = REPO.parent / "shared" / "data" / "crowd-cheering-freesound-365132-cc0.wav"
+REAL = REPO / "data" / "real-crowd" / "heldout" / "celebration" / "fs365132-soundsexciting-crowd-cheering.wav"
 
 # First half starts 10 s into the audio. Murmur until 0:40, a home goal at 0:50, a home
 # red card at 1:40 with the home end whistling from 1:43, a chant from 2:15.
@@ -120,8 +120,7 @@ def test_predictions_are_probabilities_and_deterministic(model, unseen_windows):
     one_by_one = [model.predict(row)[0] for row in features]
     assert [e.state for e in first] == [e.state for e in again] == [e.state for e in one_by_one]
     for a, b, c in zip(first, again, one_by_one, strict=True):
-        assert a == b
-        assert c.arousal == pytest.approx(a.arousal, abs=1e-6) and c.valence == pytest.approx(a.valence, abs=1e-6)
+        assert a == b == c  # a window gets the same numbers alone (live) as in a batch (replay)
         assert set(a.probabilities) == set(STATES) and sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
         assert a.state == max(a.probabilities, key=a.probabilities.get)
         assert 0.0 <= a.arousal <= 1.0 and -1.0 <= a.valence <= 1.0
@@ -130,7 +129,7 @@ def test_predictions_are_probabilities_and_deterministic(model, unseen_windows):
 
 
 def test_bad_input_and_bad_model_files_are_one_line_errors(model, tmp_path):
-    with pytest.raises(CrowdsoundError, match=r"shape \(n, 18\)"):
+    with pytest.raises(CrowdsoundError, match=rf"shape \(n, {len(FEATURE_NAMES)}\)"):
         model.predict(np.zeros((2, 5), dtype=np.float32))
     assert model.predict(np.zeros((0, len(FEATURE_NAMES)))) == []
     assert model.predict(np.full(len(FEATURE_NAMES), np.nan))[0].state in STATES
@@ -176,7 +175,8 @@ def test_loud_is_not_happy_the_roar_and_the_protest_differ_in_valence(unseen_win
     assert roar - protest > 0.6
 
 
-@pytest.mark.skipif(not REAL.is_file(), reason="the real recording lives in ../shared/data")
+@pytest.mark.xfail(strict=True, reason="issue 12 open: this real cheer (heldout/celebration) is heard as CHANTING in "
+                   "most windows: its rhythm passes the chant gate (see the model card)")
 def test_the_real_cheering_recording_is_excitement_or_celebration(model):
     from streams.analyze import analyze_file, window_record
 
@@ -223,31 +223,43 @@ def _write_clip(path: Path, script_text: str, start_s: float, seconds: float) ->
 
 
 def test_model_train_end_to_end_on_a_tiny_data_set(tmp_path):
+    import shutil
+
     clips = tmp_path / "clips"
     for n, seed in enumerate((5551, 5552)):
         text = UNSEEN.replace("seed = 987654", f"seed = {seed}")
         _write_clip(clips / "calm" / f"murmur-{n}.wav", text, 20, 8)
         _write_clip(clips / "ANGER" / f"protest-{n}.wav", text, 112, 8)
+    heldout = tmp_path / "heldout"
+    for label, name in (("calm", "fs829454-itmightgetloud-millerntor-ambience-b.wav"),
+                        ("celebration", "fs829455-itmightgetloud-millerntor-goal.wav")):
+        (heldout / label).mkdir(parents=True)
+        shutil.copy(REPO / "data" / "real-crowd" / "heldout" / label / name, heldout / label / name)
     out = tmp_path / "model"
-    result = run_cli("model", "train", "--out", str(out), "--matches", "3", "--minutes", "1", "--epochs", "25",
-                     "--excerpts", "3", "--clips", str(clips), "--quiet",
-                     "--reference", str(clips / "ANGER" / "protest-0.wav"),
-                     timeout=300)
+    result = run_cli("model", "train", "--out", str(out), "--matches", "2", "--minutes", "1", "--excerpts", "3",
+                     "--copies", "1", "--streams", "3", "--clips", str(clips), "--heldout", str(heldout), "--quiet",
+                     timeout=600)
     assert result.returncode == 0, result.stderr
-    accuracy = float(re.search(r"held-out accuracy ([0-9.]+)", result.stdout).group(1))
+    accuracy = float(re.search(r"held-out synthetic windows \(\d+\): accuracy ([0-9.]+)", result.stdout).group(1))
     assert accuracy > 1 / len(STATES)
+    assert "held-out real recordings (2):" in result.stdout
     trained = EmotionModel.load(out / "crowd_emotion.onnx")
     assert trained.version in result.stdout and trained.version != EmotionModel.load().version
     assert len(trained.predict(np.zeros((3, len(FEATURE_NAMES))))) == 3
+    assert "murmur-0.wav" not in trained.metadata["crowdsound.evaluated_on"]
+    assert "real recordings" in trained.metadata["crowdsound.trained_on"]
     card = (out / "MODEL_CARD.md").read_text()
     for needle in ("Confusion matrix", "| CELEBRATION |", "arousal mean absolute error", "held out",
-                   "crowdsound model train --out", "ANGER 2, CALM 2", "protest-0.wav"):
+                   "crowdsound model train --out", "On real recordings it never heard", "arousal AUC",
+                   "fs829455-itmightgetloud-millerntor-goal.wav", "Where it is weak"):
         assert needle in card, needle
+    info = run_cli("model", "info", str(out / "crowd_emotion.onnx"))
+    assert info.returncode == 0 and "trained on:" in info.stdout and "weak on:" in info.stdout
 
 
 def test_training_data_and_weights_are_deterministic_for_a_seed():
     from streams.training.dataset import match_windows
-    from streams.training.mlp import train_mlp
+    from streams.training.model import ModelConfig, fit_estimators
     from streams.training.scripts import script_text
 
     assert script_text(7, minutes=2) == script_text(7, minutes=2) != script_text(8, minutes=2)
@@ -256,12 +268,18 @@ def test_training_data_and_weights_are_deterministic_for_a_seed():
     assert len(first) > 40
     np.testing.assert_array_equal(first.features, second.features)
     np.testing.assert_array_equal(first.states, second.states)
-    a = train_mlp(first.features, first.states, first.arousal, first.valence, n_states=len(STATES), seed=3)
-    b = train_mlp(first.features, first.states, first.arousal, first.valence, n_states=len(STATES), seed=3)
-    c = train_mlp(first.features, first.states, first.arousal, first.valence, n_states=len(STATES), seed=4)
-    for pa, pb in zip(a.params(), b.params(), strict=True):
-        np.testing.assert_array_equal(pa, pb)
-    assert not np.array_equal(a.w1, c.w1)
+    data = match_windows(424_243, minutes=3.0, clips=6)
+    data.states[: len(STATES)] = np.arange(len(STATES))  # every state a class, whatever this short match holds
+    cold = np.array([v == "clip" for v in data.views])
+    config = ModelConfig(members=1, max_iter=40)
+
+    def fitted(seed: int) -> np.ndarray:
+        estimators = fit_estimators(data.features, data.states, data.arousal, data.valence,
+                                    np.zeros(len(data), dtype=bool), cold, seed=seed, config=config)
+        return np.concatenate([np.ravel(part) for part in estimators.predict(data.features)])
+
+    np.testing.assert_array_equal(fitted(3), fitted(3))
+    assert not np.array_equal(fitted(3), fitted(4))
 
 
 def test_a_clip_folder_with_an_unknown_state_is_a_one_line_error(tmp_path):

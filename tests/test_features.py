@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from streams.features import (
     FEATURE_NAMES,
+    SHAPE_BANDS,
+    WARM_S,
     Baseline,
     FrameTail,
     analyze_frame,
@@ -35,29 +37,70 @@ def _clicks(bpm: float, seconds: float, offset: int = 137) -> np.ndarray:
     return x
 
 
-def test_a_full_scale_sine_is_minus_3_dbfs_with_its_centroid_at_its_frequency():
-    t = np.arange(4800) / RATE
-    features, _ = analyze_frame(np.sin(2 * np.pi * 1000 * t), RATE)
-    assert features.rms_db == pytest.approx(-3.01, abs=0.02)
-    assert features.centroid_hz == pytest.approx(1000, rel=0.02)
-    assert features.flatness < 0.01
+def _band_of(hz: float) -> int:
+    return next(i for i, (low, high) in enumerate(SHAPE_BANDS) if low <= hz < high)
 
 
-def test_white_noise_is_flat_and_bright_and_a_whistle_tone_is_peaky():
-    noise = 0.1 * np.random.default_rng(0).standard_normal(4800)
-    features, _ = analyze_frame(noise, RATE)
-    assert features.rms_db == pytest.approx(-20, abs=0.3)
-    assert features.flatness > 0.5 and features.centroid_hz == pytest.approx(12_000, rel=0.05)
-    t = np.arange(4800) / RATE
-    whistle, _ = analyze_frame(noise * 0.1 + 0.1 * np.sin(2 * np.pi * 3000 * t), RATE)
-    assert whistle.whistle_db > features.whistle_db + 20
+def _summary(signal: np.ndarray):
+    frames = _frames(signal)
+    return window_summary(frames[-30:], np.concatenate([f.onsets for f in frames]))
 
 
-def test_band_energies_put_a_low_tone_in_the_low_band():
-    t = np.arange(4800) / RATE
-    features, _ = analyze_frame(np.sin(2 * np.pi * 200 * t), RATE)
-    assert int(np.argmax(features.band_db)) == 1  # 150-300 Hz
-    assert features.band_db[1] == pytest.approx(0, abs=0.5)  # nearly all the energy
+def test_a_full_scale_sine_is_minus_3_dbfs_with_its_energy_in_its_band():
+    t = np.arange(RATE * 3) / RATE
+    summary = _summary(np.sin(2 * np.pi * 1100 * t))
+    assert summary.loudness_db == pytest.approx(-3.01, abs=0.02)
+    assert int(np.argmax(summary.band_db)) == _band_of(1100)
+    assert summary.band_db[_band_of(1100)] == pytest.approx(0, abs=0.5)  # nearly all the energy
+    assert summary.brightness_oct == pytest.approx(np.log2(np.sqrt(np.prod(SHAPE_BANDS[_band_of(1100)])) / 1000),
+                                                   abs=0.05)
+    assert summary.spread_oct < 0.1  # one band: no spread
+
+
+def test_white_noise_is_bright_and_spread_and_a_whistle_tone_is_peaky():
+    noise = 0.1 * np.random.default_rng(0).standard_normal(RATE * 3)
+    summary = _summary(noise)
+    assert summary.loudness_db == pytest.approx(-20, abs=0.3)
+    assert summary.brightness_oct > 1.2 and summary.spread_oct > 1.0  # energy rises with frequency: bright, wide
+    t = np.arange(RATE * 3) / RATE
+    whistled = _summary(noise * 0.1 + 0.1 * np.sin(2 * np.pi * 3000 * t))
+    assert whistled.whistle_db > summary.whistle_db + 20
+
+
+def test_shouting_moves_the_energy_up_from_the_fundamentals_to_the_first_formant():
+    # A murmur's energy sits on the voices' fundamentals (~160-320 Hz); a roar's on the raised
+    # first formant of shouted vowels (600-1200 Hz): vocal effort tells them apart at any gain.
+    t = np.arange(RATE * 3) / RATE
+    rng = np.random.default_rng(7)
+    murmur = np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 800 * t) + 0.01 * rng.standard_normal(len(t))
+    roar = 0.3 * np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 800 * t) + 0.01 * rng.standard_normal(len(t))
+    assert _summary(0.1 * roar).effort_db > _summary(0.1 * murmur).effort_db + 15
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.floats(min_value=-30, max_value=20))
+def test_nothing_but_level_depends_on_the_gain(gain_db):
+    rng = np.random.default_rng(11)
+    t = np.arange(RATE * 3) / RATE
+    crowd = 0.02 * rng.standard_normal(len(t)) + 0.01 * np.sin(2 * np.pi * 700 * t) * (1 + np.sin(2 * np.pi * 2 * t))
+    reference = feature_vector(_summary(crowd), Baseline())
+    louder = feature_vector(_summary(crowd * 10 ** (gain_db / 20)), Baseline())
+    level = FEATURE_NAMES.index("loudness_rel_db")
+    others = [i for i in range(len(FEATURE_NAMES)) if i != level]
+    np.testing.assert_allclose(louder[others], reference[others], rtol=1e-3, atol=2e-3)
+
+
+def test_a_cold_baseline_does_not_count_level_until_it_has_heard_the_venue():
+    loud = window_summary(_frames(0.2 * np.random.default_rng(5).standard_normal(RATE * 3)), np.zeros(1))
+    quiet = Baseline().update(-40.0, 800.0)  # has heard one second of a quiet crowd
+    warm = quiet
+    for _ in range(int(WARM_S)):
+        warm = warm.update(-40.0, 800.0)
+    rel = FEATURE_NAMES.index("loudness_rel_db")
+    assert feature_vector(loud, Baseline())[rel] == 0.0  # nothing heard: nothing to compare with
+    cold, full = feature_vector(loud, quiet)[rel], feature_vector(loud, warm)[rel]
+    assert full == pytest.approx(loud.loudness_db + 40, abs=0.01)  # warm: in full
+    assert 0 < cold < 0.1 * full  # one second heard: barely counts
 
 
 @pytest.mark.parametrize("bpm", [72, 97, 120, 150, 180])
@@ -119,7 +162,7 @@ def test_relative_loudness_does_not_depend_on_the_microphones_gain(gain_db):
     baseline = Baseline()
     for second in range(10):
         chunk = window_summary(frames[second * 10:(second + 1) * 10], np.zeros(1))
-        baseline = baseline.update(chunk.loudness_db, chunk.centroid_hz)
+        baseline = baseline.update(chunk.loudness_db, chunk.centroid_hz, hop_s=WARM_S / 10)  # warm after 10 updates
     vector = feature_vector(window_summary(frames[-30:], np.zeros(1)), baseline)
     loudness_rel = vector[FEATURE_NAMES.index("loudness_rel_db")]
     assert loudness_rel == pytest.approx(20, abs=0.5)  # the roar is 20 dB over the murmur, at any gain

@@ -3,8 +3,11 @@
 - :mod:`~streams.training.scripts`: random synthetic match scripts;
 - :mod:`~streams.training.dataset`: rendered, analysed and labelled windows (synthetic
   matches and a folder of labelled clips);
-- :mod:`~streams.training.mlp`: the networks, trained in numpy;
-- :mod:`~streams.training.export`: the ONNX graph, built node by node;
+- :mod:`~streams.training.augment`: microphones, rooms, gain and codecs applied to audio;
+- :mod:`~streams.training.real`: the real recordings (data/real-crowd) as training windows;
+- :mod:`~streams.training.model`: the scikit-learn estimators and how they are fitted;
+- :mod:`~streams.training.export`: the estimators as one ONNX graph (skl2onnx);
+- :mod:`~streams.training.evaluate`: ``crowdsound model evaluate`` on labelled clips;
 - :mod:`~streams.training.train`: split by recording, train, evaluate, export;
 - :mod:`~streams.training.card`: the model card.
 """

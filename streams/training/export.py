@@ -1,103 +1,101 @@
-"""Write a trained :class:`~streams.training.mlp.Mlp` as an ONNX graph, built node by node.
+"""Write the fitted estimators (:mod:`streams.training.model`) as one ONNX file.
 
-The graph (opset 17, IR 8, so onnxruntime 1.15 and later run it)::
+skl2onnx converts each scikit-learn pipeline to its own graph; this module puts the three
+side by side in one graph that reads the single input ``features`` and ends in the outputs
+:class:`streams.emotion.EmotionModel` expects::
 
-    features (n, F) float32
-      -> Sub(mean) -> Mul(1/std) -> Clip(-6, 6)                  normalisation, baked in
-      for each of the K networks of the ensemble:
-        -> MatMul(W1) -> Add(b1) -> Relu
-        -> MatMul(W2) -> Add(b2) -> Relu                         the network's trunk
-        -> MatMul(Wc) -> Add(bc) -> Softmax   probabilities (n, S)
-        -> MatMul(Wa) -> Add(ba) -> Sigmoid   arousal (n, 1)
-        -> MatMul(Wv) -> Add(bv) -> Tanh      valence (n, 1)
-      -> Mean over the K networks (-> Squeeze for arousal and valence)
-      -> rhythm gate: CHANTING x Sigmoid((periodicity - 0.2) / 0.02), then divided
-         by the sum (Gather, Sub, Mul, Sigmoid, ReduceSum, Div)
-      => probabilities (n, S), arousal (n,), valence (n,)
+    features (n, F) float32 --+-- states pipeline  (skl2onnx) -> probabilities (n, S)
+                              |      -> rhythm gate: CHANTING x Sigmoid((periodicity - 0.2) / 0.02),
+                              |         divided by the sum                 => probabilities (n, S)
+                              +-- arousal: timbre pipeline g (skl2onnx); Gather loudness_rel,
+                              |      brightness_rel, warmth; Mul warmth x g; Concat -> level Ridge
+                              |      (skl2onnx); Add g -> log-odds (n, 1) -> Sigmoid -> Squeeze
+                              |                                                    => arousal (n,)
+                              +-- valence pipeline (skl2onnx) -> (n, 1) -> Clip(-1, 1) -> Squeeze
+                                                                                   => valence (n,)
 
-Metadata (``metadata_props``) carries the version, the state order, the feature names, the
-training date, the data hash and the command that made it; :class:`streams.emotion.EmotionModel`
-checks the states and features when it loads the file.
+The rhythm gate is a fixed rule, not learned: a chant is many voices on one rhythm, so
+CHANTING is only believed when the analyzer hears a rhythm (onset periodicity around
+:data:`streams.features.PERIODIC` or more); without it, loud, flickering cheers of a real
+crowd pass for a chant. Metadata (``metadata_props``) carries the version, the state order,
+the feature names, the training date, the data hash and the command that made it;
+:class:`streams.emotion.EmotionModel` checks the states and features when it loads the file.
+Every node computes each row on its own (no batch-dependent kernels), so a window gets the
+same numbers whether it is predicted alone, live, or in a batch of 64, in replay.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from streams.emotion import INPUT, META_FEATURES, META_STATES, META_VERSION, STATES
-from streams.features import FEATURE_NAMES
-from streams.training.mlp import _CHANTING, _PERIODICITY, CLIP, RHYTHM_CENTRE, RHYTHM_WIDTH, Mlp
+from streams.features import FEATURE_NAMES, PERIODIC
+from streams.training.model import EmotionEstimators
 
-__all__ = ["export_onnx"]
+__all__ = ["RHYTHM_CENTRE", "RHYTHM_WIDTH", "export_onnx"]
 
 OPSET = 17
+ML_OPSET = 3
 IR_VERSION = 8
+RHYTHM_CENTRE = PERIODIC
+RHYTHM_WIDTH = 0.02
+_PERIODICITY = FEATURE_NAMES.index("periodicity")
+_CHANTING = STATES.index("CHANTING")
 
 
-def export_onnx(members: Mlp | Sequence[Mlp], path: Path, *, metadata: dict[str, str]) -> None:
-    """Write the network (or the ensemble: outputs averaged) to ``path`` as ONNX, with
-    ``metadata`` (version etc.) in metadata_props."""
+def _converted(estimator, prefix: str, output: str, *, classifier: bool, source: str = INPUT,
+               width: int = len(FEATURE_NAMES)):
+    """The skl2onnx graph of ``estimator`` reading ``source`` (``width`` columns), every
+    name but the input prefixed; returns (nodes, initializers, the name of its ``output``)."""
+    import onnx.compose
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    options = {id(estimator): {"zipmap": False}} if classifier else None
+    model = to_onnx(estimator, initial_types=[(source, FloatTensorType([None, width]))],
+                    target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET}, options=options)
+    model = onnx.compose.add_prefix(model, prefix, rename_inputs=False)
+    return list(model.graph.node), list(model.graph.initializer), prefix + output
+
+
+def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str, str]) -> None:
+    """Write ``estimators`` to ``path`` as one ONNX model with ``metadata`` (version etc.)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    members = [members] if isinstance(members, Mlp) else list(members)
-    if not members:
-        raise ValueError("nothing to export")
+    state_nodes, state_inits, probabilities = _converted(estimators.states, "states_", "probabilities",
+                                                         classifier=True)
+    timbre_nodes, timbre_inits, timbre = _converted(estimators.arousal.timbre, "arousal_timbre_", "variable",
+                                                    classifier=False)
+    arousal = estimators.arousal
+    level_nodes, level_inits, level = _converted(arousal.level, "arousal_level_", "variable", classifier=False,
+                                                 source="arousal_level_inputs", width=len(arousal.level_columns) + 2)
+    valence_nodes, valence_inits, raw_valence = _converted(estimators.valence, "valence_", "variable",
+                                                           classifier=False)
 
-    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+    def const(name: str, value: np.ndarray | float) -> onnx.TensorProto:
         return numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name)
 
-    first = members[0]
-    initializers = [
-        const("mean", first.mean), const("inv_std", 1.0 / first.std),
-        const("clip_min", np.array(-CLIP)), const("clip_max", np.array(CLIP)),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "squeeze_axes"),
-    ]
-    nodes = [
-        helper.make_node("Sub", [INPUT, "mean"], ["centred"]),
-        helper.make_node("Mul", ["centred", "inv_std"], ["scaled"]),
-        helper.make_node("Clip", ["scaled", "clip_min", "clip_max"], ["normalised"]),
-    ]
-    heads: dict[str, list[str]] = {"probabilities": [], "arousal": [], "valence": []}
-    for k, m in enumerate(members):
-        if not (np.array_equal(m.mean, first.mean) and np.array_equal(m.std, first.std)):
-            raise ValueError("ensemble members must share their normalisation")
-        p = f"m{k}_"
-        initializers += [const(p + name, value) for name, value in (
-            ("w1", m.w1), ("b1", m.b1), ("w2", m.w2), ("b2", m.b2), ("wc", m.wc), ("bc", m.bc),
-            ("wa", m.wa), ("ba", m.ba), ("wv", m.wv), ("bv", m.bv))]
-        nodes += [
-            helper.make_node("MatMul", ["normalised", p + "w1"], [p + "z1m"]),
-            helper.make_node("Add", [p + "z1m", p + "b1"], [p + "z1"]),
-            helper.make_node("Relu", [p + "z1"], [p + "h1"]),
-            helper.make_node("MatMul", [p + "h1", p + "w2"], [p + "z2m"]),
-            helper.make_node("Add", [p + "z2m", p + "b2"], [p + "z2"]),
-            helper.make_node("Relu", [p + "z2"], [p + "h2"]),
-            helper.make_node("MatMul", [p + "h2", p + "wc"], [p + "logits_m"]),
-            helper.make_node("Add", [p + "logits_m", p + "bc"], [p + "logits"]),
-            helper.make_node("Softmax", [p + "logits"], [p + "probabilities"], axis=-1),
-            helper.make_node("MatMul", [p + "h2", p + "wa"], [p + "za_m"]),
-            helper.make_node("Add", [p + "za_m", p + "ba"], [p + "za"]),
-            helper.make_node("Sigmoid", [p + "za"], [p + "arousal"]),
-            helper.make_node("MatMul", [p + "h2", p + "wv"], [p + "zv_m"]),
-            helper.make_node("Add", [p + "zv_m", p + "bv"], [p + "zv"]),
-            helper.make_node("Tanh", [p + "zv"], [p + "valence"]),
-        ]
-        for head in heads:
-            heads[head].append(p + head)
     chant_only = np.zeros((1, len(STATES)), dtype=np.float32)
     chant_only[0, _CHANTING] = 1.0
-    initializers += [
+    initializers = state_inits + timbre_inits + level_inits + valence_inits + [
         numpy_helper.from_array(np.array([_PERIODICITY], dtype=np.int64), "periodicity_index"),
+        numpy_helper.from_array(np.array(arousal.level_columns, dtype=np.int64), "arousal_level_columns"),
+        numpy_helper.from_array(np.array([arousal.warmth_column], dtype=np.int64), "warmth_column"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis_1"),
         const("rhythm_centre", np.array(RHYTHM_CENTRE)), const("rhythm_inv_width", np.array(1.0 / RHYTHM_WIDTH)),
-        const("one", np.array(1.0)), const("chant_only", chant_only),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "state_axis"),
+        const("one", np.array(1.0)), const("minus_one", np.array(-1.0)), const("chant_only", chant_only),
     ]
-    nodes += [
-        helper.make_node("Mean", heads["probabilities"], ["ensemble_probabilities"]),
+    nodes = state_nodes + timbre_nodes + [
+        # The level term's inputs: [loudness_rel, brightness_rel, warmth, warmth x timbre].
+        helper.make_node("Gather", [INPUT, "arousal_level_columns"], ["arousal_level_features"], axis=1),
+        helper.make_node("Gather", [INPUT, "warmth_column"], ["warmth"], axis=1),
+        helper.make_node("Mul", ["warmth", timbre], ["warm_timbre"]),
+        helper.make_node("Concat", ["arousal_level_features", "warmth", "warm_timbre"], ["arousal_level_inputs"],
+                         axis=1),
+    ] + level_nodes + valence_nodes + [
         # The rhythm gate: CHANTING x sigmoid((periodicity - centre) / width), renormalised.
         helper.make_node("Gather", [INPUT, "periodicity_index"], ["periodicity"], axis=1),
         helper.make_node("Sub", ["periodicity", "rhythm_centre"], ["rhythm_offset"]),
@@ -106,13 +104,14 @@ def export_onnx(members: Mlp | Sequence[Mlp], path: Path, *, metadata: dict[str,
         helper.make_node("Sub", ["one", "rhythm"], ["no_rhythm"]),
         helper.make_node("Mul", ["no_rhythm", "chant_only"], ["chant_damping"]),
         helper.make_node("Sub", ["one", "chant_damping"], ["gate"]),
-        helper.make_node("Mul", ["ensemble_probabilities", "gate"], ["gated"]),
-        helper.make_node("ReduceSum", ["gated", "state_axis"], ["gated_total"], keepdims=1),
+        helper.make_node("Mul", [probabilities, "gate"], ["gated"]),
+        helper.make_node("ReduceSum", ["gated", "axis_1"], ["gated_total"], keepdims=1),
         helper.make_node("Div", ["gated", "gated_total"], ["probabilities"]),
-        helper.make_node("Mean", heads["arousal"], ["arousal_2d"]),
-        helper.make_node("Squeeze", ["arousal_2d", "squeeze_axes"], ["arousal"]),
-        helper.make_node("Mean", heads["valence"], ["valence_2d"]),
-        helper.make_node("Squeeze", ["valence_2d", "squeeze_axes"], ["valence"]),
+        helper.make_node("Add", [timbre, level], ["arousal_logodds"]),
+        helper.make_node("Sigmoid", ["arousal_logodds"], ["arousal_2d"]),
+        helper.make_node("Squeeze", ["arousal_2d", "axis_1"], ["arousal"]),
+        helper.make_node("Clip", [raw_valence, "minus_one", "one"], ["valence_2d"]),
+        helper.make_node("Squeeze", ["valence_2d", "axis_1"], ["valence"]),
     ]
     graph = helper.make_graph(
         nodes, "crowd_emotion",
@@ -124,10 +123,11 @@ def export_onnx(members: Mlp | Sequence[Mlp], path: Path, *, metadata: dict[str,
         ],
         initializer=initializers,
     )
-    onnx_model = helper.make_model(graph, producer_name="crowdsound", producer_version="1",
-                                   opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx_model = helper.make_model(graph, producer_name="crowdsound", producer_version="2",
+                                   opset_imports=[helper.make_opsetid("", OPSET),
+                                                  helper.make_opsetid("ai.onnx.ml", ML_OPSET)])
     onnx_model.ir_version = IR_VERSION
-    onnx_model.doc_string = (f"Crowd emotion from streams.features.feature_vector ({len(members)} averaged networks): "
+    onnx_model.doc_string = (f"Crowd emotion from streams.features.feature_vector (scikit-learn, exported by skl2onnx): "
                              f"probabilities over {', '.join(STATES)}; arousal 0..1; valence -1..1. See MODEL_CARD.md.")
     props = {META_STATES: ",".join(STATES), META_FEATURES: ",".join(FEATURE_NAMES), **metadata}
     if META_VERSION not in props:
