@@ -286,6 +286,10 @@ def _register_replay(commands: Any) -> None:
     replay.add_argument("--from-audio", action="store_true",
                         help="recompute the emotions from crowd.audio.v1 instead of reading crowd.emotions.v1")
     replay.add_argument("--mix-crowd", action="store_true", help="lay the music over the crowd audio of the clip")
+    replay.add_argument("--read-timeout", type=seconds, default=60.0, metavar="S",
+                        help="give up when the broker delivers nothing of a partition still to read for S seconds "
+                        "(default 60): the replay then fails with exit status 1 instead of writing an incomplete "
+                        "result")
     replay.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     replay.add_argument("--quiet", action="store_true", help="no progress bars")
     replay.set_defaults(handler=_replay)
@@ -304,7 +308,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     options = ReplayOptions(match_id=args.match, out_dir=Path(args.out), auto=args.auto, ranges=args.ranges,
                             style=args.style, from_audio=args.from_audio, mix_crowd=args.mix_crowd,
-                            progress=not args.quiet)
+                            progress=not args.quiet, read_timeout_s=args.read_timeout)
     result = replay(settings, options)
     summary = {
         "match_id": result.match_id, "out": str(result.out_dir), "emotions_from": result.source,

@@ -12,7 +12,16 @@ the score is deterministic — the same music it would have made without the cra
 A match is forgotten — its state tombstoned in the same transaction, its score dropped —
 once another match of its partition has been heard ``forget_after_h`` hours later (match
 audio time, not the wall clock of the composer, so a restarted composer forgets at the same
-record), so the state topic and restore time do not grow with every match ever played.
+record), so the state topic and restore time do not grow with every match ever played. That
+time is bounded by the record's own timestamp, which the broker stamps (LogAppendTime): a
+venue clock hours fast cannot make its partition forget the other matches.
+
+One window cannot stop the music. Windows the codec refuses (clock, NaN, bounds), windows
+keyed to another match, and windows whose clock leaps further ahead of the match's last one
+than the time between their records allows are dead-lettered with the reason. If composing
+a window fails all the same (a bug), the transaction is aborted, the batch is read again
+from the last commit, and that window is dead-lettered in its place: the composer neither
+crashes nor carries the record to the next pod, and exactly-once still holds.
 
 ``--outputs`` splits the work: a control-only group is cheap (hundreds of matches per
 process), an audio group renders with FluidSynth. Both compute the same score, so their
@@ -52,6 +61,9 @@ from infra.metrics import Liveness, serve_metrics
 from infra.partitioning import partition_for
 from infra.reading import read_to_end, topic_partitions
 from infra.settings import Settings
+from infra.topics import internal_topic_replication
+from infra.watchdog import CallWatchdog, exit_without_commit
+from schemas.clock import MatchClock, Period
 from schemas.codec import decode, encode
 
 __all__ = ["run_composer", "state_topic"]
@@ -125,9 +137,11 @@ def _ensure_state_topic(settings: Settings) -> None:
     name = state_topic(settings)
     if name in admin.list_topics(timeout=10).topics:
         return
-    topic = NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
+    replicas, min_insync = internal_topic_replication(admin, settings)
+    topic = NewTopic(name, num_partitions=settings.partitions, replication_factor=replicas,
                      config={"cleanup.policy": "compact", "compression.type": "zstd", "segment.ms": "3600000",
-                             "min.cleanable.dirty.ratio": "0.1", "max.message.bytes": str(8 * 1024 * 1024)})
+                             "min.cleanable.dirty.ratio": "0.1", "max.message.bytes": str(8 * 1024 * 1024),
+                             "min.insync.replicas": str(min_insync)})
     for future in admin.create_topics([topic]).values():
         try:
             future.result()
@@ -147,6 +161,13 @@ def _ensure_state_topic(settings: Settings) -> None:
 
 
 HEARD_KEY = "composer_heard_wall_ms"  # in a match's saved state: the newest audio wall time of its windows
+# In a match's saved state: [period, ms, record time ms] of its furthest window (for leaps).
+LAST_WINDOW_KEY = "composer_last_window"
+# How far a window's clock may run ahead of the match's furthest window beyond the record time
+# between them (as the worker allows its frames); more is a forgery.
+LEAP_TOLERANCE_MS = 120_000
+_TXN_TIMEOUT_S = 20  # for each transactional call (send offsets, commit, abort): past the 15 s transaction timeout
+_TXN_GRACE_S = 15  # how long past its timeout a call may block before the watchdog ends the process
 # State-topic key of the next music.cues.v1 offset of an input partition (like a match's state, it
 # is written in the transaction that consumed the cues, so each cue is applied exactly once).
 CUE_POSITION_KEY = "cues-position:{suffix}:{partition}"
@@ -158,6 +179,41 @@ def pack_state(state: dict[str, Any]) -> bytes:
 
 def unpack_state(data: bytes) -> dict[str, Any]:
     return json.loads(zlib.decompress(data))
+
+
+def _fatal(error: KafkaException) -> None:
+    """The transactional producer failed for good (librdkafka: it cannot be used again, e.g.
+    INVALID_TXN_STATE after a broker restart). Exit with status 70 committing nothing more: the
+    orchestrator's restart gets a new producer, fences this one and resumes from the last
+    commit, the same music as without the failure."""
+    exit_without_commit(error, "the composer's transactional producer failed")
+
+
+class ComposeFailed(Exception):
+    """Composing from one input record raised: the batch is aborted and that record dead-lettered."""
+
+    def __init__(self, message: Message, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.message = message
+        self.error = error
+
+
+def window_leap(last: list[Any] | None, window: dict[str, Any], at_ms: int) -> str | None:
+    """Why ``window`` cannot follow the match's furthest window ``last`` ([period, ms, record
+    time]): its clock runs further ahead than the record time between them allows."""
+    if last is None:
+        return None
+    previous = MatchClock(Period(last[0]), last[1])
+    clock = MatchClock.from_avro(window["clock"])
+    allowed = max(0, at_ms - last[2]) + LEAP_TOLERANCE_MS
+    if clock.period is previous.period:
+        ahead = clock.ms - previous.ms
+    else:  # a later period starts at 0; an earlier one is a revision
+        ahead = clock.ms if clock.period.order > previous.period.order else 0
+    if ahead <= allowed:
+        return None
+    return (f"window at {clock} leaps {ahead / 1000:.0f} s ahead of the match's furthest window at {previous}, "
+            f"{max(0, at_ms - last[2]) / 1000:.0f} s of record time after it")
 
 
 class Composer:
@@ -184,6 +240,10 @@ class Composer:
         self.scores: dict[str, MatchScore] = {}
         self.saved: dict[str, dict[str, Any]] = {}  # restored state not yet turned into a score
         self.heard: dict[str, int] = {}  # per match: newest audio wall time of its windows (ms)
+        self.last_window: dict[str, list[Any]] = {}  # per match: [period, ms, record time] of its furthest window
+        # Input records whose composing failed, to dead-letter when the batch is read again:
+        # (topic, partition, offset) -> (reason, error type).
+        self.poison: dict[tuple[str, int, int], tuple[str, str]] = {}
         self.newest: dict[int, int] = {}  # per input partition: newest audio wall time of any window
         self.prefs = PreferencesTable()
         self.assigned: set[int] = set()
@@ -195,6 +255,9 @@ class Composer:
         self.cue_dirty: set[int] = set()
         self.running = True
         self.healthy = True
+        # A transactional call that never returns (librdkafka#5456 after a broker restart) would
+        # leave the composer up, healthy and silent: exit instead, and resume from the last commit.
+        self.watchdog = CallWatchdog()
         # /healthz: the loop turns at least every poll timeout; a batch stuck longer than the
         # stall limit (a transaction that hangs, a render that never ends) makes it unhealthy.
         self.liveness = Liveness(settings.health_stall_s)
@@ -214,6 +277,10 @@ class Composer:
         self.producer.init_transactions(30)
         self.consumer = make_consumer(settings, group_id=_group_id(settings, config), extra={
             "partition.assignment.strategy": "cooperative-sticky",
+            # A composer that died is noticed in 10 s (as the worker's group does), not librdkafka's
+            # 45 s: its matches' music stops that long. Heartbeats come from librdkafka's own
+            # thread, so a long batch does not count against it.
+            "session.timeout.ms": 10_000,
         })
         self.prefs_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-prefs-unused")
         # Cues are rare and wanted on the next beat: fetch them without the default 500 ms wait.
@@ -238,6 +305,8 @@ class Composer:
             del self.saved[match_id]
         for match_id in [m for m in self.heard if self._partition(m) in gone]:
             del self.heard[match_id]
+        for match_id in [m for m in self.last_window if self._partition(m) in gone]:
+            del self.last_window[match_id]
         for partition in gone:
             self.newest.pop(partition, None)
             self.cue_start.pop(partition, None)
@@ -270,10 +339,13 @@ class Composer:
                     self.scores.pop(match_id, None)
                     self.saved.pop(match_id, None)
                     self.heard.pop(match_id, None)
+                    self.last_window.pop(match_id, None)
                     if value is not None:
                         self.saved[match_id] = unpack_state(value)
                         if HEARD_KEY in self.saved[match_id]:
                             self._hear(match_id, message.partition(), self.saved[match_id][HEARD_KEY])
+                        if LAST_WINDOW_KEY in self.saved[match_id]:
+                            self.last_window[match_id] = self.saved[match_id][LAST_WINDOW_KEY]
         except BrokerError:
             raise BrokerError(f"could not read the composer state of partitions {wanted}") from None
         finally:
@@ -324,6 +396,9 @@ class Composer:
                 started = time.perf_counter()
                 try:
                     batch = batch[self._process(batch):]
+                except ComposeFailed as failed:
+                    self._skip(failed)
+                    batch = []  # the consumer was rewound to the last commit
                 except KafkaException as error:
                     self._recover(error)
                     batch = []  # the consumer was rewound to the last commit
@@ -384,6 +459,8 @@ class Composer:
         for match_id in sorted(touched & set(self.scores)):  # (not those forgotten since)
             state = self.scores[match_id].to_state()
             state[HEARD_KEY] = self.heard[match_id]
+            if match_id in self.last_window:
+                state[LAST_WINDOW_KEY] = self.last_window[match_id]
             self.producer.produce(self.state_topic, key=f"{self.state_key_prefix}{match_id}".encode(),
                                   value=pack_state(state), partition=self._partition(match_id))
         for partition in sorted(self.cue_dirty):
@@ -391,8 +468,11 @@ class Composer:
                                   value=json.dumps({"offset": self.cue_position[partition]}).encode(),
                                   partition=partition)
         positions = self._positions(batch[:taken])
-        self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 30)
-        self.producer.commit_transaction(30)
+        with self.watchdog.deadline("sending the offsets to the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+            self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(),
+                                                      _TXN_TIMEOUT_S)
+        with self.watchdog.deadline("committing the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+            self.producer.commit_transaction(_TXN_TIMEOUT_S)
         self.cue_dirty.clear()
         now = time.time()
         for timestamp in received:
@@ -422,10 +502,15 @@ class Composer:
         return [self._emit(job) if isinstance(job, _Composing) else None for job in prepared]
 
     def _prepare(self, message: Message) -> _Composing | None:
-        """Decode a window and find its match's score, in input order (None: nothing to compose)."""
+        """Decode and check a window and find its match's score, in input order (None: nothing
+        to compose: a consume error, or the record was dead-lettered)."""
         if message.error():
             if message.error().code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error %s", message.error())
+            return None
+        poisoned = self.poison.pop((message.topic(), message.partition(), message.offset()), None)
+        if poisoned is not None:  # composing it failed before: keep it aside this time
+            self._dead_letter(message, *poisoned)
             return None
         try:
             window = decode(message.value(), expect="EmotionWindow")
@@ -433,16 +518,33 @@ class Composer:
             self._dead_letter(message, str(error), "SchemaError")
             return None
         match_id = window["match_id"]
-        self._hear(match_id, message.partition(), int(window["audio_wall_time_ms"]), forget=True)
-        return _Composing(message, match_id, self._score(match_id), window, self.prefs.for_match(match_id))
+        if message.key() != match_key(match_id):
+            self._dead_letter(message, f"Kafka key {message.key()!r} is not the window's match_id {match_id!r}",
+                              "KeyMismatch")
+            return None
+        at_ms = message.timestamp()[1]
+        leap = window_leap(self.last_window.get(match_id), window, at_ms)
+        if leap is not None:
+            self._dead_letter(message, leap, "ClockLeap")
+            return None
+        # Event time, bounded by the record's time (the broker's): a fast venue clock cannot
+        # make the partition forget its other matches.
+        self._hear(match_id, message.partition(), min(int(window["audio_wall_time_ms"]), at_ms), forget=True)
+        last = self.last_window.get(match_id)
+        clock = MatchClock.from_avro(window["clock"])
+        if last is None or clock > MatchClock(Period(last[0]), last[1]):
+            self.last_window[match_id] = [clock.period.value, clock.ms, at_ms]
+        try:
+            score = self._score(match_id)
+        except Exception as error:  # noqa: BLE001 - a bug must not stop the other matches
+            raise ComposeFailed(message, error) from error
+        return _Composing(message, match_id, score, window, self.prefs.for_match(match_id))
 
     def _emit(self, job: _Composing) -> str:
-        """Send what a window released (or dead-letter it), in input order."""
-        if isinstance(job.error, (ValueError, KeyError)):
-            self._dead_letter(job.message, f"cannot compose from this window: {job.error}", type(job.error).__name__)
-            return job.match_id
+        """Send what a window released, in input order. Composing it failed: the transaction is
+        aborted and the window dead-lettered when the batch is read again (``_skip``)."""
         if job.error is not None:
-            raise job.error
+            raise ComposeFailed(job.message, job.error) from job.error
         WINDOWS.labels(revised=str(job.window["revision"] > 0).lower()).inc()
         self._send(job.match_id, job.outputs or [])
         return job.match_id
@@ -497,6 +599,7 @@ class Composer:
                                   partition=partition)
             self.scores.pop(match_id, None)
             self.saved.pop(match_id, None)
+            self.last_window.pop(match_id, None)
             del self.heard[match_id]
             _drop_gauges(match_id)
             log.info("forgot match_id=%s (not heard for %.0f h)", match_id, self.config.forget_after_h)
@@ -538,19 +641,53 @@ class Composer:
         """A dead letter outside the batch transaction (preferences are not part of it)."""
         self.producer.begin_transaction()
         self._dead_letter(message, reason, "SchemaError")
-        self.producer.commit_transaction(30)
+        with self.watchdog.deadline("committing a dead letter", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+            self.producer.commit_transaction(_TXN_TIMEOUT_S)
+
+    def _skip(self, failed: ComposeFailed) -> None:
+        """Composing one record failed: abort the batch, and dead-letter that record when the
+        batch is read again from the last commit (the rest is composed as before)."""
+        message = failed.message
+        log.error("composing %s[%s]@%s failed, dead-lettering it: %s", message.topic(), message.partition(),
+                  message.offset(), failed, exc_info=failed.error)
+        self.poison[(message.topic(), message.partition(), message.offset())] = (
+            f"composing failed: {failed}"[:500], type(failed.error).__name__)
+        self._abort()
+        self._rewind()
 
     def _recover(self, error: KafkaException) -> None:
         """A failed transaction: abort it, forget in-memory state, resume from the last commit."""
         kafka_error = error.args[0]
         if kafka_error.fatal():
-            raise BrokerError(f"the composer's transactional producer failed: {kafka_error}") from None
-        log.warning("transaction aborted, resuming from the last commit: %s", kafka_error)
-        if kafka_error.txn_requires_abort():
-            self.producer.abort_transaction(30)
+            _fatal(error)
+        log.warning("transaction failed, aborting it and resuming from the last commit: %s", kafka_error)
+        self._abort()
+        self._rewind()
+
+    def _abort(self) -> None:
+        """Abort the open transaction, whatever failed in it (a timeout during a broker outage
+        does not ask for an abort, but the transaction is still open: the next one could never
+        begin). Retried while the broker is away."""
+        while True:
+            try:
+                with self.watchdog.deadline("aborting the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+                    self.producer.abort_transaction(_TXN_TIMEOUT_S)
+                return
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if kafka_error.fatal():
+                    _fatal(error)
+                if kafka_error.code() == KafkaError._STATE:
+                    return  # no transaction open
+                log.warning("cannot abort the transaction yet, retrying: %s", kafka_error)
+                time.sleep(1)
+
+    def _rewind(self) -> None:
+        """Forget in-memory state and read again from the last commit."""
         self.scores.clear()
         self.saved.clear()
         self.heard.clear()
+        self.last_window.clear()
         self.newest.clear()
         self.cue_position.clear()
         assignment = self.consumer.assignment()
@@ -589,5 +726,7 @@ def run_composer(settings: Settings, config: ComposerConfig) -> None:
         composer.run()
     except CrowdsoundError:
         raise
+    except KafkaException as error:  # out of a transactional call: the producer cannot go on
+        _fatal(error)
     finally:
         composer.close()

@@ -11,7 +11,9 @@ stingers, and advances the music beat by beat as far as the crowd has been heard
 * emitted audio is never rewritten; a revised window changes only bars still to come;
 * when windows stop, the music stops with them (it cannot know the future); when they
   resume after a gap, the bars of the gap are composed with the held-then-decaying mood,
-  so the audio stays contiguous in match time.
+  so the audio stays contiguous in match time — up to a minute of it: after a longer gap
+  the music goes on from where it stopped (its match clock jumps), so one window never
+  releases more than a minute of music.
 
 Determinism: outputs depend only on the sequence of windows and preferences given, never
 on wall-clock time — ``wall_time_ms`` of an output is the venue time its music position
@@ -40,6 +42,10 @@ from consumers.render.synth import SoundFontSynth, ticks_to_samples
 __all__ = ["MatchScore", "Output"]
 
 _KEEP_WINDOWS_MS = 20_000  # windows older than this behind the watermark no longer steer the music
+# The longest stretch of music one window may release when it resumes after a gap (an encoder
+# that was down): the music holds, then settles for this long, and picks up at the new window.
+# Composing an hour's gap bar by bar would keep the composer's transaction open for minutes.
+_MAX_GAP_FILL_MS = 60_000
 # A stinger due this soon after a beat starts goes on that beat: replay lands a goal on a
 # bar line to within a few ms, and the stinger belongs on it, not a beat later.
 _STINGER_SLACK_MS = 60
@@ -169,6 +175,8 @@ class MatchScore:
     def on_window(self, window: dict[str, Any]) -> list[Output]:
         """Take one decoded EmotionWindow; return the control messages and audio it releases."""
         start_ms = self._place(window["clock"]["period"], int(window["clock"]["ms"]))
+        if any(w.start_ms == start_ms and w.revision >= int(window["revision"]) for w in self.windows):
+            return []  # a revision no newer than the one kept (it arrived late, or again): nothing changes
         digest = digest_window(window, start_ms=start_ms)
         self._remember(digest)
         end_ms = digest.end_ms
@@ -252,6 +260,10 @@ class MatchScore:
             music_ms = 0 if self.latest_start_ms is None else self.latest_start_ms + self.hop_ms
             anchor = self.anchors[period] = [period_ms, music_ms]
         start = anchor[1] + period_ms - anchor[0]
+        if self.latest_start_ms is not None and start > self.watermark_ms + _MAX_GAP_FILL_MS:
+            # A long gap: the music goes on from where it is; the period's later windows move with it.
+            anchor[:] = [period_ms, self.watermark_ms + _MAX_GAP_FILL_MS]
+            start = anchor[1]
         self.latest_start_ms = start if self.latest_start_ms is None else max(self.latest_start_ms, start)
         return start
 
@@ -260,9 +272,9 @@ class MatchScore:
         return fallback if anchor is None else anchor[1] + period_ms - anchor[0]
 
     def _remember(self, digest: WindowDigest) -> None:
-        kept = [w for w in self.windows if w.start_ms != digest.start_ms or w.revision > digest.revision]
-        if len(kept) == len(self.windows) or all(w.start_ms != digest.start_ms for w in kept):
-            kept.append(digest)
+        """Keep ``digest`` in place of any lower revision of its window (on_window drops the rest)."""
+        kept = [w for w in self.windows if w.start_ms != digest.start_ms]
+        kept.append(digest)
         horizon = self.watermark_ms - _KEEP_WINDOWS_MS
         self.windows = sorted((w for w in kept if w.end_ms >= horizon), key=lambda w: w.start_ms)
 

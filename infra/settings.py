@@ -23,6 +23,7 @@ KAFKA_CLIENT_<PROPERTY>               any client property, ``_`` -> ``.``, lower
 CROWDSOUND_TOPIC_PREFIX               prefix for every topic name, e.g. ``staging.`` ('')
 CROWDSOUND_PARTITIONS                 partitions of every catalogue topic (12)
 CROWDSOUND_REPLICATION_FACTOR         replicas per topic, -1 = broker default (-1)
+CROWDSOUND_MIN_INSYNC_REPLICAS        replicas a write needs, 0 = 1 below 3 replicas, else 2 (0)
 CROWDSOUND_STATE_DIR                  local broker jars, data and logs (``.crowdsound``)
 CROWDSOUND_BROKER_PORT                port of the local broker (9092)
 CROWDSOUND_LOG_LEVEL                  DEBUG, INFO, WARNING, ERROR (INFO)
@@ -134,6 +135,7 @@ class Settings:
     topic_prefix: str = ""
     partitions: int = 12
     replication_factor: int = -1
+    min_insync_replicas: int = 0  # 0: derived from the replication factor (infra.catalogue.min_insync_replicas)
     state_dir: Path = field(default_factory=default_state_dir)
     broker_port: int = 9092
     log_level: str = "INFO"
@@ -189,6 +191,7 @@ class Settings:
             topic_prefix=env.get("CROWDSOUND_TOPIC_PREFIX", ""),
             partitions=_int(env, "CROWDSOUND_PARTITIONS", 12, low=1, high=10_000),
             replication_factor=_int(env, "CROWDSOUND_REPLICATION_FACTOR", -1, low=-1, high=100),
+            min_insync_replicas=_int(env, "CROWDSOUND_MIN_INSYNC_REPLICAS", 0, low=0, high=100),
             state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
             broker_port=_int(env, "CROWDSOUND_BROKER_PORT", 9092, low=1, high=65_533),
             log_level=_choice(env, "CROWDSOUND_LOG_LEVEL", "INFO", _LOG_LEVELS),

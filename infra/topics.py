@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -22,11 +22,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from infra.catalogue import CATALOGUE, TopicSpec, topic_configs
+from infra.catalogue import CATALOGUE, TopicSpec, min_insync_replicas, topic_configs
 from infra.errors import CrowdsoundError
 from infra.settings import Settings
 
-__all__ = ["TopicChange", "TopicState", "apply_catalogue", "describe_catalogue"]
+__all__ = ["TopicChange", "TopicState", "apply_catalogue", "describe_catalogue", "internal_topic_replication"]
 
 ChangeKind = Literal["created", "altered", "unchanged", "conflict"]
 _TIMEOUT_S = 30.0
@@ -81,7 +81,7 @@ def describe_catalogue(admin: AdminClient, settings: Settings) -> list[TopicStat
     configs = _current_configs(admin, [name for name in names if name in partitions])
     return [
         TopicState(spec=spec, name=name, exists=name in partitions, partitions=partitions.get(name),
-                   configs={k: v for k, v in configs.get(name, {}).items() if k in topic_configs(spec)})
+                   configs={k: v for k, v in configs.get(name, {}).items() if k in topic_configs(spec, settings)})
         for spec, name in zip(CATALOGUE, names, strict=True)
     ]
 
@@ -98,7 +98,7 @@ def apply_catalogue(admin: AdminClient, settings: Settings, *, dry_run: bool = F
     to_create: list[NewTopic] = []
     for state in describe_catalogue(admin, settings):
         wanted_partitions = state.spec.partitions or settings.partitions
-        wanted = topic_configs(state.spec)
+        wanted = topic_configs(state.spec, settings)
         if not state.exists:
             to_create.append(NewTopic(state.name, num_partitions=wanted_partitions,
                                       replication_factor=settings.replication_factor, config=wanted))
@@ -121,6 +121,37 @@ def apply_catalogue(admin: AdminClient, settings: Settings, *, dry_run: bool = F
     if to_create and not dry_run:
         _create(admin, to_create)
     return changes
+
+
+def internal_topic_replication(admin: AdminClient, settings: Settings) -> tuple[int, int]:
+    """Replication factor and ``min.insync.replicas`` for the topics a process creates itself
+    (the stream worker's changelog, the composer's state topic), which hold state that must
+    survive a broker: ``CROWDSOUND_REPLICATION_FACTOR``, or else the broker's
+    ``default.replication.factor`` (1 on the single local broker; clients such as Faust's need
+    a number, not -1); see :func:`infra.catalogue.min_insync_replicas`.
+
+    Raises
+    ------
+    CrowdsoundError
+        When the cluster cannot be asked.
+    """
+    replicas = settings.replication_factor
+    if replicas < 1:
+        try:
+            brokers = admin.list_topics(timeout=_TIMEOUT_S).brokers
+            resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
+            entries = next(iter(admin.describe_configs([resource]).values())).result(timeout=_TIMEOUT_S)
+            replicas = int(entries["default.replication.factor"].value)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+                raise CrowdsoundError(f"cannot read the cluster's default replication factor: {exc}") from None
+            # A role's principal may not read the brokers' configs (infra/acls.py grants none):
+            # as many copies as the cluster has brokers, up to the usual three.
+            replicas = min(3, len(brokers))
+        except (KeyError, ValueError) as exc:
+            raise CrowdsoundError(f"cannot read the cluster's default replication factor: {exc}") from None
+        replicas = max(1, min(replicas, len(brokers)))
+    return replicas, min_insync_replicas(settings, replicas)
 
 
 def _create(admin: AdminClient, topics: list[NewTopic]) -> None:

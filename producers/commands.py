@@ -78,7 +78,9 @@ def _register_feed(commands: Any) -> None:
         "(relative to --kickoff, default now) or all at once with --fast. Sources: JSON Lines in our "
         "MatchEvent shape (see producers/feed.py), or a data provider's files read with kloppy "
         "(--provider statsbomb|opta|wyscout|...; give the files in kloppy's order, e.g. events then "
-        "lineup). Malformed lines go to match.events.dlq.v1 with the reason; good lines are still sent.",
+        "lineup). Malformed lines go to match.events.dlq.v1 with the reason; good lines are still sent. "
+        "Events go through an on-disk spool: while the broker is unreachable they wait there, and what is not "
+        "acknowledged within --drain-timeout at the end stays for the next run (exit status 1 says so).",
     )
     parser.add_argument("--match", required=True, metavar="M", help="match id (the Kafka key)")
     parser.add_argument("--source", required=True, action="append", metavar="FILE",
@@ -89,6 +91,10 @@ def _register_feed(commands: Any) -> None:
     parser.add_argument("--delay", type=float, default=0.0, metavar="S",
                         help="send each event S seconds after it happened (real feeds lag the pitch)")
     parser.add_argument("--fast", action="store_true", help="send everything now, in match order")
+    parser.add_argument("--spool-dir", type=Path, metavar="DIR",
+                        help="on-disk spool of events waiting for Kafka (default: CROWDSOUND_STATE_DIR/spool/feed-MATCH)")
+    parser.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
+                        help="at the end, wait this long for Kafka to take the spool (default 30)")
     parser.add_argument("--quiet", action="store_true", help="do not print each event as it is sent")
     parser.set_defaults(handler=_feed)
 
@@ -215,11 +221,13 @@ def _encoder(args: argparse.Namespace, settings: Settings) -> int:
 
 def _feed(args: argparse.Namespace, settings: Settings) -> int:
     from infra.errors import CrowdsoundError
-    from producers.feed import FeedPublisher, event_timeline, parse_jsonl_line
+    from producers.feed import FeedPublisher, event_timeline, feed_spool_dir, parse_jsonl_line
     from producers.walltime import now_ms, parse_wall_time
     from schemas.clock import MatchClock
 
-    publisher = FeedPublisher(settings, args.match)
+    if args.drain_timeout < 0:
+        raise CrowdsoundError(f"--drain-timeout {args.drain_timeout} must be >= 0")
+    publisher = FeedPublisher(settings, args.match, spool_dir=args.spool_dir or feed_spool_dir(settings, args.match))
     events: list[dict] = []
     if args.provider == "jsonl":
         if len(args.source) != 1:
@@ -253,10 +261,11 @@ def _feed(args: argparse.Namespace, settings: Settings) -> int:
         if event["wall_time_ms"] is None:
             event["wall_time_ms"] = timeline.instant_of(MatchClock.from_avro(event["clock"]))
     publisher.publish_paced(events, fast=args.fast, delay_ms=int(args.delay * 1000), echo=not args.quiet)
-    publisher.flush()
+    publisher.flush(args.drain_timeout)
     print(f"sent {publisher.stats.sent} events; {publisher.stats.dead_lettered} bad lines dead-lettered "
-          f"to {settings.topic('match.events.dlq.v1')}")
-    return 0
+          f"to {settings.topic('match.events.dlq.v1')}" + (f"; {publisher.stats.dropped} DROPPED (spool full)"
+                                                          if publisher.stats.dropped else ""))
+    return 1 if publisher.stats.dropped else 0
 
 
 def _event(args: argparse.Namespace, settings: Settings) -> int:
@@ -279,7 +288,7 @@ def _stadium(args: argparse.Namespace, settings: Settings) -> int:
     from infra.errors import CrowdsoundError
     from infra.progress import Progress
     from producers.encoder import VenueEncoder, first_sample_wall_ms
-    from producers.feed import FeedPublisher
+    from producers.feed import FeedPublisher, feed_spool_dir
     from producers.sources import StadiumSource
     from producers.stadium import script_events, write_wav
     from producers.walltime import parse_wall_time
@@ -308,7 +317,8 @@ def _stadium(args: argparse.Namespace, settings: Settings) -> int:
          for e in script_events(script)),
         key=lambda e: e["wall_time_ms"],
     )
-    publisher = FeedPublisher(settings, match_id, processor="crowdsound-stadium")
+    spool = Path(f"{args.spool_dir}-events") if args.spool_dir else feed_spool_dir(settings, match_id)
+    publisher = FeedPublisher(settings, match_id, processor="crowdsound-stadium", spool_dir=spool)
 
     def publish_due(audio_wall_ms: int) -> None:
         # The feed lags the pitch: an event is published once the audio is script.feed_delay past it.
@@ -321,6 +331,6 @@ def _stadium(args: argparse.Namespace, settings: Settings) -> int:
     status = _run_encoder(encoder, source, args, on_audio_time=publish_due)
     for event in pending:  # events in the last feed-delay of the match
         publisher.publish(event)
-    publisher.flush()
+    publisher.flush(args.drain_timeout)
     print(f"sent {publisher.stats.sent} match events for {match_id}")
-    return status
+    return status or (1 if publisher.stats.dropped else 0)

@@ -23,7 +23,7 @@ from infra.clients import make_producer, match_key
 from infra.errors import CrowdsoundError
 from infra.progress import Progress
 from infra.settings import Settings
-from producers.sender import SPOOL_DEPTH, SpoolSender
+from producers.sender import ENCODER_METRICS, SpoolSender
 from producers.sources import AudioSource
 from producers.spool import DiskSpool
 from producers.walltime import now_ms
@@ -185,7 +185,7 @@ class VenueEncoder:
                 log.error("broker unreachable: %d frames stay in the spool %s and are sent on the next run",
                           self.spool.depth, opts.spool_dir)
             report.left_in_spool = self.spool.depth
-            SPOOL_DEPTH.set(self.spool.depth)
+            ENCODER_METRICS.depth.set(self.spool.depth)
             self.spool.close()
         report.audio_seconds = samples_sent / opts.sample_rate
         report.elapsed_seconds = time.monotonic() - started
@@ -200,9 +200,9 @@ class VenueEncoder:
         if time.monotonic() - self._last_full_warning > 5:
             self._last_full_warning = time.monotonic()
             log.error(
-                "SPOOL FULL: %s holds %d frames (%.0f MiB, the --spool-max-mb limit); the broker has been "
-                "unreachable too long and NEW FRAMES ARE BEING DROPPED", self.options.spool_dir,
-                self.spool.depth, self.spool.size_bytes / 1024 / 1024,
+                "SPOOL FULL: %s holds %d frames (%.1f MiB) and cannot take more: %s; NEW FRAMES ARE BEING DROPPED "
+                "until Kafka takes what is spooled", self.options.spool_dir, self.spool.depth,
+                self.spool.size_bytes / 1024 / 1024, self.spool.refusal,
             )
 
 

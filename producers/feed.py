@@ -1,7 +1,11 @@
 """The match feed: match events from JSON Lines, provider files or a person, onto match.events.v1.
 
 Pure parts (parsing a line, laying events on a wall-clock timeline) are separate from the
-publisher, which encodes, dead-letters what does not fit and produces.
+publisher, which encodes, dead-letters what does not fit and produces. Like the venue
+encoder's frames, the feed's events go through a bounded on-disk spool before Kafka: a
+broker outage longer than any delivery timeout keeps them on disk, they are sent in order
+when the broker is back, and what could not be sent before the feed exits stays in the spool
+for the next run (which says so, and exits non-zero).
 
 A JSON Lines feed has one event per line, in our MatchEvent shape with two conveniences::
 
@@ -23,7 +27,10 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Gauge
 
 from infra.clients import DeliveryErrors, make_producer, match_key
 from infra.deadletter import DeadLetterWriter
@@ -33,15 +40,22 @@ from schemas.clock import MatchClock, Period, parse_clock
 from schemas.codec import encode
 from schemas.timeline import MatchTimeline
 
+if TYPE_CHECKING:
+    from producers.sender import SpoolSender
+
 __all__ = [
     "EVENT_TYPE_NAMES",
     "FeedPublisher",
     "event_timeline",
+    "feed_spool_dir",
     "make_event",
     "parse_jsonl_line",
 ]
 
 log = logging.getLogger("crowdsound.feed")
+
+EVENTS_SENT = Counter("crowdsound_feed_events_total", "Match events acknowledged by Kafka.")
+EVENTS_SPOOLED = Gauge("crowdsound_feed_spool_events", "Match events in the feed's on-disk spool waiting for Kafka.")
 
 EVENT_TYPE_NAMES: dict[str, str] = {
     "goal": "GOAL", "shot": "SHOT", "save": "SAVE", "card": "CARD", "penalty": "PENALTY_AWARDED",
@@ -152,29 +166,64 @@ def event_timeline(events: Sequence[dict[str, Any]], *, kickoff_ms: int, half_ti
     return timeline
 
 
+def feed_spool_dir(settings: Settings, match_id: str) -> Path:
+    """Where a match's feed spools its events unless told otherwise (one feed per match)."""
+    return settings.state_dir / "spool" / f"feed-{match_id}"
+
+
 @dataclass
 class FeedStats:
-    sent: int = 0
+    sent: int = 0  # handed on (to the spool, or to the producer without one)
     dead_lettered: int = 0
+    dropped: int = 0  # refused by a full spool
 
 
 class FeedPublisher:
-    """Encodes MatchEvents and produces them; bad input goes to match.events.dlq.v1."""
+    """Encodes MatchEvents and produces them; bad input goes to match.events.dlq.v1.
 
-    def __init__(self, settings: Settings, match_id: str, *, producer=None, processor: str = "crowdsound-feed") -> None:
+    With ``spool_dir`` every event goes through an on-disk spool first (see the module), and
+    events an earlier run left there are sent before the new ones.
+    """
+
+    def __init__(self, settings: Settings, match_id: str, *, producer=None, processor: str = "crowdsound-feed",
+                 spool_dir: Path | None = None, spool_max_bytes: int = 64 * 1024 * 1024) -> None:
         self.settings = settings
         self.match_id = match_id
         self.topic = settings.topic("match.events.v1")
-        self.producer = producer or make_producer(settings)
         self.delivery = DeliveryErrors(settings)
-        self.dead_letters = DeadLetterWriter(self.producer, settings, processor=processor)
         self.stats = FeedStats()
+        self.spool = None
+        self.sender: SpoolSender | None = None
+        if spool_dir is not None:
+            from producers.sender import SpoolMetrics, SpoolSender
+            from producers.spool import DiskSpool
+
+            self.producer = producer or make_producer(settings, {"message.timeout.ms": 0})  # never give up
+            self.spool = DiskSpool(spool_dir, max_bytes=spool_max_bytes)
+            self.sender = SpoolSender(self.producer, self.spool, self.topic, what="match event",
+                                      metrics=SpoolMetrics(sent=EVENTS_SENT, depth=EVENTS_SPOOLED))
+            if self.spool.depth:
+                log.warning("resending %d events left in the spool %s by an earlier run", self.spool.depth, spool_dir)
+            self.sender.pump()
+        else:
+            self.producer = producer or make_producer(settings)
+        self.dead_letters = DeadLetterWriter(self.producer, settings, processor=processor)
 
     def publish(self, event: dict[str, Any]) -> None:
         """Produce one complete MatchEvent (its wall time is the record timestamp)."""
-        self.producer.produce(self.topic, value=encode("MatchEvent", event), key=match_key(self.match_id),
-                              timestamp=event["wall_time_ms"], on_delivery=self.delivery)
-        self.producer.poll(0)
+        value, key = encode("MatchEvent", event), match_key(self.match_id)
+        if self.spool is None or self.sender is None:
+            self.producer.produce(self.topic, value=value, key=key, timestamp=event["wall_time_ms"],
+                                  on_delivery=self.delivery)
+            self.producer.poll(0)
+        elif self.spool.append(key=key, value=value, timestamp_ms=event["wall_time_ms"]):
+            self.spool.sync()  # an event is rare and precious: on disk before we go on
+            self.sender.pump()
+        else:
+            log.error("SPOOL FULL: %s holds %d events; event %s is DROPPED", self.spool.directory, self.spool.depth,
+                      event["event_id"])
+            self.stats.dropped += 1
+            return
         self.stats.sent += 1
 
     def reject(self, *, source: str, raw: bytes, reason: str, error_type: str) -> None:
@@ -192,6 +241,8 @@ class FeedPublisher:
                 due = (event["wall_time_ms"] + delay_ms) / 1000
                 while (remaining := due - time.time()) > 0:
                     self.producer.poll(min(remaining, 0.5))
+                    if self.sender is not None:
+                        self.sender.pump()  # what waits in the spool goes out as soon as Kafka takes it
             try:
                 self.publish(event)
             except SchemaError as exc:
@@ -204,6 +255,21 @@ class FeedPublisher:
                       f"{event.get('player') or ''}".rstrip(), flush=True)
 
     def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until Kafka has everything, for up to ``timeout_s``.
+
+        Raises
+        ------
+        CrowdsoundError
+            When events (or dead letters) are still not acknowledged; spooled events stay in the
+            spool for the next run, and the message says where.
+        """
+        if self.spool is not None and self.sender is not None:
+            drained = self.sender.drain(timeout_s)
+            left = self.spool.depth
+            self.spool.close()
+            if not drained:
+                raise CrowdsoundError(f"{left} events were not acknowledged by Kafka within {timeout_s:.0f} s; "
+                                      f"they stay in the spool {self.spool.directory} and are sent by the next run")
         remaining = self.producer.flush(timeout_s)
         self.delivery.check()
         if remaining:

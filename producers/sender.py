@@ -3,13 +3,15 @@
 The producer never gives up on a record (``message.timeout.ms=0``): while the broker is
 away, up to ``window`` records wait inside librdkafka and the rest wait on disk. The
 idempotent producer keeps retries in order and free of duplicates; a record is dropped
-from the spool only after Kafka acknowledged it.
+from the spool only after Kafka acknowledged it. The venue encoder sends its audio frames
+this way, the match feed its events; each counts them in its own metrics.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -19,32 +21,48 @@ from prometheus_client import Counter, Gauge, Histogram
 from infra.errors import CrowdsoundError
 from producers.spool import DiskSpool, SpooledRecord
 
-__all__ = ["SpoolSender"]
+__all__ = ["ENCODER_METRICS", "SpoolMetrics", "SpoolSender"]
 
-log = logging.getLogger("crowdsound.encoder")
+log = logging.getLogger("crowdsound.spool")
 
-FRAMES_SENT = Counter("crowdsound_encoder_frames_total", "Audio frames acknowledged by Kafka.")
-BYTES_SENT = Counter("crowdsound_encoder_bytes_total", "Bytes of audio records acknowledged by Kafka.")
-SPOOL_DEPTH = Gauge("crowdsound_encoder_spool_frames", "Frames in the on-disk spool waiting for Kafka.")
-SEND_LATENCY = Histogram(
-    "crowdsound_encoder_send_latency_seconds", "From a frame entering the spool to Kafka's acknowledgement.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+
+@dataclass(frozen=True)
+class SpoolMetrics:
+    """What a sender counts: records and bytes acknowledged, the spool's depth, the send latency."""
+
+    sent: Counter
+    depth: Gauge
+    sent_bytes: Counter | None = None
+    latency: Histogram | None = None
+
+
+ENCODER_METRICS = SpoolMetrics(
+    sent=Counter("crowdsound_encoder_frames_total", "Audio frames acknowledged by Kafka."),
+    depth=Gauge("crowdsound_encoder_spool_frames", "Frames in the on-disk spool waiting for Kafka."),
+    sent_bytes=Counter("crowdsound_encoder_bytes_total", "Bytes of audio records acknowledged by Kafka."),
+    latency=Histogram(
+        "crowdsound_encoder_send_latency_seconds", "From a frame entering the spool to Kafka's acknowledgement.",
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    ),
 )
 
 
 class SpoolSender:
     """Moves records from a :class:`DiskSpool` to one Kafka topic."""
 
-    def __init__(self, producer: Producer, spool: DiskSpool, topic: str, *, window: int = 200) -> None:
+    def __init__(self, producer: Producer, spool: DiskSpool, topic: str, *, window: int = 200,
+                 what: str = "audio frame", metrics: SpoolMetrics = ENCODER_METRICS) -> None:
         self._producer = producer
         self._spool = spool
         self._topic = topic
         self._window = window
+        self._what = what
+        self._metrics = metrics
         self._in_flight = 0
         self._held: SpooledRecord | None = None  # read from the spool, refused by a full queue
         self._acked: set[int] = set()
         self._fatal: str | None = None
-        SPOOL_DEPTH.set(spool.depth)
+        metrics.depth.set(spool.depth)
 
     @property
     def in_flight(self) -> int:
@@ -76,7 +94,7 @@ class SpoolSender:
                 self._held = record
                 break
             self._in_flight += 1
-        SPOOL_DEPTH.set(self._spool.depth)
+        self._metrics.depth.set(self._spool.depth)
 
     def wait(self, seconds: float) -> None:
         """Serve delivery callbacks for up to ``seconds`` (use instead of sleeping)."""
@@ -95,13 +113,15 @@ class SpoolSender:
     def _delivered(self, number: int, size: int, started: float, err: KafkaError | None, msg: Any) -> None:
         self._in_flight -= 1
         if err is not None:
-            self._fatal = (f"Kafka refused audio frame {number} on {self._topic}: {err.str()}; "
-                           f"it and the frames after it stay in the spool {self._spool.directory}")
+            self._fatal = (f"Kafka refused {self._what} {number} on {self._topic}: {err.str()}; "
+                           f"it and the ones after it stay in the spool {self._spool.directory}")
             log.error(self._fatal)
             return
-        SEND_LATENCY.observe(time.monotonic() - started)
-        FRAMES_SENT.inc()
-        BYTES_SENT.inc(size)
+        self._metrics.sent.inc()
+        if self._metrics.latency is not None:
+            self._metrics.latency.observe(time.monotonic() - started)
+        if self._metrics.sent_bytes is not None:
+            self._metrics.sent_bytes.inc(size)
         self._acked.add(number)
         contiguous = self._spool.acked
         while contiguous in self._acked:

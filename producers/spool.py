@@ -5,6 +5,10 @@ a network cut at the venue) fills the disk instead of losing audio, and frames g
 capture order once the broker is back. Records stay until Kafka acknowledges them; a
 crashed encoder re-sends what was not yet acknowledged when it starts again.
 
+A full disk is a full spool, not a crash: a record the disk cannot take (no space left, a
+file-size limit) is refused like one beyond ``max_bytes``, the segment is cut back to its last
+whole record, and :attr:`DiskSpool.refusal` says why.
+
 Layout: ``<dir>/<first record number>.seg`` files of framed records, and ``<dir>/acked``
 holding how many records have been acknowledged. A record is::
 
@@ -13,6 +17,7 @@ holding how many records have been acknowledged. A record is::
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import zlib
@@ -22,6 +27,8 @@ from pathlib import Path
 from infra.errors import CrowdsoundError
 
 __all__ = ["DiskSpool", "SpooledRecord"]
+
+log = logging.getLogger("crowdsound.spool")
 
 _FRAME = struct.Struct("<II")
 _BODY_HEAD = struct.Struct("<QH")
@@ -62,6 +69,7 @@ class DiskSpool:
         self._writer_start = -1
         self._reader_pos = self._acked  # next record to hand out
         self._reader: tuple[int, object, int] | None = None  # (segment start, file, next record no.)
+        self.refusal = ""  # why the last append was refused ("" when it was not)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -85,21 +93,48 @@ class DiskSpool:
 
     # -- writing -------------------------------------------------------------------------
     def append(self, *, key: bytes, value: bytes, timestamp_ms: int) -> bool:
-        """Append one record; False (and nothing written) when the spool is full."""
+        """Append one record; False (and nothing written, :attr:`refusal` says why) when the
+        spool is full or its disk cannot take the record."""
         body = _BODY_HEAD.pack(timestamp_ms, len(key)) + key + value
         frame = _FRAME.pack(len(body), zlib.crc32(body)) + body
         if self.depth and self.size_bytes + len(frame) > self.max_bytes:
+            self.refusal = f"the spool's limit of {self.max_bytes / 1024 / 1024:.0f} MiB"
             return False
-        writer = self._current_writer(len(frame))
-        writer.write(frame)
-        writer.flush()  # into the OS: survives a crash of this process
+        writer = None
+        try:
+            writer = self._current_writer(len(frame))
+            before = writer.tell()
+            writer.write(frame)
+            writer.flush()  # into the OS: survives a crash of this process
+        except OSError as exc:  # ENOSPC, EFBIG (a file-size limit), EDQUOT...
+            self.refusal = f"the disk refused it ({exc.strerror or exc})"
+            if writer is not None:
+                self._cut_back(before)
+            return False
+        self.refusal = ""
         self._appended += 1
         return True
+
+    def _cut_back(self, size: int) -> None:
+        """Drop a record the disk took only part of: close the segment (its buffer unwritten)
+        and cut it back to ``size``, the end of its last whole record."""
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+        except OSError:
+            pass  # the buffered rest of the record could not be written either; cut below
+        try:
+            os.truncate(self._path(self._writer_start), size)
+        except OSError as exc:  # the torn tail is cut when the spool is opened next
+            log.error("cannot cut the torn record off %s: %s", self._path(self._writer_start), exc)
 
     def sync(self) -> None:
         """fsync the open segment (survives a power cut); call about once a second."""
         if self._writer is not None:
-            os.fsync(self._writer.fileno())
+            try:
+                os.fsync(self._writer.fileno())
+            except OSError as exc:  # the records are in the OS; a full disk is reported by append
+                log.error("cannot sync the spool %s: %s", self.directory, exc)
 
     def _current_writer(self, incoming: int):
         if self._writer is not None and self._writer.tell() + incoming > self.segment_bytes:
@@ -173,14 +208,26 @@ class DiskSpool:
             return
         self._acked = number + 1
         tmp = self.directory / "acked.tmp"
-        tmp.write_text(str(self._acked))
-        tmp.replace(self.directory / "acked")
-        # A segment can go once the next one starts at or below the acknowledged count.
+        try:
+            tmp.write_text(str(self._acked))
+            tmp.replace(self.directory / "acked")
+        except OSError as exc:  # a full disk: the next ack writes it (a crash before re-sends a few records)
+            log.warning("cannot record acknowledged records in %s: %s", self.directory, exc)
+        # A segment can go once the next one starts at or below the acknowledged count; all of
+        # them once everything is acknowledged (a full disk gets its space back at once).
+        if self._acked == self._appended and self._segments:
+            self._close_reader()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            self._segments.append(self._appended)  # where the next segment starts; its file does not exist yet
         while len(self._segments) > 1 and self._segments[1] <= self._acked:
             start = self._segments.pop(0)
             if self._reader is not None and self._reader[0] == start:
                 self._close_reader()
             self._path(start).unlink(missing_ok=True)
+        if self._acked == self._appended:
+            self._segments = []
 
     def close(self) -> None:
         """Close the files; when everything is acknowledged, leave an empty spool."""

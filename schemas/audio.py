@@ -58,28 +58,45 @@ def encode_payload(samples: np.ndarray, *, encoding: AudioEncoding, sample_rate:
     raise SchemaError(f"unknown audio encoding {encoding!r}; use PCM_S16LE or FLAC")
 
 
-def decode_payload(payload: bytes, *, encoding: AudioEncoding, channels: int, sample_rate: int) -> np.ndarray:
+def decode_payload(payload: bytes, *, encoding: AudioEncoding, channels: int, sample_rate: int,
+                   max_samples: int | None = None) -> np.ndarray:
     """Decode a payload to int16 samples of shape (n, channels).
+
+    ``max_samples`` bounds the samples per channel decoded: a few kB of FLAC can claim hours
+    of audio (a decompression bomb), so a FLAC payload is decoded no further than one sample
+    past the bound.
 
     Raises
     ------
     SchemaError
-        For a payload that does not decode, or whose channels or rate disagree with the record.
+        For a payload that does not decode, holds more than ``max_samples`` samples per
+        channel, or whose channels or rate disagree with the record.
     """
     if channels < 1:
         raise SchemaError(f"channels must be >= 1, got {channels}")
     if encoding == "PCM_S16LE":
         if len(payload) % (2 * channels):
             raise SchemaError(f"PCM payload of {len(payload)} bytes is not whole {channels}-channel 16-bit frames")
-        return np.frombuffer(payload, dtype="<i2").astype(np.int16).reshape(-1, channels)
-    if encoding == "FLAC":
-        import soundfile
+        pcm = np.frombuffer(payload, dtype="<i2").astype(np.int16).reshape(-1, channels)
+    elif encoding == "FLAC":
+        pcm = _decode_flac(payload, channels=channels, sample_rate=sample_rate, max_samples=max_samples)
+    else:
+        raise SchemaError(f"unknown audio encoding {encoding!r}; use PCM_S16LE or FLAC")
+    if max_samples is not None and len(pcm) > max_samples:
+        raise SchemaError(f"payload holds more than {max_samples} samples per channel")
+    return pcm
 
-        try:
-            data, rate = soundfile.read(io.BytesIO(payload), dtype="int16", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError
-            raise SchemaError(f"FLAC payload does not decode: {exc}") from None
-        if rate != sample_rate or data.shape[1] != channels:
-            raise SchemaError(f"FLAC payload is {rate} Hz x{data.shape[1]}, record says {sample_rate} Hz x{channels}")
-        return data
-    raise SchemaError(f"unknown audio encoding {encoding!r}; use PCM_S16LE or FLAC")
+
+def _decode_flac(payload: bytes, *, channels: int, sample_rate: int, max_samples: int | None) -> np.ndarray:
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(io.BytesIO(payload)) as flac:
+            if flac.samplerate != sample_rate or flac.channels != channels:
+                raise SchemaError(f"FLAC payload is {flac.samplerate} Hz x{flac.channels}, "
+                                  f"record says {sample_rate} Hz x{channels}")
+            return flac.read(-1 if max_samples is None else max_samples + 1, dtype="int16", always_2d=True)
+    except SchemaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError
+        raise SchemaError(f"FLAC payload does not decode: {exc}") from None

@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args
 import fastavro
 
 from infra.errors import SchemaError
+from schemas.limits import check_record
 
 __all__ = [
     "RecordType",
@@ -150,7 +151,8 @@ def decode_any(data: bytes | None) -> tuple[RecordType, dict[str, Any]]:
     Raises
     ------
     SchemaError
-        For anything that is not a complete crowdsound record.
+        For anything that is not a complete crowdsound record, or one whose values are out
+        of the contract's bounds (:mod:`schemas.limits`).
     """
     if data is None:
         raise SchemaError("empty record: no value bytes (a tombstone?)")
@@ -170,6 +172,7 @@ def decode_any(data: bytes | None) -> tuple[RecordType, dict[str, Any]]:
         raise SchemaError(f"corrupt {writer.record_type} record: {len(data) - stream.tell()} trailing bytes")
     if not isinstance(record, dict):
         raise SchemaError(f"corrupt {writer.record_type} record")
+    check_record(writer.record_type, record)
     return writer.record_type, record
 
 

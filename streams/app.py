@@ -32,10 +32,10 @@ from infra.faust_transport import prompt_fetches
 from infra.metrics import Liveness
 from infra.settings import Settings
 from streams.checkpoints import Checkpoints, exit_without_commit
-from streams.processor import Applied, RecordProcessor
+from streams.processor import FORGOTTEN, Applied, RecordProcessor
 from streams.stages import RECORD_WAIT, observe, watch_loop
 
-__all__ = ["app", "liveness", "settings"]
+__all__ = ["app", "configure", "liveness", "settings"]
 
 log = logging.getLogger("crowdsound.worker")
 settings = Settings.from_env()
@@ -96,6 +96,25 @@ _read_upto: dict[Any, int] = {}  # per source partition: the offset after the la
 _in_hand = [0]  # batches taken from the stream and not applied yet
 
 
+# A finished match is deleted from the table once its partition has heard a record this much
+# later (record times, bounded by the broker's clock): the table and its restore stay the size
+# of the matches in play. `crowdsound worker --forget-after HOURS` sets it.
+forget_after_ms = 6 * 3_600_000
+
+
+def configure(*, replicas: int, min_insync: int, forget_after_h: float) -> None:
+    """What `crowdsound worker` decides before Faust starts: how the topics Faust creates (the
+    table's changelog, which holds every match's state and must survive a broker like the
+    catalogue's topics) are replicated, from the cluster (``infra.topics.internal_topic_replication``),
+    and when finished matches are forgotten."""
+    global forget_after_ms
+    app.conf.topic_replication_factor = replicas
+    # The table made its changelog topic (with a copy of its configs) when it was declared above.
+    changelog = match_state.changelog_topic
+    changelog.config = {**(changelog.config or {}), "min.insync.replicas": str(min_insync)}
+    forget_after_ms = int(forget_after_h * 3_600_000)
+
+
 def processor() -> RecordProcessor:
     """The record processor, with the emotion model loaded once per worker."""
     global _processor
@@ -118,12 +137,16 @@ def _topic(name: str) -> faust.types.TopicT:
     return _outputs[name]
 
 
-def _write_state(partition: int, key: bytes, state: bytes) -> None:
-    """``match_state[key] = state`` from outside the record's stream context: the changelog
-    partition is the match's (the source topics are co-partitioned with the table)."""
+def _write_state(partition: int, key: bytes, state: bytes | None) -> Any:
+    """``match_state[key] = state`` (None: delete) from outside the record's stream context: the
+    changelog partition is the match's (the source topics are co-partitioned with the table).
+    Returns the changelog send's future, which `Checkpoints` awaits before acking."""
     with processor().times.timing("checkpoint"):
-        match_state.send_changelog(partition, key, state)
-        match_state.data[key] = state
+        if state is None:
+            match_state.data.pop(key, None)
+        else:
+            match_state.data[key] = state
+        return match_state.send_changelog(partition, key, state)
 
 
 def _in_table(work: RecordProcessor, key: bytes) -> bool:
@@ -167,8 +190,8 @@ def _records_waiting(work: RecordProcessor) -> bool:
 async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
     """Checkpoint quiet matches; and every match when Faust asks the streams to drain
     (flow suspended: a rebalance or a shutdown waits for all records to be acked). Now and
-    then, let go of matches that ended (their state is in the table). Every second, tell
-    /healthz whether records are waiting."""
+    then, let go of matches that went quiet (their state is in the table), and delete the
+    matches that finished from the table. Every second, tell /healthz whether records are waiting."""
     ticks = 0
     while True:
         await asyncio.sleep(0.05)
@@ -183,8 +206,19 @@ async def _tick(keeper: Checkpoints, work: RecordProcessor) -> None:
                 liveness.busy(_records_waiting(work))
             if ticks % 1200 == 0:  # every minute
                 work.forget([key for key in work.idle(IDLE_MATCH_S) if _in_table(work, key)])
+            if ticks % 100 == 0:  # every 5 s
+                _delete_finished(keeper, work)
         except Exception as exc:  # noqa: BLE001 - without checkpoints nothing is acked again
             exit_without_commit(exc, "checkpointing failed")
+
+
+def _delete_finished(keeper: Checkpoints, work: RecordProcessor) -> None:
+    for key, partition in work.finished(forget_after_ms, match_state.data.items()):
+        keeper.delete(key, partition)  # after its last checkpoint, in the changelog's order
+        work.forget([key])
+        FORGOTTEN.inc()
+        log.info("forgot match_id=%s (its partition heard nothing of it for %.1f h)", key.decode(errors="replace"),
+                 forget_after_ms / 3_600_000)
 
 
 @app.on_partitions_revoked.connect
@@ -192,8 +226,7 @@ async def _forget_revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
     """The revoked partitions were drained (all checkpointed and acked): forget their
     matches, so that a partition coming back is loaded from the table, not from memory."""
     work = processor()
-    partitions = {tp.partition for tp in revoked if tp.topic in (work.audio_topic, work.events_topic)}
-    work.forget([key for key, live in work.matches.items() if live.partition in partitions])
+    work.drop_partitions({tp.partition for tp in revoked if tp.topic in (work.audio_topic, work.events_topic)})
     for tp in revoked:
         _read_upto.pop(tp, None)
     for keeper in _checkpoints:
@@ -287,7 +320,8 @@ async def _apply_batch(work: RecordProcessor, keeper: Checkpoints, offload: Any,
             index += 1
         try:
             applied = work.apply(topic=message.topic, partition=message.partition, offset=message.offset,
-                                 key=message.key, value=message.value, decoded=record, analysis=analysis)
+                                 key=message.key, value=message.value, decoded=record, analysis=analysis,
+                                 timestamp_ms=round(message.timestamp * 1000) if message.timestamp else None)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the other matches
             applied = _failed(work, message, exc)
         mark = times.lap("join", mark)  # (less the features and the model, counted apart)

@@ -22,7 +22,13 @@ What makes this safe after a crash (SIGKILL: no chance to write anything):
   that did not happen: a crash can repeat an emission, never lose one. The writes happen
   in one task, in checkpoint order, so a match's newer state is never overwritten by an
   older one.
-* Faust flushes its producer (table writes included) before it commits offsets.
+* A checkpoint counts as written only once the broker acknowledged the changelog record
+  (``write`` returns the send's future, which is awaited): Faust itself only logs a failed
+  changelog send, so without this an offset could be committed for a state that never
+  reached the changelog. The writes are pipelined — each is sent as soon as its outputs are
+  delivered, and the records are acked as their writes are confirmed, in order — so
+  durability costs no round trip per checkpoint. A write the broker refuses stops all acks
+  (``fail``), like an undelivered output.
 
 The class is plain asyncio with the table and the records' acks passed in, so it is tested
 without Kafka (tests/test_processor_checkpoints.py).
@@ -31,8 +37,6 @@ without Kafka (tests/test_processor_checkpoints.py).
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -41,9 +45,9 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-__all__ = ["Checkpoints", "exit_without_commit"]
+from infra.watchdog import exit_without_commit
 
-log = logging.getLogger("crowdsound.worker")
+__all__ = ["Checkpoints", "exit_without_commit"]
 
 CHECKPOINTS = Counter("crowdsound_stream_checkpoints_total", "Match states written to the worker's table.")
 
@@ -74,9 +78,10 @@ class _Unsaved:
 class _Job:
     key: bytes | None
     partition: int
-    state: bytes | None  # None: nothing to write (records that touched no match state)
+    state: bytes | None  # None: nothing to write (records that touched no match state), unless `delete`
     held: list[tuple[Any, _Held]]
     outputs: list[Awaitable[Any]]
+    delete: bool = False  # remove the match from the table (a tombstone): a finished match forgotten
 
 
 class Checkpoints:
@@ -86,19 +91,22 @@ class Checkpoints:
     ----------
     snapshot : callable(key) -> bytes
         The packed state of a live match, now.
-    write : callable(partition, key, state)
-        Write a state to the table (its changelog partition is the match's partition).
+    write : callable(partition, key, state) -> awaitable or None
+        Write a state to the table (its changelog partition is the match's partition); ``state``
+        None deletes the match. Returns the changelog send's future: the checkpoint's records
+        are acked only once it resolves (None: written synchronously, e.g. in tests).
     every_records : int
         Checkpoint a match after this many of its records.
     max_age_s : float
         Checkpoint a match whose oldest unsaved record is this old (a match that went quiet).
     fail : callable(exception), optional
-        Called when an output was not delivered. Nothing may be acked after that; the
+        Called when an output or a checkpoint was not delivered. Nothing may be acked after that; the
         default exits the process at once (status 70) so that nothing is committed and the
         restarted worker processes the records again.
     """
 
-    def __init__(self, *, snapshot: Callable[[bytes], bytes], write: Callable[[int, bytes, bytes], None],
+    def __init__(self, *, snapshot: Callable[[bytes], bytes],
+                 write: Callable[[int, bytes, bytes | None], Awaitable[Any] | None],
                  every_records: int = 50, max_age_s: float = 2.0,
                  fail: Callable[[BaseException], None] | None = None) -> None:
         self._snapshot = snapshot
@@ -109,7 +117,9 @@ class Checkpoints:
         self._held: dict[Any, deque[_Held]] = {}  # per source tp, in offset order
         self._unsaved: dict[bytes, _Unsaved] = {}
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
-        self._busy = 0  # jobs queued or being written
+        # Jobs whose checkpoint was sent, with the send's future, waiting for the broker's ack.
+        self._sent: asyncio.Queue[tuple[_Job, Awaitable[Any] | None]] = asyncio.Queue()
+        self._busy = 0  # jobs queued, being written or waiting for confirmation
 
     # -- from the agent -------------------------------------------------------------------
     def add(self, tp: Any, record: Ackable, *, match: bytes | None, partition: int,
@@ -140,6 +150,12 @@ class Checkpoints:
         for match in list(self._unsaved):
             self.checkpoint(match)
 
+    def delete(self, match: bytes, partition: int) -> None:
+        """Remove a match from the table (a finished match, forgotten), after any checkpoint of it
+        queued before: the deletion is ordered with the match's writes."""
+        self.checkpoint(match)
+        self._queue(_Job(match, partition, None, [], [], delete=True))
+
     def checkpoint_stale(self, now: float | None = None) -> None:
         """Checkpoint matches whose oldest unsaved record is older than ``max_age_s``."""
         now = time.monotonic() if now is None else now
@@ -168,23 +184,44 @@ class Checkpoints:
         self._jobs.put_nowait(job)
 
     async def run(self) -> None:
-        """Write checkpoints in order as their outputs are delivered, and ack what they cover.
-        Runs for the life of the agent."""
+        """Write checkpoints in order as their outputs are delivered, and ack what they cover
+        once the writes are confirmed. Runs for the life of the agent."""
+        confirming = asyncio.ensure_future(self._confirm())
+        try:
+            while True:
+                job = await self._jobs.get()
+                try:
+                    for output in job.outputs:
+                        await output  # raises if the broker refused it
+                    written = None
+                    if job.key is not None and (job.state is not None or job.delete):
+                        written = self._write(job.partition, job.key, job.state)
+                        if job.state is not None:
+                            CHECKPOINTS.inc()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - an output was not delivered
+                    self._busy -= 1
+                    self._fail(exc)
+                    return
+                self._sent.put_nowait((job, written))
+        finally:
+            confirming.cancel()
+
+    async def _confirm(self) -> None:
+        """Ack the records of each sent checkpoint once the broker confirmed it, in order."""
         while True:
-            job = await self._jobs.get()
+            job, written = await self._sent.get()
             try:
-                for output in job.outputs:
-                    await output  # raises if the broker refused it
-                if job.state is not None and job.key is not None:
-                    self._write(job.partition, job.key, job.state)
-                    CHECKPOINTS.inc()
+                if written is not None:
+                    await written  # raises if the changelog record was not delivered
                 for _, held in job.held:
                     held.done = True
                 for tp in {tp for tp, _ in job.held}:
                     self._release(tp)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - an output was not delivered
+            except Exception as exc:  # noqa: BLE001 - the checkpoint is not in the changelog
                 self._fail(exc)
                 return
             finally:
@@ -204,12 +241,3 @@ class Checkpoints:
         queue = self._held.get(tp)
         while queue and queue[0].done:
             queue.popleft().record.ack()
-
-
-def exit_without_commit(exc: BaseException, what: str) -> None:
-    """Exit the process at once (status 70), committing nothing more: the restarted worker
-    processes everything after the last commit again. For failures after which records held
-    in memory could be lost if the worker went on (and acked later records)."""
-    log.critical("%s (%s: %s); exiting without committing", what, type(exc).__name__, exc, exc_info=exc)
-    logging.shutdown()
-    os._exit(70)

@@ -11,11 +11,25 @@ Idempotence: the state of a match carries the last offset applied per source top
 record at or below it (redelivered after a crash or a rebalance) is skipped, so state and
 offsets move together in one changelog record even though Faust's commits are
 at-least-once.
+
+One record must not hurt a match. Beyond what the codec bounds (:mod:`schemas.limits`), a
+frame is dead-lettered when its clock or its seq leaps further ahead of the match's last
+frame than the time that passed allows (``LEAP_TOLERANCE_MS``): one forged frame would
+otherwise move the match's watermark, and every real frame after it would be dropped as
+out of order. Time here is the record's Kafka timestamp, which the broker stamps
+(LogAppendTime, see the catalogue), and a venue's wall times are bounded by it, so a venue
+clock hours fast cannot reach the windows' audio times either. A match keeps at most
+``MAX_PENDING_EVENTS`` events waiting for its audio.
+
+Finished matches are forgotten: once a partition has heard a record ``forget_after_ms``
+after a match's latest record (that bounded time, never a venue's), :meth:`finished` names
+the match so the worker deletes it from the table.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -27,29 +41,37 @@ from prometheus_client import Counter, Histogram
 
 from infra.deadletter import dead_letter_record
 from infra.errors import SchemaError
+from infra.partitioning import partition_for
 from infra.settings import Settings
 from schemas.audio import decode_payload
-from schemas.clock import MatchClock
+from schemas.clock import MatchClock, Period
 from schemas.codec import decode, encode
 from streams.features import FrameAnalysis
 from streams.join import JoinConfig, MatchJoin, Predict
 from streams.stages import StageTimes
 from streams.windows import WindowSpec
 
-__all__ = ["Applied", "Decoded", "LiveMatch", "OutputRecord", "ProcessResult", "RecordProcessor", "join_config",
-           "pack_state", "pcm_samples", "unpack_state"]
+__all__ = ["FORGOTTEN", "Applied", "Decoded", "LiveMatch", "OutputRecord", "ProcessResult", "RecordProcessor",
+           "heard_in", "join_config", "pack_state", "pcm_samples", "unpack_state"]
 
 RECORDS = Counter("crowdsound_stream_records_total", "Records consumed by the stream worker.", ["topic"])
 WINDOWS = Counter("crowdsound_stream_windows_total", "Emotion windows emitted (revision 0 = first emission).",
                   ["kind"])
 LATE_EVENTS = Counter("crowdsound_stream_late_events_total", "Match events later than the grace period.")
 DROPPED_FRAMES = Counter("crowdsound_stream_dropped_frames_total", "Audio frames not joined.", ["reason"])
+FORGOTTEN = Counter("crowdsound_stream_forgotten_matches_total",
+                    "Finished matches deleted from the worker's table (not heard for --forget-after hours).")
 EMOTION_DELAY = Histogram(
     "crowdsound_stream_emotion_delay_seconds",
     "From the capture of a window's last audio frame to the window's emission.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
 _PROCESSOR = "crowdsound-worker"
+# How far a frame's clock (or seq) may run ahead of the match's last frame beyond the time that
+# passed between them: a period start announced late, clocks set by hand. More is a forgery.
+LEAP_TOLERANCE_MS = 120_000
+MAX_PENDING_EVENTS = 1_000  # events of a match kept waiting for its audio (a real match has a few hundred)
+_HEARD = re.compile(rb'^\{"heard":(-?\d+)')
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,15 @@ class LiveMatch:
     partition: int  # of the match's records (the source topics are co-partitioned)
     snapshot: bytes | None = None  # what snapshot() last returned, while nothing has changed since
     touched: float = field(default_factory=time.monotonic)  # when a record was last applied
+    # The last frame joined: [period, ms, record time ms, session, seq, duration ms] (for leaps).
+    last_frame: list[Any] | None = None
+    heard_ms: int | None = None  # record time (bounded) of the match's latest record (for forgetting)
+
+    @classmethod
+    def restore(cls, stored: bytes, partition: int) -> LiveMatch:
+        payload = unpack_state(stored)
+        return cls(MatchJoin.from_state(payload["join"]), dict(payload["applied"]), partition, snapshot=stored,
+                   last_frame=payload.get("last_frame"), heard_ms=payload.get("heard"))
 
 
 @dataclass
@@ -121,8 +152,15 @@ def join_config(settings: Settings) -> JoinConfig:
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
-    """JSON. Not compressed here: the changelog producer compresses its batches (zstd)."""
+    """JSON. Not compressed here: the changelog producer compresses its batches (zstd). A
+    ``heard`` time goes first, so :func:`heard_in` can read it without parsing the rest."""
     return json.dumps(state, separators=(",", ":")).encode()
+
+
+def heard_in(blob: bytes) -> int | None:
+    """The ``heard`` time of a packed state, read from its first bytes (None: not recorded)."""
+    found = _HEARD.match(blob[:40])
+    return int(found.group(1)) if found else None
 
 
 def unpack_state(blob: bytes) -> dict[str, Any]:
@@ -149,6 +187,7 @@ class RecordProcessor:
         self.events_topic = settings.topic("match.events.v1")
         self._emotions = settings.topic("crowd.emotions.v1")
         self.matches: dict[bytes, LiveMatch] = {}
+        self.newest: dict[int, int] = {}  # per partition: the latest (bounded) record time heard
         self._counters: dict[str, Any] = {}
         self.times = StageTimes()  # features and model seconds (streams.stages), published by the worker
 
@@ -157,7 +196,8 @@ class RecordProcessor:
         """The packed state of a live match (for the table)."""
         live = self.matches[key]
         if live.snapshot is None:
-            live.snapshot = pack_state({"join": live.join.to_state(), "applied": live.applied})
+            live.snapshot = pack_state({"heard": live.heard_ms, "join": live.join.to_state(),
+                                        "applied": live.applied, "last_frame": live.last_frame})
         return live.snapshot
 
     def forget(self, keys: Iterable[bytes]) -> None:
@@ -172,14 +212,38 @@ class RecordProcessor:
         horizon = time.monotonic() - seconds
         return [key for key, live in self.matches.items() if live.touched < horizon]
 
+    def finished(self, forget_after_ms: int, stored: Iterable[tuple[bytes, bytes]] = ()) -> list[tuple[bytes, int]]:
+        """Matches to delete, as (key, partition): those not heard for ``forget_after_ms`` before
+        the newest record their partition has heard. ``stored`` is the table's (key, state)
+        pairs, for matches not in memory (after a restart); only partitions this processor
+        has heard records of are considered (they are the ones it owns)."""
+        cutoff = {p: newest - forget_after_ms for p, newest in self.newest.items()}
+        found: dict[bytes, int] = {}
+        for key, live in self.matches.items():
+            if live.heard_ms is not None and live.partition in cutoff and live.heard_ms < cutoff[live.partition]:
+                found[key] = live.partition
+        for key, blob in stored:
+            if key in self.matches or key in found or not blob:
+                continue
+            partition = partition_for(key, self.settings.partitions)
+            heard = heard_in(blob)
+            if heard is not None and partition in cutoff and heard < cutoff[partition]:
+                found[key] = partition
+        return sorted(found.items())
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked: forget their matches and what their partitions heard."""
+        gone = set(partitions)
+        self.forget([key for key, live in self.matches.items() if live.partition in gone])
+        for partition in gone:
+            self.newest.pop(partition, None)
+
     def _live(self, key: bytes, match_id: str, partition: int) -> LiveMatch:
         live = self.matches.get(key)
         if live is None:
             stored = self.load(key) if self.load is not None else None
             if stored:
-                payload = unpack_state(stored)
-                live = LiveMatch(MatchJoin.from_state(payload["join"]), dict(payload["applied"]), partition,
-                                 snapshot=stored)
+                live = LiveMatch.restore(stored, partition)
             else:
                 live = LiveMatch(MatchJoin(match_id, self.config, model_version=self.model_version), {}, partition)
             self.matches[key] = live
@@ -195,9 +259,7 @@ class RecordProcessor:
             if live is None or state is None or live.snapshot is not state:
                 self.matches.pop(key, None)
                 if state is not None:
-                    payload = unpack_state(state)
-                    self.matches[key] = LiveMatch(MatchJoin.from_state(payload["join"]), dict(payload["applied"]),
-                                                  partition, snapshot=state)
+                    self.matches[key] = LiveMatch.restore(state, partition)
         applied = self.apply(topic=topic, partition=partition, offset=offset, key=key, value=value, now_ms=now_ms)
         if applied.match is None or applied.skipped:
             return ProcessResult(outputs=applied.outputs, skipped=applied.skipped)
@@ -227,10 +289,11 @@ class RecordProcessor:
 
     def apply(self, *, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
               now_ms: int | None = None, decoded: Decoded | None = None,
-              analysis: FrameAnalysis | None = None) -> Applied:
+              analysis: FrameAnalysis | None = None, timestamp_ms: int | None = None) -> Applied:
         """Apply one record to the live state of its match. ``decoded`` is what
         :meth:`decode_record` made of it (decoded here if not given); ``analysis`` its audio
-        frame's analysis computed ahead (used only if still valid, see CrowdAnalyzer.add_frame)."""
+        frame's analysis computed ahead (used only if still valid, see CrowdAnalyzer.add_frame);
+        ``timestamp_ms`` the record's Kafka timestamp (None: its own wall time stands in)."""
         counter = self._counters.get(topic)
         if counter is None:
             counter = self._counters[topic] = RECORDS.labels(topic=topic.removeprefix(self.settings.topic_prefix))
@@ -252,28 +315,48 @@ class RecordProcessor:
             live = self._live(key, match_id, partition)
         if offset <= live.applied.get(topic, -1):
             return Applied(match=key, skipped=True)
+        # The record's time: the broker's (LogAppendTime); a venue's wall time is bounded by it.
+        at_ms = record["wall_time_ms"] if timestamp_ms is None else timestamp_ms
         if decoded.kind == "AudioFrame":
-            outputs = self._audio(live.join, decoded, now, analysis)
+            outputs = self._audio(live, decoded, now, analysis, at_ms)
         else:
-            outputs = self._event(live.join, record, value, now)
+            outputs = self._event(live.join, decoded, now, at_ms)
+        if not live.applied and live.join.watermark is None and not live.join.events:
+            # A bad record of a match never seen: a dead letter, and no state for garbage.
+            self.matches.pop(key, None)
+            return Applied(outputs=outputs)
         live.applied[topic] = offset
         live.snapshot = None
         live.touched = time.monotonic()
+        heard = min(record["wall_time_ms"], at_ms)
+        live.heard_ms = heard if live.heard_ms is None else max(live.heard_ms, heard)
+        if heard > self.newest.get(partition, heard - 1):
+            self.newest[partition] = heard
         return Applied(outputs=outputs, match=key, windows=sum(o.topic == self._emotions for o in outputs))
 
     # -- audio ----------------------------------------------------------------------------
-    def _audio(self, join: MatchJoin, decoded: Decoded, now: int, analysis: FrameAnalysis | None
+    def _audio(self, live: LiveMatch, decoded: Decoded, now: int, analysis: FrameAnalysis | None, at_ms: int
                ) -> list[OutputRecord]:
         frame = decoded.record
         assert frame is not None
         topic, partition, offset, key, value = (decoded.topic, decoded.partition, decoded.offset, decoded.key,
                                                 decoded.value)
+        clock = MatchClock.from_avro(frame["clock"])
         if decoded.samples is None:
             DROPPED_FRAMES.labels(reason="bad_audio").inc()
             return [self._dead_letter(topic, partition, offset, key, value, decoded.bad_audio or "", "BadAudio",
-                                      frame["match_id"], MatchClock.from_avro(frame["clock"]))]
+                                      frame["match_id"], clock)]
+        leap = _leap(live.last_frame, frame, clock, at_ms)
+        if leap is not None:
+            DROPPED_FRAMES.labels(reason="leap").inc()
+            return [self._dead_letter(topic, partition, offset, key, value, leap, "ClockLeap", frame["match_id"], clock)]
+        if frame["wall_time_ms"] > at_ms:  # a venue clock running fast: the broker's time bounds it
+            frame = {**frame, "wall_time_ms": at_ms}
         with self.times.timing("features"):  # (less the model's time, counted apart)
-            result = join.add_audio(frame, decoded.samples, predict=self._predict, now_ms=now, analysis=analysis)
+            result = live.join.add_audio(frame, decoded.samples, predict=self._predict, now_ms=now, analysis=analysis)
+        if not result.dropped:
+            live.last_frame = [clock.period.value, clock.ms, at_ms, frame["session_id"], frame["seq"],
+                               max(1, 1000 * frame["samples_per_channel"] // frame["sample_rate"])]
         if result.dropped:
             reason = "duplicate" if result.dropped.startswith("duplicate") else "out_of_order"
             DROPPED_FRAMES.labels(reason=reason).inc()
@@ -295,25 +378,31 @@ class RecordProcessor:
 
     @staticmethod
     def _pcm(frame: dict[str, Any]) -> np.ndarray:
+        """The frame's samples (rate, channels and length are bounded by the codec already)."""
         rate, channels, count = frame["sample_rate"], frame["channels"], frame["samples_per_channel"]
-        if not 8000 <= rate <= 192_000:
-            raise SchemaError(f"sample rate {rate} Hz is outside 8000..192000")
-        if not 1 <= channels <= 8:
-            raise SchemaError(f"{channels} channels is outside 1..8")
-        pcm = decode_payload(frame["payload"], encoding=frame["encoding"], channels=channels, sample_rate=rate)
+        try:
+            pcm = decode_payload(frame["payload"], encoding=frame["encoding"], channels=channels, sample_rate=rate,
+                                 max_samples=count)
+        except SchemaError as exc:
+            raise SchemaError(f"{exc} (record says {count})") from None
         if len(pcm) != count:
             raise SchemaError(f"payload holds {len(pcm)} samples per channel, record says {count}")
-        if count == 0:
-            raise SchemaError("empty frame")
         return pcm
 
     # -- events ---------------------------------------------------------------------------
-    def _event(self, join: MatchJoin, event: dict[str, Any], value: bytes, now: int) -> list[OutputRecord]:
+    def _event(self, join: MatchJoin, decoded: Decoded, now: int, at_ms: int) -> list[OutputRecord]:
+        event, value = decoded.record, decoded.value
+        assert event is not None and value is not None
+        if event["event_id"] not in join.events and len(join.events) >= MAX_PENDING_EVENTS:
+            return [self._dead_letter(decoded.topic, decoded.partition, decoded.offset, decoded.key, value,
+                                      f"{len(join.events)} events of this match already wait for its audio "
+                                      f"(at most {MAX_PENDING_EVENTS})", "TooManyEvents", event["match_id"],
+                                      MatchClock.from_avro(event["clock"]))]
         result = join.add_event(event, now_ms=now)
         if result.late_event:
             LATE_EVENTS.inc()
             return [OutputRecord(self.settings.topic("match.events.late.v1"), event["match_id"].encode(), value,
-                                 event["wall_time_ms"])]
+                                 min(event["wall_time_ms"], at_ms))]
         return self._windows(result.windows, now)
 
     # -- outputs --------------------------------------------------------------------------
@@ -343,3 +432,23 @@ class RecordProcessor:
             processor=_PROCESSOR,
         )
         return OutputRecord(target, dl_key, dl_value)
+
+
+def _leap(last: list[Any] | None, frame: dict[str, Any], clock: MatchClock, at_ms: int) -> str | None:
+    """Why ``frame`` cannot follow the match's last frame ``last`` (see LiveMatch.last_frame): its
+    clock or seq runs further ahead than the time between their records allows. None: it can."""
+    if last is None:
+        return None
+    period, ms, last_at, session, seq, duration_ms = last
+    previous = MatchClock(Period(period), ms)
+    allowed = max(0, at_ms - last_at) + LEAP_TOLERANCE_MS
+    if clock.period is previous.period:
+        ahead = clock.ms - previous.ms
+    else:  # a later period starts at 0 (an earlier one is the join's out-of-order case)
+        ahead = clock.ms if clock.period.order > previous.period.order else 0
+    if ahead > allowed:
+        return (f"clock {clock} leaps {ahead / 1000:.0f} s ahead of the match's last frame at {previous}, "
+                f"{max(0, at_ms - last_at) / 1000:.0f} s of record time after it")
+    if frame["session_id"] == session and frame["seq"] - seq > 1 + allowed // duration_ms:
+        return f"seq {frame['seq']} leaps {frame['seq'] - seq} frames past the session's last frame ({seq})"
+    return None

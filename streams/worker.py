@@ -45,6 +45,10 @@ def add_worker_parser(commands) -> None:
     parser.add_argument("--processes", type=whole_number(low=1, high=64, what="a number of processes"), default=1,
                         metavar="N", help="run N workers of the group on this machine, one per core "
                         "(default 1)")
+    parser.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
+                        default=6, metavar="HOURS",
+                        help="delete a match's state from the table once its partition has heard a record HOURS "
+                        "later (record times, the broker's clock; default 6): the table holds the matches in play")
     parser.set_defaults(handler=run_worker)
 
 
@@ -61,8 +65,17 @@ def _check_topics(settings: Settings) -> None:
         topic_partitions(admin, settings.topic(name), settings, doing="write")
 
 
+def _changelog_replication(settings: Settings) -> tuple[int, int]:
+    """Replication factor and min.insync.replicas of the table's changelog, from the cluster."""
+    from infra.clients import make_admin
+    from infra.topics import internal_topic_replication
+
+    return internal_topic_replication(make_admin(settings), settings)
+
+
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     _check_topics(settings)
+    replication = _changelog_replication(settings)
     from streams.emotion import EmotionModel
 
     EmotionModel.load()  # a missing or broken model is a one-line error now, not a crash later
@@ -75,8 +88,10 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
     from infra.metrics import serve_process_metrics
-    from streams.app import app, liveness
+    from streams.app import app, configure, liveness
 
+    replicas, min_insync = replication
+    configure(replicas=replicas, min_insync=min_insync, forget_after_h=args.forget_after)
     if args.instance_id:
         app.conf.consumer_group_instance_id = args.instance_id
     serve_process_metrics(args, settings, healthy=lambda: not app.should_stop and liveness.healthy())

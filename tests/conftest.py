@@ -46,6 +46,23 @@ class KafkaUnderTest:
         broker_down(self.settings)
         broker_up(self.settings)
 
+    def crash(self, *, down_s: float) -> None:
+        """SIGKILL the broker (no clean shutdown: what it had not flushed is recovered from its
+        log on start), keep it down ``down_s`` seconds, start it again."""
+        import signal
+        import time
+
+        from infra.broker import broker_status, broker_up
+
+        assert self.owned, "cannot crash a broker this session does not own"
+        pid = broker_status(self.settings).pid
+        assert pid is not None, "the session broker is not running"
+        os.kill(pid, signal.SIGKILL)
+        while broker_status(self.settings).running:
+            time.sleep(0.05)
+        time.sleep(down_s)
+        broker_up(self.settings)
+
 
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[KafkaUnderTest]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from infra.catalogue import CATALOGUE, dead_letter_topic, spec_for, topic_configs
+from infra.catalogue import (
+    CATALOGUE,
+    DEAD_LETTER_HEADROOM_BYTES,
+    dead_letter_topic,
+    min_insync_replicas,
+    spec_for,
+    topic_configs,
+)
 from infra.errors import CrowdsoundError
 from infra.partitioning import murmur2, partition_for
 from infra.settings import Settings
@@ -63,3 +70,27 @@ def test_murmur2_matches_the_java_client(key, signed):
 
 def test_partition_for_uses_the_positive_hash():
     assert partition_for("21", 12) == ((-973932308 & 0x7FFFFFFF) % 12)
+
+
+def test_every_dead_letter_topic_takes_the_largest_record_of_its_sources_with_room_to_spare():
+    # A bad record at its source's size limit must still fit in a dead letter (original bytes
+    # plus the reason), or the consumer could never get past it.
+    for spec in CATALOGUE:
+        if spec.value_type != "DeadLetter" and dead_letter_topic(spec.name) in {s.name for s in CATALOGUE}:
+            dlq = spec_for(dead_letter_topic(spec.name))
+            assert dlq.max_message_bytes >= spec.max_message_bytes + DEAD_LETTER_HEADROOM_BYTES, spec.name
+
+
+def test_topics_written_at_the_venue_take_the_brokers_clock():
+    # Venue clocks can be hours off; record times (seeks, retention, the bound on event time)
+    # must come from the cluster.
+    for name in ("crowd.audio.v1", "match.events.v1", "crowd.emotions.v1"):
+        assert topic_configs(spec_for(name))["message.timestamp.type"] == "LogAppendTime"
+
+
+def test_min_insync_replicas_follows_an_explicit_replication_factor():
+    audio = spec_for("crowd.audio.v1")
+    assert "min.insync.replicas" not in topic_configs(audio, Settings.from_env({}))  # broker default: the broker's
+    assert topic_configs(audio, Settings.from_env({"CROWDSOUND_REPLICATION_FACTOR": "3"}))["min.insync.replicas"] == "2"
+    assert topic_configs(audio, Settings.from_env({"CROWDSOUND_REPLICATION_FACTOR": "1"}))["min.insync.replicas"] == "1"
+    assert min_insync_replicas(Settings.from_env({"CROWDSOUND_MIN_INSYNC_REPLICAS": "3"}), 5) == 3

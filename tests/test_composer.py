@@ -266,3 +266,68 @@ def test_audio_rendered_on_several_threads_is_byte_for_byte_the_single_threaded_
             assert all(a["payload"] == b["payload"] for a, b in zip(mine, chunks)), match_id
     finally:
         _stop(composer)
+
+
+def test_a_window_the_composer_fails_on_is_dead_lettered_and_the_music_goes_on(topics, monkeypatch):
+    """A bug met by one window must not crash-loop the composer (and move with its partition to
+    the next one): the window is dead-lettered with the error, the rest composed exactly once."""
+    import threading
+
+    from consumers.composer import Composer, _ensure_state_topic
+    from consumers.composer_config import ComposerConfig
+
+    settings = topics
+    windows = emotion_windows("m-bug", SPELLS)
+    poisoned = windows[30]
+    expected = _expected("m-bug", windows[:30] + windows[31:])[0]
+    compose = MatchScore.on_window
+
+    def with_a_bug(score, window):
+        if window["clock"] == poisoned["clock"]:
+            raise ZeroDivisionError("a bug in the score")
+        return compose(score, window)
+
+    monkeypatch.setattr(MatchScore, "on_window", with_a_bug)
+    _ensure_state_topic(settings)
+    composer = Composer(settings, ComposerConfig(outputs=("control",), instance="bug"))
+    running = threading.Thread(target=composer.run, daemon=True)
+    running.start()
+    try:
+        _produce(make_producer(settings), settings, windows)
+        got = _records(settings, "music.control.v1", "MusicControl", len(expected))
+        assert running.is_alive()
+        assert _strip_wall(got) == _strip_wall(expected)
+        [dead] = _records(settings, "crowd.emotions.dlq.v1", "DeadLetter", 1)
+        assert "a bug in the score" in dead["reason"] and dead["error_type"] == "ZeroDivisionError"
+        assert dead["source_offset"] == 30
+    finally:
+        composer.running = False
+        running.join(30)
+        composer.close()
+
+
+def test_a_venue_clock_hours_fast_does_not_make_the_composer_forget_its_partition(topics, tmp_path):
+    """The forget clock is event time bounded by the record's time: windows whose audio time
+    a venue clock put hours ahead cannot age the other matches of their partition."""
+    from infra.partitioning import partition_for
+
+    settings = topics
+    steady = "m-steady"
+    fast = next(m for m in (f"m-fast-{i}" for i in range(1000))
+                if partition_for(match_key(m), settings.partitions) == partition_for(match_key(steady), settings.partitions))
+    now = int(time.time() * 1000)
+    steady_windows = emotion_windows(steady, SPELLS[:2], wall_start_ms=now - 60_000)
+    composer = _start(settings, tmp_path, "c-skew", "--outputs", "control", "--forget-after", "1")
+    producer = make_producer(settings)
+    try:
+        half = len(steady_windows) // 2
+        _produce(producer, settings, steady_windows[:half])
+        _produce(producer, settings, emotion_windows(fast, SPELLS[:1], wall_start_ms=now + 3 * 3_600_000))
+        _produce(producer, settings, steady_windows[half:])
+        whole = _expected(steady, steady_windows)[0]
+        fast_controls = len(_expected(fast, emotion_windows(fast, SPELLS[:1]))[0])
+        got = _records(settings, "music.control.v1", "MusicControl", len(whole) + fast_controls)
+    finally:
+        _stop(composer)
+    assert "forgot match_id=m-steady" not in (tmp_path / "c-skew.log").read_text()
+    assert _strip_wall([r for r in got if r["match_id"] == steady]) == _strip_wall(whole)  # no restart from bar 0

@@ -162,3 +162,55 @@ def test_a_statsbomb_match_arrives_with_its_goals_at_the_right_times_and_sides(t
     assert [(p, s) for p, _, s in got] == [(p, s) for p, _, s in expected]
     assert all(abs(a[1] - b[1]) <= 1 for a, b in zip(got, expected, strict=True))
     assert all(e["source"] == "statsbomb" for e in events)
+
+
+@pytest.mark.kafka
+def test_a_broker_outage_longer_than_the_delivery_timeout_loses_no_event(kafka, topics, tmp_path):
+    """Events wait in the feed's spool while the broker is away, however long that is."""
+    if not kafka.owned:
+        pytest.skip("the tests use an external cluster they must not restart")
+    import subprocess
+    import sys
+
+    from infra.broker import broker_down, broker_up
+    from tests.conftest import REPO
+    from tests.kafka_helpers import cli_env
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps({"type": "shot", "side": "home", "at": f"0:{s:02d}"}) + "\n" for s in range(1, 13)))
+    env = cli_env(topics, KAFKA_CLIENT_MESSAGE_TIMEOUT_MS="2000")  # librdkafka would give up on an event after 2 s
+    feeder = subprocess.Popen(  # one event a second, paced like the live match
+        [sys.executable, "-m", "infra.cli", "feed", "--match", "m-outage", "--source", str(feed), "--kickoff", "now",
+         "--spool-dir", str(tmp_path / "spool"), "--drain-timeout", "90", "--quiet"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(3)
+    broker_down(kafka.settings)
+    time.sleep(5)  # longer than the delivery timeout: events keep coming and wait in the spool
+    broker_up(kafka.settings)
+    out, err = feeder.communicate(timeout=150)
+    assert feeder.returncode == 0, err
+    events = [decode(m.value(), expect="MatchEvent")
+              for m in read_topic(topics, topics.topic("match.events.v1"), expected=12, timeout_s=60)]
+    assert [e["clock"]["ms"] for e in events] == [s * 1000 for s in range(1, 13)]  # none lost, none twice, in order
+
+
+@pytest.mark.kafka
+def test_events_the_broker_never_took_stay_in_the_spool_and_the_next_run_sends_them(topics, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps(line) for line in FEED) + "\n")
+    spool = tmp_path / "spool"
+    offline = run_cli("feed", "--match", "m-spool", "--source", str(feed), "--fast", "--spool-dir", str(spool),
+                      "--drain-timeout", "2", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                                                   "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix})
+    assert offline.returncode == 1
+    assert "7 events were not acknowledged" in offline.stderr and str(spool) in offline.stderr
+    assert "Traceback" not in offline.stderr
+
+    empty = tmp_path / "nothing.jsonl"
+    empty.write_text("\n")
+    online = run_cli("feed", "--match", "m-spool", "--source", str(empty), "--fast", "--spool-dir", str(spool),
+                     settings=topics)
+    assert online.returncode == 0, online.stderr
+    events = [decode(m.value(), expect="MatchEvent") for m in read_topic(topics, topics.topic("match.events.v1"), expected=7)]
+    assert [e["type"] for e in events] == ["PERIOD_START", "SHOT", "GOAL", "CARD", "PERIOD_END", "PERIOD_START", "GOAL"]

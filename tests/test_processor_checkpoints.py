@@ -1,7 +1,8 @@
 """Checkpoints of the stream worker without Kafka: records are acked only once a checkpoint
-including them is written, in offset order, after their outputs were delivered; and a crash
-at any moment, followed by a restart from the committed offsets and the table, gives the
-same final windows as a run without a crash."""
+including them is confirmed in the changelog, in offset order, after their outputs were
+delivered; and a crash at any moment — the table's changelog writes in flight, as Faust's
+are — followed by a restart from the committed offsets and the table, gives the same final
+windows as a run without a crash."""
 
 from __future__ import annotations
 
@@ -134,6 +135,70 @@ def test_an_undelivered_output_stops_all_acks():
     asyncio.run(scenario())
 
 
+def test_records_are_acked_only_once_the_changelog_confirmed_their_checkpoint():
+    async def scenario():
+        acked: list = []
+        confirmations: list = []
+
+        def write(partition, key, state):  # like Faust's send_changelog: a future the broker resolves
+            confirmations.append(asyncio.get_running_loop().create_future())
+            return confirmations[-1]
+
+        keeper = Checkpoints(snapshot=lambda key: b"s", write=write, every_records=1)
+        task = asyncio.ensure_future(keeper.run())
+        try:
+            keeper.add("t-0", Record("t-0", 0, acked), match=b"a", partition=0)
+            keeper.add("t-0", Record("t-0", 1, acked), match=b"b", partition=0)
+            await asyncio.sleep(0.01)
+            assert len(confirmations) == 2 and acked == []  # both sent (pipelined), neither confirmed
+            confirmations[1].set_result(None)
+            await asyncio.sleep(0.01)
+            assert acked == []  # offset 1 waits for offset 0
+            confirmations[0].set_result(None)
+            await _settle(keeper)
+            assert acked == [("t-0", 0), ("t-0", 1)]
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_changelog_write_the_broker_refuses_stops_all_acks():
+    async def scenario():
+        failures: list = []
+        acked: list = []
+
+        def write(partition, key, state):
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(RuntimeError("MESSAGE_TOO_LARGE"))
+            return refused
+
+        keeper = Checkpoints(snapshot=lambda key: b"s", write=write, every_records=1, fail=failures.append)
+        task = asyncio.ensure_future(keeper.run())
+        keeper.add("t-0", Record("t-0", 0, acked), match=b"a", partition=0)
+        keeper.add("t-0", Record("t-0", 1, acked), match=None, partition=0)
+        await asyncio.sleep(0.02)
+        assert [str(f) for f in failures] == ["MESSAGE_TOO_LARGE"] and acked == []
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_match_is_removed_after_its_last_checkpoint():
+    async def scenario():
+        keeper, writes, acked = _keeper(every_records=100)
+        task = asyncio.ensure_future(keeper.run())
+        try:
+            keeper.add("t-0", Record("t-0", 0, acked), match=b"a", partition=3)
+            keeper.delete(b"a", 3)
+            await _settle(keeper)
+            assert writes == [(3, b"a", b"a1"), (3, b"a", None)] and acked == [("t-0", 0)]
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
 # -- a crash at any moment -----------------------------------------------------------------
 
 def _frame(match_id: str, seq: int) -> bytes:
@@ -174,7 +239,11 @@ def _final(outputs: list) -> dict:
 
 def _run(crash_after: int | None, every_records: int) -> tuple[dict, int]:
     """Process LOG with checkpoints; optionally lose everything in memory after
-    ``crash_after`` records and restart from the committed offsets and the table."""
+    ``crash_after`` records and restart from the committed offsets and the table.
+
+    The table is a changelog: a write is durable only once the broker confirms it, a few
+    event-loop turns after it was sent (as Faust's changelog sends are), and the writes still
+    in flight at the crash are lost."""
     table: dict[bytes, bytes] = {}
     committed = {AUDIO: 0, EVENTS: 0}  # next offset to read, per source partition
     outputs: list = []
@@ -182,8 +251,25 @@ def _run(crash_after: int | None, every_records: int) -> tuple[dict, int]:
     async def worker(stop_after: int | None) -> bool:
         work = RecordProcessor(SETTINGS, predict=fake_model, model_version="t", load=table.get)
         acked: list = []
-        keeper = Checkpoints(snapshot=work.snapshot, write=lambda p, k, s: table.__setitem__(k, s),
-                             every_records=every_records)
+        in_flight: list = []  # [turns left, key, state, future]
+
+        def send_changelog(partition: int, key: bytes, state: bytes) -> asyncio.Future:
+            confirmed = asyncio.get_running_loop().create_future()
+            in_flight.append([3, key, state, confirmed])
+            return confirmed
+
+        async def broker() -> None:  # confirms (and applies) each write three loop turns after it was sent
+            while True:
+                await asyncio.sleep(0)
+                for entry in list(in_flight):
+                    entry[0] -= 1
+                    if entry[0] <= 0:
+                        in_flight.remove(entry)
+                        table[entry[1]] = entry[2]
+                        entry[3].set_result(None)
+
+        keeper = Checkpoints(snapshot=work.snapshot, write=send_changelog, every_records=every_records)
+        brokering = asyncio.ensure_future(broker())
         task = asyncio.ensure_future(keeper.run())
         position = dict(committed)
         done = 0
@@ -210,6 +296,7 @@ def _run(crash_after: int | None, every_records: int) -> tuple[dict, int]:
             return True
         finally:
             task.cancel()
+            brokering.cancel()  # a crash: writes still in flight never reach the changelog
 
     finished = asyncio.run(worker(crash_after))
     if not finished:

@@ -135,3 +135,42 @@ def test_replay_refuses_bad_input_in_one_line(retained, tmp_path):
         assert result.returncode != 0, args
         assert needle in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+class _StopsDelivering:
+    """The replay reader's consumer, on a broker that stops delivering after ``records`` records
+    (it went down, a leader is gone): everything else is the real consumer on the real broker."""
+
+    def __init__(self, consumer, records: int) -> None:
+        self._consumer, self._left = consumer, records
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        if self._left <= 0:
+            time.sleep(timeout)
+            return []
+        messages = self._consumer.consume(min(num_messages, self._left), timeout)
+        self._left -= len(messages)
+        return messages
+
+    def __getattr__(self, name: str):
+        return getattr(self._consumer, name)
+
+
+def test_a_replay_that_stops_being_fed_mid_read_fails_instead_of_going_on_incomplete(retained):
+    """A partition that stops delivering in the middle must not end as if it were done: the
+    replay would write a silently incomplete result. It fails, saying why."""
+    from consumers.replay.reader import PartitionReader
+    from infra.errors import BrokerError
+
+    reader = PartitionReader(retained, MATCH, read_timeout_s=3)
+    reader.consumer = _StopsDelivering(reader.consumer, records=100)
+    try:
+        with pytest.raises(BrokerError, match="incomplete"):
+            list(reader.read("crowd.emotions.v1", "EmotionWindow"))
+    finally:
+        reader.close()
+    complete = PartitionReader(retained, MATCH)  # the same read on a broker that delivers: no error
+    try:
+        assert len(list(complete.read("crowd.emotions.v1", "EmotionWindow"))) > 100
+    finally:
+        complete.close()

@@ -115,6 +115,21 @@ def test_revisions_and_repeated_events_never_repeat_a_stinger():
     assert [s["stinger"] for s in controls(outputs, "STINGER")] == ["goal"]
 
 
+def test_a_stale_revision_arriving_after_a_newer_one_changes_nothing():
+    """Revisions of one window may arrive out of order (two workers during a rebalance, a
+    redelivery): the music follows the highest revision, whatever came after it."""
+    calm = emotion_windows("m-stale", [Spell(0, 40, "CALM", 0.2, 0.0)])
+    loud = emotion_windows("m-stale", [Spell(0, 40, "CELEBRATION", 0.95, 0.8)])
+    in_order, with_stale = [], []
+    for low, high in zip(calm, loud, strict=True):
+        revised = {**high, "revision": 2}
+        in_order += [low, revised]
+        with_stale += [low, revised, {**low, "revision": 1}]  # revision 1 comes last
+    expected = controls(run(MatchScore("m-stale"), in_order))
+    assert expected != controls(run(MatchScore("m-stale"), calm))  # the revisions matter
+    assert controls(run(MatchScore("m-stale"), with_stale)) == expected
+
+
 def test_missing_windows_hold_then_decay_and_the_timeline_stays_contiguous():
     windows = emotion_windows("m-gap", [Spell(0, 30, "CELEBRATION", 0.95, 0.8), Spell(60, 75, "CALM", 0.2, 0.0)])
     outputs = run(MatchScore("m-gap"), windows)
@@ -124,6 +139,19 @@ def test_missing_windows_hold_then_decay_and_the_timeline_stays_contiguous():
     assert gap[-1]["intensity"] < gap[0]["intensity"]  # decaying towards calm
     ends = [period_ms(b) for b in bars]
     assert ends == sorted(ends) and max(np.diff(ends)) <= 4 * 60_000 / 80 + 1  # no bar longer than 4 beats at 80 bpm
+
+
+def test_a_window_after_an_hours_gap_releases_at_most_a_minute_of_music():
+    before = emotion_windows("m-hour", [Spell(0, 30, "CALM", 0.2, 0.0)])
+    after = emotion_windows("m-hour", [Spell(3600, 3630, "EXCITEMENT", 0.7, 0.3)])
+    score = MatchScore("m-hour")
+    bars = controls(run(score, before), "BAR")
+    first_after = controls(score.on_window(after[0]), "BAR")
+    released_ms = sum(b["beats_per_bar"] * beat_ms(b) for b in first_after)
+    assert released_ms < 70_000  # not an hour of bars in one go
+    bars += first_after + controls(run(score, after[1:]), "BAR")
+    assert [b["bar"] for b in bars] == list(range(len(bars)))  # the music stays contiguous
+    assert period_ms(bars[-1]) > 3_600_000  # and follows the match after the gap
 
 
 def test_preferences_apply_from_the_next_bar():

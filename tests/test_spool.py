@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +100,35 @@ def test_interleaved_appends_reads_acks_and_restarts_lose_nothing_and_resend_onl
     while (record := spool.next_unsent()) is not None:
         delivered.append(record.number)
     assert sorted(set(delivered)) == list(range(appended))
+
+
+def test_a_disk_that_refuses_a_record_is_a_full_spool_and_keeps_every_whole_record(tmp_path):
+    """A file-size limit (like a full disk) stops appends cleanly: no crash, the torn record cut
+    off, every record before it readable, and appends work again once there is room."""
+    import subprocess
+    import sys
+    import textwrap
+
+    child = textwrap.dedent(f"""
+        import resource
+        from pathlib import Path
+        from producers.spool import DiskSpool
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # bytes per file
+        spool = DiskSpool(Path({str(tmp_path / 'spool')!r}), max_bytes=10**9)
+        kept = 0
+        while spool.append(key=b"m", value=bytes([kept % 256]) * 3000, timestamp_ms=kept):
+            kept += 1
+        assert not spool.append(key=b"m", value=b"x" * 3000, timestamp_ms=0)
+        print(kept, spool.refusal)
+    """)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=False,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    kept, refusal = result.stdout.split(" ", 1)
+    assert int(kept) == 100_000 // (3000 + 8 + 10 + 1)  # every record that fitted whole
+    assert "refused" in refusal and "too large" in refusal.lower()
+    spool = DiskSpool(tmp_path / "spool", max_bytes=10**9)
+    records = [spool.next_unsent() for _ in range(int(kept))]
+    assert [r.value[:1] for r in records] == [bytes([i % 256]) for i in range(int(kept))]
+    assert spool.next_unsent() is None
+    assert spool.append(key=b"m", value=b"y" * 3000, timestamp_ms=1)  # room again (no limit now)

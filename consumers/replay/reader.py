@@ -3,7 +3,9 @@
 Every topic is keyed by match id and co-partitioned, so a match lives on one partition
 number everywhere. The reader assigns just that partition, asks the broker for the first
 offset at a timestamp (``offsets_for_times``) and reads forward until a record is past the
-range it needs or the partition's end as it was when reading began. Records are produced
+range it needs or the partition's end as it was when reading began. A partition that stops
+delivering before that end (the broker went away, a transaction left open holds the stable
+offset back) is an error after ``read_timeout_s``, never a silently shorter replay. Records are produced
 after the moment they describe (a window after its audio, audio after capture), so seeking
 to the start of a range by record time never skips a record of the range.
 """
@@ -49,9 +51,10 @@ class TopicSlice:
 class PartitionReader:
     """Reads the records of one match from its partition of any catalogue topic."""
 
-    def __init__(self, settings: Settings, match_id: str) -> None:
+    def __init__(self, settings: Settings, match_id: str, *, read_timeout_s: float = 60.0) -> None:
         self.settings = settings
         self.match_id = match_id
+        self.read_timeout_s = read_timeout_s
         self.key = match_key(match_id)
         self.consumer = make_consumer(settings, group_id=reader_group(settings, "replay"),
                                       extra={"fetch.max.bytes": 64 * 1024 * 1024,
@@ -106,8 +109,18 @@ class PartitionReader:
     def _consume(self, topic: str, partition: int, start: int, high: int, record_type: RecordType,
                  stop: Callable[[dict[str, Any]], bool] | None, progress: Callable[[int], None] | None,
                  counter: list[int]) -> Iterator[dict[str, Any]]:
-        for message in read_to_end(self.consumer, topic, {partition: start}, idle_timeout_s=20,
-                                   raise_on_timeout=False, batch=2000):
+        try:
+            yield from self._records(topic, partition, start, high, record_type, stop, progress, counter)
+        except BrokerError as error:
+            raise BrokerError(f"{error}; the broker stopped delivering it (down, or a transaction left open) after "
+                              f"{counter[0]} records of match {self.match_id!r}, so the replay would be incomplete"
+                              ) from None
+
+    def _records(self, topic: str, partition: int, start: int, high: int, record_type: RecordType,
+                 stop: Callable[[dict[str, Any]], bool] | None, progress: Callable[[int], None] | None,
+                 counter: list[int]) -> Iterator[dict[str, Any]]:
+        for message in read_to_end(self.consumer, topic, {partition: start}, idle_timeout_s=self.read_timeout_s,
+                                   batch=2000):
             if message.offset() >= high:
                 return
             if progress is not None:

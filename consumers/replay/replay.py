@@ -53,6 +53,7 @@ class ReplayOptions:
     from_audio: bool = False
     mix_crowd: bool = False
     progress: bool = True
+    read_timeout_s: float = 60.0  # no record of a partition still to read for this long: fail, never go on incomplete
 
 
 @dataclass
@@ -106,7 +107,7 @@ def _clock_label(period: str, ms: int) -> str:
 
 def replay(settings: Settings, options: ReplayOptions) -> ReplayResult:
     """Run a replay; raises CrowdsoundError with a one-line reason on bad input or missing data."""
-    reader = PartitionReader(settings, options.match_id)
+    reader = PartitionReader(settings, options.match_id, read_timeout_s=options.read_timeout_s)
     try:
         return _replay(settings, options, reader)
     finally:
