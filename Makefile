@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bootstrap demo demo-secure test broker-up broker-down clean
+.PHONY: bootstrap deploy-tools demo demo-secure test broker-up broker-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crowdsound needs Python 3.11+, found " + sys.version.split()[0])'
@@ -41,7 +41,16 @@ demo-secure: bootstrap
 # The test session starts its own broker on port 19092 (fresh data) and stops it at the end,
 # and a secure one on 19094-19096 for the security tests; set KAFKA_BOOTSTRAP_SERVERS to run
 # the tests against another cluster instead (the security tests are then skipped).
-test: bootstrap
+# The chart's checks (tests/test_deploy.py) need helm (built from the Go module proxy into
+# .crowdsound/bin) and promtool (Debian's prometheus package): installed here too, so that
+# `make test` on a fresh machine runs what CI runs instead of skipping them.
+deploy-tools:
+	@command -v go >/dev/null && infra/tools/install_helm.sh || echo "note: the deployment tests need Go to build helm (apt-get install golang); they are skipped without it"
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else echo "note: the deployment tests need promtool (sudo apt-get install prometheus); they are skipped without it"; fi; }
+
+test: bootstrap deploy-tools
 	$(BIN)/pytest
 
 broker-up: bootstrap
