@@ -227,8 +227,12 @@ def _feed(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.drain_timeout < 0:
         raise CrowdsoundError(f"--drain-timeout {args.drain_timeout} must be >= 0")
-    publisher = FeedPublisher(settings, args.match, spool_dir=args.spool_dir or feed_spool_dir(settings, args.match))
+    if args.delay < 0:
+        raise CrowdsoundError(f"--delay {args.delay} must be >= 0")
+    # The input is read before the publisher connects: a file that cannot be read is one line,
+    # not a line plus the client's complaints about a broker it never needed.
     events: list[dict] = []
+    lines: list[bytes] = []
     if args.provider == "jsonl":
         if len(args.source) != 1:
             raise CrowdsoundError("a JSON Lines feed is one --source file")
@@ -237,20 +241,19 @@ def _feed(args: argparse.Namespace, settings: Settings) -> int:
             lines = path.read_bytes().splitlines()
         except OSError as exc:
             raise CrowdsoundError(f"cannot read {path}: {exc.strerror}") from None
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                events.append(parse_jsonl_line(raw.decode("utf-8"), match_id=args.match))
-            except (CrowdsoundError, UnicodeDecodeError) as exc:
-                publisher.reject(source=f"{path}:{number}", raw=raw, reason=f"line {number}: {exc}",
-                                 error_type=type(exc).__name__)
     else:
         from producers.providers import load_provider_events
 
         events = [dict(e, wall_time_ms=None) for e in load_provider_events(args.provider, args.source, match_id=args.match)]
-    if args.delay < 0:
-        raise CrowdsoundError(f"--delay {args.delay} must be >= 0")
+    publisher = FeedPublisher(settings, args.match, spool_dir=args.spool_dir or feed_spool_dir(settings, args.match))
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            events.append(parse_jsonl_line(raw.decode("utf-8"), match_id=args.match))
+        except (CrowdsoundError, UnicodeDecodeError) as exc:
+            publisher.reject(source=f"{path}:{number}", raw=raw, reason=f"line {number}: {exc}",
+                             error_type=type(exc).__name__)
     span = 0
     if events:
         probe = event_timeline(events, kickoff_ms=0)

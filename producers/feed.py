@@ -35,6 +35,7 @@ from prometheus_client import Counter, Gauge
 from infra.clients import DeliveryErrors, make_producer, match_key
 from infra.deadletter import DeadLetterWriter
 from infra.errors import CrowdsoundError, SchemaError
+from schemas.limits import check_record
 from infra.settings import Settings
 from schemas.clock import MatchClock, Period, parse_clock
 from schemas.codec import encode
@@ -237,6 +238,12 @@ class FeedPublisher:
                       echo: bool = True) -> None:
         """Publish events in match order; live, each ``delay_ms`` after it happened."""
         for event in sorted(events, key=lambda e: (Period(e["clock"]["period"]).order, e["clock"]["ms"])):
+            try:  # before pacing: an impossible clock would be waited for for years
+                check_record("MatchEvent", event)
+            except SchemaError as exc:
+                self.reject(source=f"event {event.get('event_id')}", raw=json.dumps(event, default=str).encode(),
+                            reason=str(exc), error_type="SchemaError")
+                continue
             if not fast:
                 due = (event["wall_time_ms"] + delay_ms) / 1000
                 while (remaining := due - time.time()) > 0:

@@ -198,6 +198,7 @@ CROWDSOUND_GRACE_MS: {{ .Values.config.graceMs | toString | quote }}
 CROWDSOUND_WINDOW_HOP_MS: {{ .Values.config.windowHopMs | toString | quote }}
 CROWDSOUND_WINDOW_LENGTH_MS: {{ .Values.config.windowLengthMs | toString | quote }}
 CROWDSOUND_STREAMS_STORE: {{ .Values.config.streamsStore | quote }}
+CROWDSOUND_MIN_INSYNC_REPLICAS: {{ .Values.config.minInsyncReplicas | toString | quote }}
 CROWDSOUND_FRAME_HELPER: {{ ternary "1" "0" .Values.config.frameHelper | quote }}
 CROWDSOUND_STATE_DIR: {{ .Values.volumes.statePath | quote }}
 CROWDSOUND_METRICS_HOST: {{ .Values.config.metricsHost | quote }}
