@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 from prometheus_client import Counter
 
-from infra.clients import make_producer, match_key
+from infra.clients import UNCOMPRESSED, make_producer, match_key
 from infra.errors import CrowdsoundError
 from infra.progress import Progress
 from infra.settings import Settings
@@ -109,7 +109,7 @@ class VenueEncoder:
         self.clock = clock
         self.first_sample_wall_ms = first_sample_wall_ms
         self.topic = settings.topic("crowd.audio.v1")
-        self.producer = producer or make_producer(settings, {"message.timeout.ms": 0})
+        self.producer = producer or make_producer(settings, {**UNCOMPRESSED, "message.timeout.ms": 0})
         self.spool = DiskSpool(options.spool_dir, max_bytes=options.spool_max_bytes)
         self.sender = SpoolSender(self.producer, self.spool, self.topic, window=options.window)
         self._stopping = False

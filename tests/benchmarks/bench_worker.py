@@ -64,7 +64,7 @@ from confluent_kafka.admin import NewTopic  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from infra.broker import broker_up  # noqa: E402
-from infra.clients import make_admin, make_consumer, make_producer, reader_group  # noqa: E402
+from infra.clients import UNCOMPRESSED, make_admin, make_consumer, make_producer, reader_group  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from infra.topics import apply_catalogue  # noqa: E402
 from schemas.audio import encode_payload  # noqa: E402
@@ -135,7 +135,7 @@ def fresh_deployment(admin: Settings, folder: Path | None) -> Deployment:
 
 
 def backlog(settings: Settings, payloads: list[bytes], matches: int) -> int:
-    producer = make_producer(settings)
+    producer = make_producer(settings, UNCOMPRESSED)
     start = int(time.time() * 1000) - len(payloads) * 100
     for seq, payload in enumerate(payloads):
         for m in range(matches):
@@ -506,7 +506,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     phase = started_at - first * 0.1
     order = np.argsort(phase, kind="stable")
     keys = [f"live{m}".encode() for m in range(matches)]
-    producer = make_producer(role("encoder"), {"linger.ms": 1})
+    producer = make_producer(role("encoder"), {**UNCOMPRESSED, "linger.ms": 1})
     topic = settings.topic("crowd.audio.v1")
     begin = time.time() + 0.5
     worker_cpu0, broker_cpu0, wall0 = cpu_seconds(worker.pid, children=True), cpu_seconds(broker_pid(base)), \
