@@ -253,6 +253,7 @@ class Composer:
         self.cue_start: dict[int, int] = {}
         self.cue_position: dict[int, int] = {}
         self.cue_dirty: set[int] = set()
+        self.began = 0.0  # time.monotonic() when the last batch transaction began
         self.running = True
         self.healthy = True
         # A transactional call that never returns (librdkafka#5456 after a broker restart) would
@@ -391,7 +392,8 @@ class Composer:
             first = self.consumer.poll(self.config.poll_timeout_s)
             if first is None:
                 continue
-            batch = [first] + self.consumer.consume(self.config.max_batch - 1, 0)
+            gather = self.config.gather_s - (time.monotonic() - self.began)
+            batch = [first] + self.consumer.consume(self.config.max_batch - 1, max(0.0, gather))
             while batch:
                 started = time.perf_counter()
                 try:
@@ -434,6 +436,7 @@ class Composer:
         transaction open near ``transaction.timeout.ms``, or the coordinator aborts it and
         fences the producer.
         """
+        self.began = time.monotonic()
         self.producer.begin_transaction()
         touched: set[str] = set()
         received: list[float] = []  # Kafka timestamps of the windows, for the latency histogram

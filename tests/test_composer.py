@@ -331,3 +331,58 @@ def test_a_venue_clock_hours_fast_does_not_make_the_composer_forget_its_partitio
         _stop(composer)
     assert "forgot match_id=m-steady" not in (tmp_path / "c-skew.log").read_text()
     assert _strip_wall([r for r in got if r["match_id"] == steady]) == _strip_wall(whole)  # no restart from bar 0
+
+
+def test_windows_trickling_in_share_transactions_and_are_all_composed(topics):
+    """At 100 live matches windows arrive every ~10 ms; one transaction each cost the broker a
+    quarter of a core. Windows arriving within the gather time go into one transaction: the
+    transactions begin at most every ``gather_s``, and the music is the same."""
+    import math
+    import threading
+
+    from consumers.composer import Composer, _ensure_state_topic
+    from consumers.composer_config import ComposerConfig
+
+    settings = topics
+    windows = emotion_windows("m-trickle", SPELLS[:2])[:40]
+    expected = _expected("m-trickle", windows)[0]
+    _ensure_state_topic(settings)
+    # A long gather, so that the rule shows over a few windows (they come ~40 ms apart here).
+    config = ComposerConfig(outputs=("control",), instance="trickle", gather_s=0.2)
+    composer = Composer(settings, config)
+    began: list[float] = []
+    process = composer._process
+
+    def counted(batch):
+        began.append(time.monotonic())
+        return process(batch)
+
+    composer._process = counted
+    running = threading.Thread(target=composer.run, daemon=True)
+    running.start()
+    producer = make_producer(settings, {"linger.ms": 0})
+    try:
+        producer.produce(settings.topic("crowd.emotions.v1"), key=match_key(windows[0]["match_id"]),
+                         value=encode("EmotionWindow", windows[0]))
+        producer.flush(10)
+        deadline = time.monotonic() + 60
+        while not began and time.monotonic() < deadline:  # the composer is assigned and reading
+            time.sleep(0.05)
+        time.sleep(0.5)
+        began.clear()
+        for window in windows[1:]:  # one every 5 ms, each on its own
+            producer.produce(settings.topic("crowd.emotions.v1"), key=match_key(window["match_id"]),
+                             value=encode("EmotionWindow", window))
+            producer.flush(10)
+            time.sleep(0.005)
+        got = _records(settings, "music.control.v1", "MusicControl", len(expected))
+    finally:
+        composer.running = False
+        running.join(30)
+        composer.close()
+    assert _strip_wall(got) == _strip_wall(expected)
+    assert len(began) >= 2
+    span = began[-1] - began[0]
+    assert len(began) <= math.floor(span / config.gather_s) + 1, (
+        f"{len(began)} transactions in {span:.3f} s: more than one per {config.gather_s * 1000:.0f} ms")
+    assert len(began) < len(windows) / 4
