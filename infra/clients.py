@@ -24,8 +24,8 @@ from confluent_kafka.admin import AdminClient
 from infra.errors import BrokerError, CrowdsoundError
 from infra.settings import Settings
 
-__all__ = ["UNCOMPRESSED", "DeliveryErrors", "kafka_refusal", "last_refusal", "log_delivery_errors", "make_admin", "make_consumer",
-           "make_producer", "match_key", "produce_and_wait", "reader_group", "unreachable"]
+__all__ = ["UNCOMPRESSED", "DeliveryErrors", "kafka_refusal", "last_refusal", "log_delivery_errors", "make_admin",
+           "make_consumer", "make_producer", "match_key", "produce_and_wait", "reader_group", "unreachable"]
 
 log = logging.getLogger("crowdsound.kafka")
 
