@@ -20,7 +20,6 @@ import datetime as dt
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.errors import CrowdsoundError
+from infra.ports import free_port
 from infra.progress import Progress
 from infra.settings import Settings
 
@@ -140,7 +140,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     worker = _Background("worker", ["worker"], log_dir, **principals.env("worker"))
     composer = _Background("composer", ["composer", "--instance", "demo"], log_dir, **principals.env("composer"))
     token = secrets.token_urlsafe(18)
-    port = _free_port(options.port)
+    port = free_port(options.port)
     room = _Background("controlroom", ["controlroom", "--port", str(port)], log_dir,
                        CROWDSOUND_API_TOKENS=f"demo={token}", **principals.env("controlroom"))
     try:
@@ -188,17 +188,6 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     print("  CROWDSOUND_API_TOKENS=demo=<token> crowdsound controlroom   then http://127.0.0.1:8080/#token=<token>")
     print("Stop it with:  crowdsound broker down   (or: make broker-down)")
     return 0
-
-
-def _free_port(wanted: int) -> int:
-    """``wanted`` when nothing listens there, else a free port."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", wanted))
-            return wanted
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
 
 
 def _wait_for_music(settings: Settings, match_id: str, duration_ms: int, processes: tuple[_Background, ...]) -> None:

@@ -35,10 +35,10 @@ from prometheus_client import Counter, Gauge
 from infra.clients import DeliveryErrors, make_producer, match_key
 from infra.deadletter import DeadLetterWriter
 from infra.errors import CrowdsoundError, SchemaError
-from schemas.limits import check_record
 from infra.settings import Settings
 from schemas.clock import MatchClock, Period, parse_clock
 from schemas.codec import encode
+from schemas.limits import check_record
 from schemas.timeline import MatchTimeline
 
 if TYPE_CHECKING:

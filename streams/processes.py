@@ -24,12 +24,12 @@ import argparse
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 
+from infra.ports import free_port
 from infra.settings import Settings
 
 __all__ = ["child_arguments", "run_processes"]
@@ -60,12 +60,6 @@ def child_arguments(argv: Sequence[str], index: int, *, metrics_port: int, insta
     return args
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run_processes(args: argparse.Namespace, settings: Settings, argv: Sequence[str]) -> int:
     """Run ``args.processes`` workers until SIGTERM/SIGINT or until one of them exits.
 
@@ -76,7 +70,7 @@ def run_processes(args: argparse.Namespace, settings: Settings, argv: Sequence[s
     env = dict(os.environ)
     env.setdefault("CROWDSOUND_FRAME_HELPER", "0")
     data_dir = env.get("APP_DATADIR", f"{settings.topic_prefix}crowdsound-streams-data")
-    ports = {str(k): _free_port() for k in range(count)}
+    ports = {str(k): free_port() for k in range(count)}
     children: list[subprocess.Popen] = []
     for k in range(count):
         os.makedirs(os.path.join(data_dir, f"process-{k}"), exist_ok=True)  # Faust makes only the last level

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from infra.clients import make_consumer
+from infra.ports import free_port  # noqa: F401 - the tests take it from here
 from infra.settings import Settings
 
 
@@ -21,13 +21,6 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
             "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_PARTITIONS": str(settings.partitions),
             "CROWDSOUND_BROKER_PORT": str(settings.broker_port), "CROWDSOUND_STATE_DIR": str(settings.state_dir),
             **security, **extra}
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now (for a process's /metrics)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def read_topic(settings: Settings, topic: str, *, expected: int, timeout_s: float = 30.0) -> list[Message]:
