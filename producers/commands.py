@@ -44,7 +44,11 @@ def register(commands: Any) -> None:
 def _audio_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=int, default=48_000, metavar="HZ", help="sample rate of the frames (default 48000)")
     parser.add_argument("--channels", type=int, choices=[1, 2], default=1, help="1 = mono (default), 2 = stereo")
-    parser.add_argument("--frame-ms", type=int, default=100, metavar="MS", help="frame length (default 100 ms)")
+    parser.add_argument("--frame-ms", type=int, default=1000, metavar="MS",
+                        help="frame length, 10..1000 ms (default 1000: one record per second of audio; frames are cut "
+                             "on the match clock's grid, so a divisor of 1000 sends each window's last audio the "
+                             "moment the window is complete; the worker analyses audio in 100 ms pieces whatever "
+                             "the frame length)")
     parser.add_argument("--encoding", choices=["pcm", "flac"], default="pcm",
                         help="payload: pcm (s16le, default) or flac (lossless, ~half the bytes)")
     parser.add_argument("--fast", action="store_true",

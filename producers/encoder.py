@@ -1,7 +1,7 @@
 """The venue encoder: crowd audio in, AudioFrame records on crowd.audio.v1 out.
 
-It cuts the source into frames (default 100 ms at 48 kHz), numbers them contiguously per
-session, stamps each with its capture wall time and match clock, and sends them through an
+It cuts the source into frames (default one second at 48 kHz, ending on whole seconds of the
+match clock: where the worker's windows end), numbers them contiguously per session, stamps each with its capture wall time and match clock, and sends them through an
 on-disk spool so that nothing is lost while the broker is unreachable. Live sources are
 paced in real time; ``--fast`` backfills as fast as the broker takes it.
 """
@@ -53,7 +53,7 @@ class EncoderOptions:
     encoder_id: str
     sample_rate: int = 48_000
     channels: int = 1
-    frame_ms: int = 100
+    frame_ms: int = 1000
     encoding: AudioEncoding = "PCM_S16LE"
     fast: bool = False
     spool_dir: Path
@@ -79,21 +79,27 @@ class EncoderReport:
     left_in_spool: int = 0
 
 
-def frames_of(blocks: Iterator[np.ndarray], samples_per_frame: int) -> Iterator[np.ndarray]:
+def frames_of(blocks: Iterator[np.ndarray], samples_per_frame: int | Callable[[int], int]) -> Iterator[np.ndarray]:
     """Re-cut int16 blocks of any length into frames of ``samples_per_frame`` (the last
-    frame holds what is left, so no sample is invented or lost)."""
+    frame holds what is left, so no sample is invented or lost). ``samples_per_frame`` may
+    be a function of the samples cut so far, giving the next frame's length."""
+    length_at = samples_per_frame if callable(samples_per_frame) else (lambda _cut, n=samples_per_frame: n)
     pending: list[np.ndarray] = []
-    count = 0
+    count = cut = 0
+    wanted = length_at(0)
     for block in blocks:
         pending.append(block)
         count += len(block)
-        if count < samples_per_frame:
+        if count < wanted:
             continue
         joined = np.concatenate(pending)
-        usable = len(joined) - len(joined) % samples_per_frame
-        for start in range(0, usable, samples_per_frame):
-            yield joined[start:start + samples_per_frame]
-        rest = joined[usable:]
+        start = 0
+        while len(joined) - start >= wanted:
+            yield joined[start:start + wanted]
+            start += wanted
+            cut += wanted
+            wanted = length_at(cut)
+        rest = joined[start:]
         pending, count = ([rest] if len(rest) else []), len(rest)
     if count:
         yield np.concatenate(pending)
@@ -142,7 +148,7 @@ class VenueEncoder:
         key = match_key(opts.match_id)
         last_sync = time.monotonic()
         try:
-            for frame in frames_of(source.blocks(), opts.samples_per_frame):
+            for frame in frames_of(source.blocks(), self._frame_length):
                 if self._stopping:
                     break
                 wall_ms = self.first_sample_wall_ms + samples_sent * 1000 // opts.sample_rate
@@ -190,6 +196,20 @@ class VenueEncoder:
         report.audio_seconds = samples_sent / opts.sample_rate
         report.elapsed_seconds = time.monotonic() - started
         return report
+
+    def _frame_length(self, samples_sent: int) -> int:
+        """Samples in the frame after ``samples_sent``: a whole frame, unless the match clock
+        there is off the frames' grid (the first frame; after the clock jumped to a new period
+        or was corrected). Then the frame ends at the next grid line, so that frames end where
+        windows do (every whole second of a period): the last frame of a window is sent the
+        moment the window's audio is complete, however long frames are."""
+        opts = self.options
+        wall_ms = self.first_sample_wall_ms + samples_sent * 1000 // opts.sample_rate
+        off_grid = self.clock.clock_at(wall_ms).ms % opts.frame_ms
+        if not off_grid:
+            return opts.samples_per_frame
+        # Rounded up: the next frame then starts on the grid, not a millisecond before it.
+        return -(-(opts.frame_ms - off_grid) * opts.sample_rate // 1000)
 
     def _wait_until(self, deadline: float) -> None:
         while (remaining := deadline - time.monotonic()) > 0 and not self._stopping:

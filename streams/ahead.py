@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.features import FrameAnalysis, FrameFeatures, FrameTail, analyze_frame, tail_after
+from streams.features import FrameAnalysis, FrameFeatures, FrameTail, analyze_frame, analyze_pieces, tail_after
 
 __all__ = ["BlockStart", "adopt", "analysed_ahead"]
 
@@ -59,10 +59,10 @@ def adopt(analyzer: Any, analysis: FrameAnalysis | None, start: BlockStart) -> N
 
 
 def _analyse_block(frames: list[tuple[np.ndarray, int]], start: np.ndarray | None
-                   ) -> tuple[FrameTail | None, list[tuple[FrameFeatures, np.ndarray | None]]]:
+                   ) -> tuple[FrameTail | None, list[tuple[tuple[FrameFeatures, ...], np.ndarray | None]]]:
     """A chain of frames (decoded int16 PCM, sample rate) from the tail whose samples are
     ``start`` (None: the stream's start); the tail with its onset bands, and each frame's
-    features and new tail bands."""
+    pieces' features and new tail bands."""
     from streams.processor import pcm_samples
 
     tail = None
@@ -71,7 +71,7 @@ def _analyse_block(frames: list[tuple[np.ndarray, int]], start: np.ndarray | Non
     first = tail
     results = []
     for pcm, rate in frames:
-        features, tail = analyze_frame(pcm_samples(pcm), rate, tail=tail)
+        features, tail = analyze_pieces(pcm_samples(pcm), rate, tail=tail)
         results.append((features, tail.bands_db))
     return first, results
 

@@ -6,7 +6,7 @@ from the environment (see ``infra/settings.py``), read when this module is impor
 The agent is thin: it hands each record to :class:`streams.processor.RecordProcessor`, which
 keeps each match's join state in memory (loaded from a changelog-backed table the first time),
 and sends the outputs through Faust's producer. The state is written to the table as
-checkpoints (every 20 records of a match, ~2 s of audio), not after every frame, and a
+checkpoints (every 20 records or 3 s of a match, whichever comes first), not after every frame, and a
 source record is acked — may be committed — only once a checkpoint including it is in the
 table and its outputs are acknowledged (:mod:`streams.checkpoints`). So a crash can only
 repeat an emission, never lose one, and a restarted worker rebuilds exactly the same state.
@@ -159,13 +159,13 @@ def _in_table(work: RecordProcessor, key: bytes) -> bool:
     return live is not None and live.snapshot is not None and match_state.data.get(key) is live.snapshot
 
 
-# A match's state is checkpointed after this many of its records (2 s of 100 ms frames) or
-# when its oldest unsaved record is this old: ~40 kB of JSON per match every 2 s. Every 10
-# records (1 s) cost the worker 8 % of a core and the broker 4 MB/s of changelog at 100
-# matches; 20 halves both. The committed offsets trail the records read by about this many
-# records per match (plus Faust's 1 s commit interval): 2000-3500 records at 100 matches,
-# well under the 10000 of the CrowdsoundConsumerLagHigh alert; a crash repeats at most ~2 s
-# of each match's audio.
+# A match's state is checkpointed after this many of its records or when its oldest unsaved
+# record is this old: ~40 kB of JSON per match every 2-3 s. With the encoder's one-second
+# frames the age decides (every ~3 s of a live match; a backlog fills 20 records first); with
+# 100 ms frames, 20 records (2 s). Checkpointing every second cost the worker 8 % of a core
+# and the broker 4 MB/s of changelog at 100 matches. The committed offsets trail the records
+# read by about this much audio per match (plus Faust's 1 s commit interval): ~4 s, 300-500
+# records at 100 matches of one-second frames; a crash repeats at most ~3 s of each match's audio.
 CHECKPOINT_RECORDS = 20
 CHECKPOINT_AGE_S = 3.0
 IDLE_MATCH_S = 600.0  # a match with no record for this long is dropped from memory (kept in the table)

@@ -34,7 +34,10 @@ __all__ = [
     "FrameFeatures",
     "FrameTail",
     "Timbre",
+    "ANALYSIS_MS",
+    "analysis_pieces",
     "analyze_frame",
+    "analyze_pieces",
     "feature_vector",
     "tail_after",
     "tempo_from_onsets",
@@ -93,14 +96,29 @@ class FrameTail:
 class FrameAnalysis:
     """A frame's place in a chain of frames analysed ahead (:mod:`streams.offload`): valid
     for the frame that follows the tail with token ``after``; the tail it leaves gets the
-    token ``token``. With :func:`analyze_frame`'s result for it (``features``, and the new
-    tail's ``bands_db``; the tail's samples follow from the frame: :func:`tail_after`) when
-    it was computed elsewhere, else None."""
+    token ``token``. With :func:`analyze_pieces`'s result for it (``features`` of each of its
+    pieces, and the new tail's ``bands_db``; the tail's samples follow from the frame:
+    :func:`tail_after`) when it was computed elsewhere, else None."""
 
     after: int
     token: int
-    features: FrameFeatures | None = None
+    features: tuple[FrameFeatures, ...] | None = None
     bands_db: np.ndarray | None = None
+
+
+# Audio is analysed in pieces of at most 100 ms, whatever length the encoder's frames have: a
+# one-second frame is ten pieces, with exactly the features ten 100 ms frames would have. So
+# an encoder may send long frames (fewer records for Kafka and the worker to handle, see
+# producers.encoder) and the windows, the model's input and replay stay the same.
+ANALYSIS_MS = 100
+
+
+def analysis_pieces(samples: np.ndarray, sample_rate: int) -> list[np.ndarray]:
+    """``samples`` cut into consecutive pieces of ANALYSIS_MS (the last one holds the rest)."""
+    piece = max(1, sample_rate * ANALYSIS_MS // 1000)
+    if len(samples) <= piece:
+        return [samples]
+    return [samples[start:start + piece] for start in range(0, len(samples), piece)]
 
 
 @dataclass(frozen=True)
@@ -164,12 +182,16 @@ def _joined(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[n
 
 
 def tail_after(samples: np.ndarray, sample_rate: int, tail: FrameTail | None) -> np.ndarray:
-    """The samples of the tail :func:`analyze_frame` returns for this frame (its last 128
+    """The samples of the tail :func:`analyze_pieces` returns for this frame (its last 128
     ms of audio), without analysing anything: cheap, for a caller that has the frame's
     features from elsewhere (:mod:`streams.offload`)."""
     plan = _plan(sample_rate)
-    joined, _ = _joined(plan, _as_audio(samples), tail)
-    return joined[-plan.size:].copy()
+    audio = _as_audio(samples)
+    for piece in analysis_pieces(audio, sample_rate):
+        joined, _ = _joined(plan, piece, tail)
+        tail = FrameTail(joined[-plan.size:].copy(), None)
+    assert tail is not None  # (there is always a piece)
+    return tail.samples
 
 
 def _as_audio(samples: np.ndarray) -> np.ndarray:
@@ -265,6 +287,18 @@ def analyze_frame(samples: np.ndarray, sample_rate: int, *,
         whistle_db=spectra.whistle_db, onsets=tuple(onset_list),
     )
     return features, spectra.tail
+
+
+def analyze_pieces(samples: np.ndarray, sample_rate: int, *,
+                   tail: FrameTail | None = None) -> tuple[tuple[FrameFeatures, ...], FrameTail]:
+    """:func:`analyze_frame` of each of the frame's :func:`analysis_pieces`, in order: their
+    features, and the tail after the last one."""
+    features = []
+    for piece in analysis_pieces(samples, sample_rate):
+        piece_features, tail = analyze_frame(piece, sample_rate, tail=tail)
+        features.append(piece_features)
+    assert tail is not None  # (there is always a piece)
+    return tuple(features), tail
 
 
 def tempo_from_onsets(envelope: np.ndarray, *, rate_hz: float = ONSET_RATE_HZ,

@@ -110,22 +110,29 @@ class MatchJoin:
         self.sessions[frame["session_id"]] = frame["seq"]
         analysed = self.analyzer.add_frame(clock, samples, frame["sample_rate"], analysis=analysis)
         self.watermark = MatchClock(self.analyzer.period, self.analyzer.end_ms)
-        end_wall = frame["wall_time_ms"] + int(1000 * frame["samples_per_channel"] / frame["sample_rate"])
-        output = JoinOutput(windows=self._emit_new(analysed, predict, end_wall, now_ms))
+        frame_ms = int(1000 * frame["samples_per_channel"] / frame["sample_rate"])
+        end_wall = frame["wall_time_ms"] + frame_ms
+        ends = [end_wall] * len(analysed)
+        for number, window in enumerate(analysed):
+            # A window this frame completes ended where its audio did, inside a long frame maybe.
+            if window.start.period is clock.period and clock.ms < window.last_frame_ms <= clock.ms + frame_ms:
+                ends[number] = frame["wall_time_ms"] + window.last_frame_ms - clock.ms
+        output = JoinOutput(windows=self._emit_new(analysed, predict, ends, now_ms))
         self._prune()
         return output
 
     def flush(self, *, predict: Predict, now_ms: int) -> JoinOutput:
         """End of stream (replay): close windows the audio partly covers."""
-        return JoinOutput(windows=self._emit_new(self.analyzer.flush(), predict, None, now_ms))
+        closed = self.analyzer.flush()
+        return JoinOutput(windows=self._emit_new(closed, predict, [now_ms] * len(closed), now_ms))
 
-    def _emit_new(self, analysed: list[AnalyzedWindow], predict: Predict, end_wall: int | None,
+    def _emit_new(self, analysed: list[AnalyzedWindow], predict: Predict, audio_wall_ms: list[int],
                   now_ms: int) -> list[dict[str, Any]]:
         if not analysed:
             return []
         heard = predict(np.stack([w.features for w in analysed]))
         out = []
-        for window, emotion in zip(analysed, heard, strict=True):
+        for window, emotion, wall in zip(analysed, heard, audio_wall_ms, strict=True):
             stored = {
                 "period": window.start.period.value,
                 "start_ms": window.start.ms,
@@ -135,7 +142,7 @@ class MatchJoin:
                 "valence": float(emotion.valence),
                 "tempo_bpm": window.summary.tempo_bpm,
                 "loudness_rel_db": float(window.features[0]),
-                "audio_wall_time_ms": end_wall if end_wall is not None else now_ms,
+                "audio_wall_time_ms": wall,
                 "revision": -1,
                 "content": "",
             }

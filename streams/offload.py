@@ -17,7 +17,7 @@ tail with token t(k-1)". A frame's planned analysis is valid only if the analyze
 tail has the token the frame was planned to follow
 (:meth:`streams.windows.CrowdAnalyzer.add_frame`). Then its features are the helper's, or
 computed by the worker — the same numbers, as both run :func:`streams.features.analyze_frame`
-on the same input — and the analyzer's tail takes the frame's token, so the chain goes on.
+on the same pieces of the same input — and the analyzer's tail takes the frame's token, so the chain goes on.
 A frame that the join drops (a duplicate, out of order), a match reloaded after a rebalance
 or a helper that failed break the chain: the worker then analyses frames itself until the
 next batch starts a new chain from its analyzer's actual tail.
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.features import FrameAnalysis, FrameTail, analyze_frame
+from streams.features import FrameAnalysis, FrameTail, analyze_pieces
 
 __all__ = ["FrameOffload", "Submitted"]
 
@@ -356,8 +356,8 @@ def _serve(conn: Any) -> None:
                     tail = stored[1]
                 results = []
                 for _token, pcm, rate in frames:
-                    features, tail = analyze_frame(pcm_samples(pcm), rate, tail=tail)
-                    results.append((features, tail.bands_db))
+                    features, tail = analyze_pieces(pcm_samples(pcm), rate, tail=tail)
+                    results.append((features, tail.bands_db if tail is not None else None))
                 tails[key] = (frames[-1][0], tail)
                 tails.move_to_end(key)
                 while len(tails) > _MAX_TAILS:  # matches gone quiet: the worker sends their tail again

@@ -29,6 +29,7 @@ from streams.features import (
     FrameFeatures,
     FrameTail,
     WindowSummary,
+    analysis_pieces,
     analyze_frame,
     feature_vector,
     tail_after,
@@ -103,30 +104,46 @@ class CrowdAnalyzer:
 
         Returns the windows this frame completes (oldest first). Frames must come in
         clock order; the caller drops or dead-letters anything older than :attr:`end_ms`.
+        A frame longer than ANALYSIS_MS is analysed as consecutive pieces of that length
+        (:func:`streams.features.analysis_pieces`), each as if it were a frame of its own.
         ``analysis`` is this frame's place in a chain of frames analysed ahead
-        (:mod:`streams.offload`), with its features if they are ready. It is used only if
-        the frame was planned to follow this analyzer's current tail (``analysis.after ==
-        tail_token``); otherwise, or without features, the frame is analysed here. Either
-        way the result is the same.
+        (:mod:`streams.offload`), with its pieces' features if they are ready. It is used
+        only if the frame was planned to follow this analyzer's current tail
+        (``analysis.after == tail_token``); otherwise, or without features, the frame is
+        analysed here. Either way the result is the same.
         """
         closed: list[AnalyzedWindow] = []
         if self.period is not None and clock.period is not self.period:
             closed.extend(self._close_period())
         if self.period is None or clock.period is not self.period:
             self.period, self.end_ms, self.next_window, self.frames = clock.period, 0, clock.ms // self.spec.hop_ms, []
+        pieces = analysis_pieces(samples, sample_rate)
         in_chain = analysis is not None and self.tail_token is not None and analysis.after == self.tail_token
-        if in_chain and analysis is not None and analysis.features is not None:
-            features = analysis.features
-            self.tail = FrameTail(tail_after(samples, sample_rate, self.tail), analysis.bands_db)
-            _AHEAD.inc()
-        else:
-            features, self.tail = analyze_frame(samples, sample_rate, tail=self.tail)
-            _HERE.inc()
+        ahead = analysis.features if in_chain and analysis is not None else None
+        if ahead is not None and len(ahead) != len(pieces):
+            ahead = None
+        (_AHEAD if ahead is not None else _HERE).inc()
+        start = 0
+        for number, piece in enumerate(pieces):
+            if ahead is not None:
+                features = ahead[number]
+                self.tail = FrameTail(tail_after(piece, sample_rate, self.tail), None)
+            else:
+                features, self.tail = analyze_frame(piece, sample_rate, tail=self.tail)
+            closed.extend(self._add_piece(clock.ms + int(round(1000 * start / sample_rate)),
+                                          int(round(1000 * len(piece) / sample_rate)), features))
+            start += len(piece)
+        if ahead is not None and analysis is not None and self.tail is not None:
+            self.tail = FrameTail(self.tail.samples, analysis.bands_db)
         # The tail now is the one the chain named (whoever analysed the frame), or unnamed.
         self.tail_token = analysis.token if in_chain and analysis is not None else None
-        duration = int(round(1000 * len(samples) / sample_rate))
-        self.frames.append(_Frame(clock.ms, duration, features))
-        self.end_ms = max(self.end_ms, clock.ms + duration)
+        return closed
+
+    def _add_piece(self, ms: int, duration: int, features: FrameFeatures) -> list[AnalyzedWindow]:
+        """One analysed piece of audio at ``ms`` of the period; the windows it completes."""
+        closed: list[AnalyzedWindow] = []
+        self.frames.append(_Frame(ms, duration, features))
+        self.end_ms = max(self.end_ms, ms + duration)
         self.onsets.extend(features.onsets)
         keep = self.spec.tempo_history_ms * ONSET_RATE_HZ // 1000
         del self.onsets[:-keep]
@@ -136,7 +153,7 @@ class CrowdAnalyzer:
             if window is not None:
                 closed.append(window)
             self.next_window += 1
-        if self.next_window != first_open or clock.ms + duration <= self.next_window * self.spec.hop_ms:
+        if self.next_window != first_open or ms + duration <= self.next_window * self.spec.hop_ms:
             self._forget_old_frames()  # (nothing to forget otherwise)
         return closed
 

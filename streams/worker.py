@@ -18,7 +18,7 @@ Join crowd.audio.v1 and match.events.v1 by match time into crowd.emotions.v1.
 
 One Faust agent consumes both co-partitioned topics. Each match's join state (features,
 baseline, watermark, recent windows and events) is kept in memory and checkpointed to a
-changelog-backed table every 20 of its records; a record is committed only once a
+changelog-backed table every 20 of its records or 3 s; a record is committed only once a
 checkpoint includes it, so a restarted or rebalanced worker recovers exactly where it
 stopped. A helper process analyses the audio frames ahead on another core
 (CROWDSOUND_FRAME_HELPER=0 turns it off; the results are the same). Windows

@@ -30,40 +30,50 @@ def _tone(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
     return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
 
 
-def test_a_wav_becomes_the_expected_frames_with_contiguous_seq_and_the_right_clock(topics, tmp_path):
+def test_a_wav_becomes_frames_that_end_on_whole_seconds_with_contiguous_seq_and_the_right_clock(topics, tmp_path):
     wav = tmp_path / "crowd.wav"
     soundfile.write(wav, _tone(2.35, 44_100, channels=2), 44_100)  # stereo 44.1 kHz, resampled to 48 kHz mono
-    result = run_cli("encoder", "--match", "m-wav", "--source", str(wav), "--start", "23:10", "--fast",
+    result = run_cli("encoder", "--match", "m-wav", "--source", str(wav), "--start", "23:10.4", "--fast",
                      "--spool-dir", str(tmp_path / "spool"), settings=topics)
     assert result.returncode == 0, result.stderr
-    frames, messages = _frames(topics, expected=24)
-    assert len(frames) == 24  # ceil(2.35 s * 48000 / 4800)
-    assert [f["seq"] for f in frames] == list(range(24))
-    assert sum(f["samples_per_channel"] for f in frames) == pytest.approx(2.35 * 48_000, abs=2)
-    assert all(f["samples_per_channel"] == 4800 for f in frames[:-1])
+    frames, messages = _frames(topics, expected=3)
+    # The first frame is cut short so that the next ones start on whole seconds of the match
+    # clock, where the worker's windows end; the last holds the rest. No sample lost or added.
+    assert [f["samples_per_channel"] for f in frames] == [28_800, 48_000, 36_000]  # 0.6 s + 1 s + 0.75 s
+    assert [f["seq"] for f in frames] == list(range(3))
     assert {(f["sample_rate"], f["channels"]) for f in frames} == {(48_000, 1)}
-    assert [f["clock"] for f in frames[:3]] == [{"period": "FIRST_HALF", "ms": 1_390_000 + 100 * i} for i in range(3)]
-    assert frames[-1]["clock"]["ms"] == 1_390_000 + 2_300
-    # Capture wall times are 100 ms apart and never in the future; the record time is the
+    assert [f["clock"] for f in frames] == [{"period": "FIRST_HALF", "ms": ms} for ms in (1_390_400, 1_391_000, 1_392_000)]
+    # Capture wall times follow the audio and are never in the future; the record time is the
     # broker's (LogAppendTime: venue clocks may be off), never before the capture.
     walls = [f["wall_time_ms"] for f in frames]
-    assert np.all(np.diff(walls) == 100) and walls[-1] <= time.time() * 1000
+    assert np.diff(walls).tolist() == [600, 1000] and walls[-1] <= time.time() * 1000
     stamps = [m.timestamp() for m in messages]
     assert all(kind == TIMESTAMP_LOG_APPEND_TIME and stamp >= wall for (kind, stamp), wall in zip(stamps, walls))
     assert len({m.partition() for m in messages}) == 1
+
+
+def test_short_frames_are_cut_on_their_own_grid(topics, tmp_path):
+    wav = tmp_path / "crowd.wav"
+    soundfile.write(wav, _tone(0.5, 48_000), 48_000)
+    result = run_cli("encoder", "--match", "m-short", "--source", str(wav), "--start", "23:10.05", "--fast",
+                     "--frame-ms", "100", "--spool-dir", str(tmp_path / "spool"), settings=topics)
+    assert result.returncode == 0, result.stderr
+    frames, _ = _frames(topics, expected=6)
+    assert [f["samples_per_channel"] for f in frames] == [2400, 4800, 4800, 4800, 4800, 2400]
+    assert [f["clock"]["ms"] % 100 for f in frames] == [50, 0, 0, 0, 0, 0]
 
 
 def test_stdin_pcm_is_sent_sample_for_sample(topics, tmp_path):
     samples = (np.arange(48_000 * 2 // 2) % 2000 - 1000).astype("<i2").reshape(-1, 2)  # 0.5 s stereo
     process = subprocess.run(
         [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-stdin", "--source", "-", "--channels", "2",
-         "--kickoff", "now", "--spool-dir", str(tmp_path / "spool"), "--quiet"],
+         "--kickoff", "now", "--frame-ms", "100", "--spool-dir", str(tmp_path / "spool"), "--quiet"],
         input=samples.tobytes(), capture_output=True, timeout=60, cwd=REPO,
         env=cli_env(topics),
     )
     assert process.returncode == 0, process.stderr.decode()
-    frames, _ = _frames(topics, expected=5)
-    assert [f["seq"] for f in frames] == list(range(5))
+    frames, _ = _frames(topics, expected=5)  # 6 when the clock "now" is off the 100 ms grid (a short first frame)
+    assert len(frames) in (5, 6) and [f["seq"] for f in frames] == list(range(len(frames)))
     received = np.concatenate([decode_payload(f["payload"], encoding=f["encoding"], channels=2, sample_rate=48_000)
                                for f in frames])
     assert np.array_equal(received, samples)
@@ -77,8 +87,8 @@ def test_flac_payloads_decode_back_to_the_same_samples_and_are_smaller(topics, t
     result = run_cli("encoder", "--match", "m-flac", "--source", str(wav), "--start", "HT 1:00", "--fast",
                      "--encoding", "flac", "--spool-dir", str(tmp_path / "spool"), settings=topics)
     assert result.returncode == 0, result.stderr
-    frames, _ = _frames(topics, expected=10)
-    assert {f["encoding"] for f in frames} == {"FLAC"}
+    frames, _ = _frames(topics, expected=1)  # one second: one frame
+    assert len(frames) == 1 and {f["encoding"] for f in frames} == {"FLAC"}
     decoded = np.concatenate([decode_payload(f["payload"], encoding="FLAC", channels=1, sample_rate=48_000)
                               for f in frames])[:, 0]
     assert np.array_equal(decoded, pcm)
@@ -94,7 +104,8 @@ def test_stopping_and_restarting_the_broker_mid_stream_loses_and_duplicates_no_f
     env = cli_env(topics)
     encoder = subprocess.Popen(  # live pacing: 14 s of audio take 14 s
         [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-outage", "--source", str(wav),
-         "--start", "10:00", "--spool-dir", str(tmp_path / "spool"), "--quiet", "--drain-timeout", "90"],
+         "--start", "10:00", "--frame-ms", "100", "--spool-dir", str(tmp_path / "spool"), "--quiet",
+         "--drain-timeout", "90"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     time.sleep(3)
@@ -115,7 +126,7 @@ def test_with_the_broker_unreachable_a_full_spool_says_so_and_the_next_run_sends
     wav = tmp_path / "crowd.wav"
     soundfile.write(wav, _tone(30.0, 48_000), 48_000)  # 300 frames, ~2.9 MB as PCM
     spool = tmp_path / "spool"
-    offline = run_cli("encoder", "--match", "m-spool", "--source", str(wav), "--start", "0:00", "--fast",
+    offline = run_cli("encoder", "--match", "m-spool", "--source", str(wav), "--start", "0:00", "--fast", "--frame-ms", "100",
                       "--spool-dir", str(spool), "--spool-max-mb", "1", "--drain-timeout", "2", "--quiet",
                       env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "CROWDSOUND_TOPIC_PREFIX": topics.topic_prefix})
     assert offline.returncode == 1
@@ -126,7 +137,7 @@ def test_with_the_broker_unreachable_a_full_spool_says_so_and_the_next_run_sends
     # The next run (broker back) first sends what the spool kept, then its own frames.
     wav_short = tmp_path / "short.wav"
     soundfile.write(wav_short, _tone(1.0, 48_000), 48_000)
-    online = run_cli("encoder", "--match", "m-spool", "--source", str(wav_short), "--start", "1:00", "--fast",
+    online = run_cli("encoder", "--match", "m-spool", "--source", str(wav_short), "--start", "1:00", "--fast", "--frame-ms", "100",
                      "--spool-dir", str(spool), "--quiet", settings=topics)
     assert online.returncode == 0, online.stderr
     frames, _ = _frames(topics, expected=kept + 10)
@@ -169,7 +180,7 @@ def test_without_kickoff_or_start_the_clock_follows_the_matchs_period_events(top
             input=samples.tobytes(), capture_output=True, timeout=60, cwd=REPO, env=env,
         )
         assert process.returncode == 0, process.stderr.decode()
-    frames, _ = _frames(topics, expected=6)
+    frames, _ = _frames(topics, expected=2)  # 0.3 s each: one frame, or two when cut at a whole second
     periods = {(f["match_id"], f["clock"]["period"]) for f in frames}
     assert periods == {("m-follow", "FIRST_HALF"), ("m-not-started", "PRE_MATCH")}
     followed = [f for f in frames if f["match_id"] == "m-follow"]
@@ -185,7 +196,7 @@ def test_a_live_encoder_exposes_its_metrics_and_health(topics, tmp_path):
     env = cli_env(topics)
     encoder = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "encoder", "--match", "m-metrics", "--source", str(wav), "--start", "0:00",
-         "--spool-dir", str(tmp_path / "spool"), "--quiet", "--metrics-port", str(port)],
+         "--frame-ms", "100", "--spool-dir", str(tmp_path / "spool"), "--quiet", "--metrics-port", str(port)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -76,19 +76,20 @@ def _comparable(outputs: list) -> list:
     return out
 
 
-def _serial() -> list:
+def _serial(records: list | None = None) -> list:
     work = RecordProcessor(SETTINGS, predict=exacting_model, model_version="t")
     outputs = []
-    for topic, offset, key, value in RECORDS:
+    for topic, offset, key, value in RECORDS if records is None else records:
         outputs += work.apply(topic=topic, partition=0, offset=offset, key=key, value=value, now_ms=0).outputs
     return _comparable(outputs)
 
 
 def _batched(offload: FrameOffload, *, reload_at: int | None = None, kill_at: int | None = None,
-             pipelined: bool = False, impatient: bool = False) -> list:
+             pipelined: bool = False, impatient: bool = False, records: list | None = None) -> list:
     """Process RECORDS in batches with the helper; ``pipelined``: submit each batch before
     the previous one is applied, as the worker does; ``impatient``: every other batch is
     applied without waiting for the helper (as the worker does when it is behind)."""
+    records = RECORDS if records is None else records
     table: dict[bytes, bytes] = {}
     work = RecordProcessor(SETTINGS, predict=exacting_model, model_version="t", load=table.get)
     outputs = []
@@ -112,7 +113,7 @@ def _batched(offload: FrameOffload, *, reload_at: int | None = None, kill_at: in
     async def run() -> None:
         assert await offload.wait_ready()
         previous = None
-        for start in range(0, len(RECORDS), BATCH):
+        for start in range(0, len(records), BATCH):
             if reload_at is not None and start <= reload_at < start + BATCH:
                 if previous is not None:
                     await apply(*previous)
@@ -124,7 +125,7 @@ def _batched(offload: FrameOffload, *, reload_at: int | None = None, kill_at: in
                 offload._process.kill()
                 offload._process.join()
             batch = [work.decode_record(topic=t, partition=0, offset=o, key=k, value=v)
-                     for t, o, k, v in RECORDS[start:start + BATCH]]
+                     for t, o, k, v in records[start:start + BATCH]]
             submitted = offload.submit(batch)
             if previous is not None:
                 await apply(*previous)

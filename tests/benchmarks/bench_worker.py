@@ -4,14 +4,15 @@
         [--live-matches 100] [--live-seconds 180] [--ramp 120,140,160 --ramp-seconds 60]
         [--lockstep] [--no-helper] [--skip-backlog] [--secure [--repeat 3]]
 
-1. Throughput: a backlog of MATCHES x SECONDS of crowd audio (100 ms frames, 48 kHz mono)
+1. Throughput: a backlog of MATCHES x SECONDS of crowd audio (frames of --frame-ms, default
+   1000 ms as the venue encoder sends them, 48 kHz mono)
    is written to fresh topics; then (a) `crowdsound worker` (Faust, one consumer; its frame
    helper process unless --no-helper) and (b) a plain confluent-kafka loop doing the same
    feature, model and state snapshot work with the same RecordProcessor (and helper) each
    drain it. The steady drain rate (from
-   10 % to 90 % of the backlog, start-up excluded) divided by 10 frames/s is how many live
+   10 % to 90 % of the backlog, start-up excluded) divided by a match's frames/s is how many live
    matches each keeps up with. The plain loop is the floor: no Faust, no fault tolerance.
-2. Live: LIVE_MATCHES matches paced like real encoders — each sends a frame every 100 ms,
+2. Live: LIVE_MATCHES matches paced like real encoders — each sends a frame every --frame-ms,
    the encoders not in step with each other (each match started at a random moment in the
    first second; --lockstep sends every match's frame at the same instant instead) — for
    LIVE_SECONDS while one worker runs. Reported: for each emotion window, the time from its
@@ -31,9 +32,9 @@
    and worst of each protocol.
 
 The consumer lag counts records the worker has read but not yet committed: it commits a
-record once the match's state including it is checkpointed (every 20 records of a match,
-see streams/app.py) and Faust commits once a second, so a healthy worker shows a
-steady lag of ~2-3.5 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
+record once the match's state including it is checkpointed (every 20 records or 3 s of a
+match, see streams/app.py) and Faust commits once a second, so a healthy worker shows a
+steady lag of ~2-4 s of audio. "Growing" means the fitted trend adds more than 1 % of the input rate and the lag
 ended more than 1 s of audio above where it started.
 
 Needs the local broker (started if not running) or KAFKA_BOOTSTRAP_SERVERS.
@@ -82,7 +83,16 @@ from tests.benchmarks.bench_support import (  # noqa: E402
     stage_report,
 )
 
-FRAME = 4800
+FRAME_MS = 1000  # --frame-ms: the venue encoder's default
+
+
+def frame_samples() -> int:
+    return 48 * FRAME_MS
+
+
+def frames_per_s() -> float:
+    """Frames a match sends per second."""
+    return 1000 / FRAME_MS
 
 
 def crowd_frames(seconds: int) -> list[bytes]:
@@ -91,15 +101,16 @@ def crowd_frames(seconds: int) -> list[bytes]:
     script = load_script(REPO / "producers/stadium/scripts/demo.toml")
     audio = np.concatenate(list(render_stadium(script, block_ms=1000, start_ms=60_000, end_ms=60_000 + seconds * 1000)))
     pcm = np.clip(np.rint(audio[:, 0] * 32767), -32768, 32767).astype(np.int16)
-    return [encode_payload(pcm[i:i + FRAME], encoding="PCM_S16LE", sample_rate=48_000)
-            for i in range(0, len(pcm) - FRAME + 1, FRAME)]
+    frame = frame_samples()
+    return [encode_payload(pcm[i:i + frame], encoding="PCM_S16LE", sample_rate=48_000)
+            for i in range(0, len(pcm) - frame + 1, frame)]
 
 
 def frame_record(match_id: str, seq: int, payload: bytes, wall_ms: int) -> bytes:
     return encode("AudioFrame", {
         "match_id": match_id, "encoder_id": "bench", "session_id": "bench", "seq": seq,
-        "clock": {"period": "FIRST_HALF", "ms": seq * 100}, "wall_time_ms": wall_ms, "sample_rate": 48_000,
-        "channels": 1, "samples_per_channel": FRAME, "encoding": "PCM_S16LE", "payload": payload,
+        "clock": {"period": "FIRST_HALF", "ms": seq * FRAME_MS}, "wall_time_ms": wall_ms, "sample_rate": 48_000,
+        "channels": 1, "samples_per_channel": frame_samples(), "encoding": "PCM_S16LE", "payload": payload,
     })
 
 
@@ -136,11 +147,11 @@ def fresh_deployment(admin: Settings, folder: Path | None) -> Deployment:
 
 def backlog(settings: Settings, payloads: list[bytes], matches: int) -> int:
     producer = make_producer(settings, UNCOMPRESSED)
-    start = int(time.time() * 1000) - len(payloads) * 100
+    start = int(time.time() * 1000) - len(payloads) * FRAME_MS
     for seq, payload in enumerate(payloads):
         for m in range(matches):
             producer.produce(settings.topic("crowd.audio.v1"), key=f"m{m}".encode(),
-                             value=frame_record(f"m{m}", seq, payload, start + seq * 100))
+                             value=frame_record(f"m{m}", seq, payload, start + seq * FRAME_MS))
             producer.poll(0)
     producer.flush(60)
     return len(payloads) * matches
@@ -395,7 +406,7 @@ class LiveResult:
 
     @property
     def fps(self) -> int:
-        return self.matches * 10
+        return self.matches * frames_per_s()
 
     @property
     def others_cpu(self) -> float:
@@ -499,11 +510,12 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     lag_samples: list[tuple[float, int]] = []
     rng = np.random.default_rng(7)
     # Match m's encoder started at a random moment of the first second: it sends its frame
-    # `phase` into every 100 ms tick, from tick `first` on (so the matches' windows close at
+    # `phase` into every tick of FRAME_MS, from tick `first` on (so the matches' windows close at
     # different moments too, as when kick-offs differ).
     started_at = np.zeros(matches) if lockstep else rng.uniform(0.0, 1.0, matches)
-    first = (started_at // 0.1).astype(int)
-    phase = started_at - first * 0.1
+    tick = FRAME_MS / 1000
+    first = (started_at // tick).astype(int)
+    phase = started_at - first * tick
     order = np.argsort(phase, kind="stable")
     keys = [f"live{m}".encode() for m in range(matches)]
     producer = make_producer(role("encoder"), {**UNCOMPRESSED, "linger.ms": 1})
@@ -523,18 +535,18 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     next_lag = time.monotonic() + warmup_s
     stages0: tuple[float, dict] | None = None
     cycle = 0
-    while cycle * 0.1 < seconds:
+    while cycle * tick < seconds:
         for m in order:
             if cycle < first[m]:
                 continue
             seq = cycle - first[m]
-            due = begin + cycle * 0.1 + phase[m]
+            due = begin + cycle * tick + phase[m]
             delay = due - time.time()
             if delay > 0:
                 time.sleep(delay)
             else:
                 late = max(late, -delay * 1000)
-            wall = int(due * 1000) - 100  # the frame's first sample was captured 100 ms before it is sent
+            wall = int(due * 1000) - FRAME_MS  # the frame's first sample was captured a frame before it is sent
             producer.produce(topic, key=keys[m], value=frame_record(keys[m].decode(), int(seq),
                                                                      payloads[seq % len(payloads)], wall),
                              on_delivery=delivered)
@@ -557,7 +569,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     stages = ""
     if stages0 is not None:
         span = time.monotonic() - stages0[0]
-        stages = stage_report(added(stages0[1], scrape(metrics_port)), span, matches * 10 * span, indent="    ")
+        stages = stage_report(added(stages0[1], scrape(metrics_port)), span, matches * frames_per_s() * span, indent="    ")
     time.sleep(3)
     stop.set()
     reader.join(timeout=10)
@@ -620,7 +632,7 @@ def backlog_security_cost(base: Settings, payloads: list[bytes], matches: int, s
         protocols = (("PLAINTEXT", base, None), ("SASL_SSL", secure_base, tmp / f"backlog-roles{index}"))
         for name, admin, folder in protocols:
             deployment = fresh_deployment(admin, folder)
-            frames = backlog(deployment.role("encoder"), payloads[:seconds * 10], matches)
+            frames = backlog(deployment.role("encoder"), payloads[:int(seconds * frames_per_s())], matches)
             drain = run_faust_worker(deployment.admin, frames, (seconds - 2) * matches,
                                      tmp / f"drain-{name}{index}.log", roles=deployment)
             drop_topics(deployment.admin)
@@ -663,6 +675,8 @@ def main() -> None:
     parser.add_argument("--ramp", default="", help="comma-separated match counts for short live runs (ceiling)")
     parser.add_argument("--ramp-seconds", type=int, default=60)
     parser.add_argument("--lockstep", action="store_true", help="all encoders send at the same instant")
+    parser.add_argument("--frame-ms", type=int, default=FRAME_MS, choices=[100, 200, 250, 500, 1000],
+                        help="audio frame length (default 1000, the venue encoder's default)")
     parser.add_argument("--skip-backlog", action="store_true")
     parser.add_argument("--no-helper", action="store_true",
                         help="analyse frames in the worker's own process (and in the plain loop's)")
@@ -673,10 +687,11 @@ def main() -> None:
                         help="the live run over PLAINTEXT and over SASL_SSL with role principals, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="live runs per protocol (default 1)")
     args = parser.parse_args()
-    global HELPER, PROCESSES, COMPOSER
+    global HELPER, PROCESSES, COMPOSER, FRAME_MS
     HELPER = not args.no_helper
     PROCESSES = args.processes
     COMPOSER = args.composer
+    FRAME_MS = args.frame_ms
     base = Settings.from_env()
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:  # the local broker, on CROWDSOUND_BROKER_PORT
         status, _ = broker_up(base)
@@ -692,20 +707,20 @@ def main() -> None:
         if not args.skip_backlog and not args.secure:
             windows_per_match = args.seconds - 2  # 3 s windows, 1 s hop
             faust_settings = fresh(base)
-            frames = backlog(faust_settings, payloads[:args.seconds * 10], args.matches)
+            frames = backlog(faust_settings, payloads[:int(args.seconds * frames_per_s())], args.matches)
             faust = run_faust_worker(faust_settings, frames, windows_per_match * args.matches,
                                      Path(tmp) / "faust.log")
             drop_topics(faust_settings)
             plain_settings = fresh(base)
-            backlog(plain_settings, payloads[:args.seconds * 10], args.matches)
+            backlog(plain_settings, payloads[:int(args.seconds * frames_per_s())], args.matches)
             plain = run_plain_loop(plain_settings, frames, helper=HELPER)
             drop_topics(plain_settings)
             print(f"backlog: {args.matches} matches x {args.seconds} s = {frames} frames")
             print(f"{'':<30}{'total s':>9}{'steady frames/s':>17}{'live matches':>14}")
             print(f"{'crowdsound worker (Faust)':<30}{faust.seconds:>9.1f}{faust.steady_fps:>17.0f}"
-                  f"{faust.steady_fps / 10:>14.0f}   (total includes ~8 s worker start-up)")
+                  f"{faust.steady_fps / frames_per_s():>14.0f}   (total includes ~8 s worker start-up)")
             print(f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
-                  f"{plain.steady_fps / 10:>14.0f}", flush=True)
+                  f"{plain.steady_fps / frames_per_s():>14.0f}", flush=True)
         if args.secure and not args.skip_backlog:
             print(backlog_security_cost(base, payloads, args.matches, args.seconds, args.repeat, Path(tmp)),
                   flush=True)
