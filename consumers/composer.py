@@ -141,8 +141,10 @@ def _ensure_state_topic(settings: Settings) -> None:
     topic = NewTopic(name, num_partitions=settings.partitions, replication_factor=replicas,
                      # 5-minute segments: only closed segments are compacted, in one go, and at 100
                      # matches the state topic takes ~100 kB/s: an hour's segment was a ~4 s burst of
-                     # one broker core.
+                     # one broker core. A jitter of up to 2 minutes keeps the partitions from rolling
+                     # (and being compacted) all at once.
                      config={"cleanup.policy": "compact", "compression.type": "zstd", "segment.ms": "300000",
+                             "segment.jitter.ms": "120000",
                              "min.cleanable.dirty.ratio": "0.1", "max.message.bytes": str(8 * 1024 * 1024),
                              "min.insync.replicas": str(min_insync)})
     for future in admin.create_topics([topic]).values():

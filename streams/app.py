@@ -87,8 +87,10 @@ match_state = app.Table(
     # Small segments: only closed segments are compacted, in one go. At 100 matches (~1 MB/s of
     # changelog) a 120 s segment made a ~2 s burst of one core on the broker every 2 minutes,
     # and on a 2-core box every window's latency with it (a 0.8-1.5 s episode at 126-136 s of
-    # each live benchmark run); 30 s segments make a quarter of that burst, four times as often.
-    extra_topic_configs={"segment.ms": "30000", "min.cleanable.dirty.ratio": "0.05",
+    # each live benchmark run); 30 s segments make a quarter of that burst, four times as often,
+    # and a random jitter of up to 20 s per segment (rolls after 10-30 s) keeps the partitions
+    # from rolling, and being compacted, all at the same moment.
+    extra_topic_configs={"segment.ms": "30000", "segment.jitter.ms": "20000", "min.cleanable.dirty.ratio": "0.05",
                          "max.message.bytes": str(4 * 1024 * 1024)},
 )
 _outputs: dict[str, faust.types.TopicT] = {}

@@ -675,7 +675,7 @@ def main() -> None:
     parser.add_argument("--ramp", default="", help="comma-separated match counts for short live runs (ceiling)")
     parser.add_argument("--ramp-seconds", type=int, default=60)
     parser.add_argument("--lockstep", action="store_true", help="all encoders send at the same instant")
-    parser.add_argument("--frame-ms", type=int, default=FRAME_MS, choices=[100, 200, 250, 500, 1000],
+    parser.add_argument("--frame-ms", type=int, default=1000, choices=[100, 200, 250, 500, 1000],
                         help="audio frame length (default 1000, the venue encoder's default)")
     parser.add_argument("--skip-backlog", action="store_true")
     parser.add_argument("--no-helper", action="store_true",
