@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.broker import broker_paths, broker_up
+from infra.broker import BrokerPaths, broker_paths, broker_up
 from infra.clients import make_admin
 from infra.settings import Settings
 
@@ -18,8 +18,11 @@ __all__ = ["added", "bench_broker", "broker_pid", "cpu_model", "cpu_seconds", "d
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def drop_topics(settings: Settings) -> None:
-    """Delete the topics of a finished run (backlogs can be hundreds of MB); best effort."""
+def drop_topics(settings: Settings, *, wait_s: float = 120.0) -> None:
+    """Delete the topics of a finished run (a 3-minute live run leaves ~2 GB of audio); best
+    effort. On the local broker, wait until it has removed their files too: it does that
+    file.delete.delay.ms after the deletion, and deleting gigabytes in the middle of the
+    next run stalled its windows for up to 0.8 s (episodes 40-60 s into the run)."""
     admin = make_admin(settings)
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
     if names:
@@ -28,6 +31,13 @@ def drop_topics(settings: Settings) -> None:
                 future.result()
             except Exception:  # noqa: BLE001, S110 - best effort
                 pass
+    broker = _local_broker(settings)
+    data = broker.data if broker is not None else None
+    deadline = time.monotonic() + wait_s
+    while data is not None and names and time.monotonic() < deadline:
+        if not any(d.name.startswith(settings.topic_prefix) for d in data.glob("*-delete")):
+            return
+        time.sleep(1.0)
 
 
 def cpu_model() -> str:
@@ -86,18 +96,27 @@ def machine_cpu_seconds() -> float:
     return (sum(values[:8]) - idle) / CLOCK_TICK
 
 
-def broker_pid(settings: Settings) -> int | None:
-    """The local broker's process (None for another cluster)."""
+def _local_broker(settings: Settings) -> BrokerPaths | None:
+    """The files of the local broker the settings point at: the plaintext one or the secure
+    one (`broker up --secure`); None for another cluster."""
     try:
         port = int(settings.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
     except (ValueError, IndexError):
         return None
-    for secure in (False, True):  # the plaintext broker, or the secure one (`broker up --secure`)
-        try:
-            return int(broker_paths(settings, port, secure=secure).pid_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
+    for secure in (False, True):
+        paths = broker_paths(settings, port, secure=secure)
+        if paths.pid_file.exists():
+            return paths
     return None
+
+
+def broker_pid(settings: Settings) -> int | None:
+    """The local broker's process (None for another cluster)."""
+    paths = _local_broker(settings)
+    try:
+        return int(paths.pid_file.read_text().strip()) if paths is not None else None
+    except (OSError, ValueError):
+        return None
 
 
 def bench_broker(port: int) -> tuple[Settings, bool]:
