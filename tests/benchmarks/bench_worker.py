@@ -21,6 +21,7 @@
    and end of the run, its maximum and its trend; CPU used by the worker and the broker; the
    share of frames its helper process analysed (from the worker's /metrics); and the
    episodes in which windows took longer than the 250 ms target, when they began.
+   Before the measured live runs, one unmeasured warm-up run of --warmup seconds (default 30).
 3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
    matches whose lag does not grow.
 4. Security cost (--secure): instead of 1., the Faust worker drains the backlog over
@@ -678,6 +679,10 @@ def main() -> None:
     parser.add_argument("--frame-ms", type=int, default=1000, choices=[100, 200, 250, 500, 1000],
                         help="audio frame length (default 1000, the venue encoder's default)")
     parser.add_argument("--skip-backlog", action="store_true")
+    parser.add_argument("--warmup", type=int, default=30, metavar="S",
+                        help="an unmeasured live run of S seconds before the measured ones (default 30; 0: none): "
+                             "a broker that just started compiles its hot paths then (the first 3-minute run "
+                             "after a broker start had p99 ~660 ms, the next ones ~150)")
     parser.add_argument("--no-helper", action="store_true",
                         help="analyse frames in the worker's own process (and in the plain loop's)")
     parser.add_argument("--processes", type=int, default=1, help="crowdsound worker --processes N (default 1)")
@@ -725,6 +730,13 @@ def main() -> None:
             print(backlog_security_cost(base, payloads, args.matches, args.seconds, args.repeat, Path(tmp)),
                   flush=True)
         results = []
+        if args.warmup > 0 and not args.secure and (args.live_seconds > 0 or args.ramp):
+            scoped = fresh(base)
+            warm = live(scoped, base, payloads, args.live_matches, args.warmup, Path(tmp) / "warmup.log",
+                        lockstep=args.lockstep)
+            drop_topics(scoped)
+            print(f"warm-up run, not counted ({args.live_matches} matches x {args.warmup} s): p99 {warm.p99_ms:.0f} ms, "
+                  f"max {warm.max_ms:.0f} ms", flush=True)
         for count in [int(c) for c in args.ramp.split(",") if c.strip()]:
             scoped = fresh(base)
             result = live(scoped, base, payloads, count, args.ramp_seconds, Path(tmp) / f"ramp{count}.log",
