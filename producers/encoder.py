@@ -1,8 +1,9 @@
 """The venue encoder: crowd audio in, AudioFrame records on crowd.audio.v1 out.
 
 It cuts the source into frames (default one second at 48 kHz, ending on whole seconds of the
-match clock: where the worker's windows end), numbers them contiguously per session, stamps each with its capture wall time and match clock, and sends them through an
-on-disk spool so that nothing is lost while the broker is unreachable. Live sources are
+match clock: where the worker's windows end), numbers them contiguously per session, stamps
+each with its capture wall time and match clock, and sends them through an on-disk spool so
+that nothing is lost while the broker is unreachable. Live sources are
 paced in real time; ``--fast`` backfills as fast as the broker takes it.
 """
 

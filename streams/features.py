@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 __all__ = [
+    "ANALYSIS_MS",
     "FEATURE_NAMES",
     "ONSET_RATE_HZ",
     "SHAPE_BANDS",
@@ -34,7 +35,6 @@ __all__ = [
     "FrameFeatures",
     "FrameTail",
     "Timbre",
-    "ANALYSIS_MS",
     "analysis_pieces",
     "analyze_frame",
     "analyze_pieces",
