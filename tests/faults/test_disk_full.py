@@ -27,7 +27,7 @@ from tests.kafka_helpers import cli_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
-LIMIT = 1024 * 1024  # 1 MiB of spool: ~100 frames of 100 ms mono PCM
+LIMIT = 1024 * 1024  # 1 MiB of spool: ~100 frames of 100 ms mono PCM (the test sends 100 ms frames)
 
 
 def _tone(path, seconds: float) -> None:
@@ -60,7 +60,7 @@ def test_a_full_disk_drops_new_frames_loudly_and_keeps_the_ones_it_had(disk, top
     try:
         offline = subprocess.run(
             [sys.executable, "-m", "infra.cli", "encoder", "--match", match_id, "--source", str(wav), "--start", "0:00",
-             "--fast", "--spool-dir", str(spool), "--drain-timeout", "2", "--quiet"],
+             "--fast", "--frame-ms", "100", "--spool-dir", str(spool), "--drain-timeout", "2", "--quiet"],
             cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
             env=cli_env(topics, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"),  # the broker is unreachable
             preexec_fn=limit_files if disk == "file-size limit" else None,
@@ -81,7 +81,7 @@ def test_a_full_disk_drops_new_frames_loudly_and_keeps_the_ones_it_had(disk, top
         _tone(short, 1.0)
         online = subprocess.run(
             [sys.executable, "-m", "infra.cli", "encoder", "--match", match_id, "--source", str(short), "--start",
-             "1:00", "--fast", "--spool-dir", str(spool), "--quiet"],
+             "1:00", "--fast", "--frame-ms", "100", "--spool-dir", str(spool), "--quiet"],
             cwd=REPO, capture_output=True, text=True, timeout=120, check=False, env=cli_env(topics))
         assert "Traceback" not in online.stderr, online.stderr[-3000:]
         frames = [decode(m.value(), expect="AudioFrame") for m in read_all(topics, "crowd.audio.v1")]
