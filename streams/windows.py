@@ -123,18 +123,17 @@ class CrowdAnalyzer:
         if ahead is not None and len(ahead) != len(pieces):
             ahead = None
         (_AHEAD if ahead is not None else _HERE).inc()
+        if ahead is not None and analysis is not None:  # the tail after the whole frame, as analysed elsewhere
+            self.tail = FrameTail(tail_after(samples, sample_rate, self.tail), analysis.bands_db)
         start = 0
         for number, piece in enumerate(pieces):
             if ahead is not None:
                 features = ahead[number]
-                self.tail = FrameTail(tail_after(piece, sample_rate, self.tail), None)
             else:
                 features, self.tail = analyze_frame(piece, sample_rate, tail=self.tail)
             closed.extend(self._add_piece(clock.ms + int(round(1000 * start / sample_rate)),
                                           int(round(1000 * len(piece) / sample_rate)), features))
             start += len(piece)
-        if ahead is not None and analysis is not None and self.tail is not None:
-            self.tail = FrameTail(self.tail.samples, analysis.bands_db)
         # The tail now is the one the chain named (whoever analysed the frame), or unnamed.
         self.tail_token = analysis.token if in_chain and analysis is not None else None
         return closed
