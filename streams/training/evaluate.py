@@ -13,7 +13,10 @@ aroused the crowd is). Three ways of hearing it:
   -26 dBFS first, so +20 dB does not clip): the share of windows whose state changes, and
   the largest change of a clip's mean arousal.
 * **stream**: all clips one after the other (a seeded order) in one stream, as the worker
-  hears a match: the baseline has warmed up, so loudness relative to it counts.
+  hears a match: the baseline has warmed up, so loudness relative to it counts. A stream
+  window (3 s) belongs to the clip holding its middle — by its start, two of its three
+  seconds would often be the next clip — and its loudness yardstick is measured on the same
+  stream window, so model and loudness hear exactly the same audio.
 
 Arousal is scored by the AUC of excited clips (``excitement``, ``celebration``, ``high``)
 against calm ones (``calm``, ``low``): the chance that an excited clip's mean arousal is
@@ -64,6 +67,7 @@ class ClipResult:
     window_loudness: list[float] = field(default_factory=list)  # per window: p90 of its 100 ms RMS, dBFS
     stream_arousal: float = float("nan")  # mean over its windows inside the stream
     stream_window_arousal: list[float] = field(default_factory=list)
+    stream_window_loudness: list[float] = field(default_factory=list)  # p90 of the same stream windows, dBFS
 
     @property
     def majority(self) -> str:
@@ -137,9 +141,11 @@ def _f(value: float) -> str:
 
 def auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
     """Area under the ROC curve: the chance that a positive's score is above a negative's
-    (ties count half). NaN without both kinds."""
+    (ties count half); NaN scores (a clip too short to own a window) are left out. NaN
+    without both kinds."""
     s = np.asarray(scores, dtype=np.float64)
     p = np.asarray(positive, dtype=bool)
+    s, p = s[~np.isnan(s)], p[~np.isnan(s)]
     pos, neg = s[p], s[~p]
     if not len(pos) or not len(neg):
         return float("nan")
@@ -214,7 +220,7 @@ def evaluate_clips(clips: Sequence[LabelledClip], predict: Predict, *, folder: s
         auc_alone_windows=by_window(lambda r: r.window_arousal),
         auc_alone_windows_loudness=by_window(lambda r: r.window_loudness),
         auc_stream_windows=by_window(lambda r: r.stream_window_arousal),
-        auc_stream_windows_loudness=by_window(lambda r: r.window_loudness),
+        auc_stream_windows_loudness=by_window(lambda r: r.stream_window_loudness),
         gain_state_changes=changes, gain_arousal_change=arousal_change,
     )
     evaluation.checks = _checks(evaluation)
@@ -249,18 +255,21 @@ def _gain_changes(clips: Sequence[LabelledClip], predict: Predict, spec) -> tupl
 
 
 def _stream(clips: Sequence[LabelledClip], results: list[ClipResult], predict: Predict, spec) -> None:
-    """All clips in one stream (a seeded order); each result gets the mean arousal of the
-    windows that start inside its clip."""
+    """All clips in one stream (a seeded order); each result gets the arousal (and the
+    loudness) of the stream windows whose middle lies inside its clip."""
     order = np.random.default_rng(_STREAM_SEED).permutation(len(clips))
     audio = np.concatenate([clips[i].audio for i in order])
     starts = np.cumsum([0] + [len(clips[i].audio) for i in order])
     windows = _windows(audio, spec)
     heard = _hear(predict, windows)
-    owner = np.searchsorted(starts, [w.start.ms * SAMPLE_RATE // 1000 for w in windows], side="right") - 1
+    middles = [(w.start.ms + w.length_ms // 2) * SAMPLE_RATE // 1000 for w in windows]
+    owner = np.searchsorted(starts, middles, side="right") - 1
     for position, index in enumerate(order):
-        mine = [e.arousal for e, o in zip(heard, owner, strict=True) if o == position]
-        results[index].stream_arousal = float(np.mean(mine)) if mine else float("nan")
-        results[index].stream_window_arousal = mine
+        mine = [(e.arousal, _window_loudness(audio, w)) for w, e, o in zip(windows, heard, owner, strict=True)
+                if o == position]
+        results[index].stream_arousal = float(np.mean([a for a, _ in mine])) if mine else float("nan")
+        results[index].stream_window_arousal = [a for a, _ in mine]
+        results[index].stream_window_loudness = [db for _, db in mine]
 
 
 def _majority_share(results: list[ClipResult], labels: Sequence[str], states: Sequence[str]) -> tuple[int, int]:
