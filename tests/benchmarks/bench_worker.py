@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_worker.py [--matches 150] [--seconds 30]
         [--live-matches 100] [--live-seconds 180] [--ramp 120,140,160 --ramp-seconds 60]
-        [--lockstep] [--no-helper] [--skip-backlog] [--secure [--repeat 3]]
+        [--lockstep] [--no-helper] [--skip-backlog | --backlog-repeat 5] [--secure [--repeat 3]]
 
 1. Throughput: a backlog of MATCHES x SECONDS of crowd audio (frames of --frame-ms, default
    1000 ms as the venue encoder sends them, 48 kHz mono)
@@ -12,6 +12,8 @@
    drain it. The steady drain rate (from
    10 % to 90 % of the backlog, start-up excluded) divided by a match's frames/s is how many live
    matches each keeps up with. The plain loop is the floor: no Faust, no fault tolerance.
+   --backlog-repeat N drains it N times each, alternating which goes first: Faust/plain per
+   pair and min/median/max (one pair is an anecdote: 0.67 and 0.93 on the same box).
 2. Live: LIVE_MATCHES matches paced like real encoders — each sends a frame every --frame-ms,
    the encoders not in step with each other (each match started at a random moment in the
    first second; --lockstep sends every match's frame at the same instant instead) — for
@@ -614,6 +616,53 @@ def repeat_summary(results: list[LiveResult]) -> str:
     return "\n".join(lines)
 
 
+def backlog_drains(base: Settings, payloads: list[bytes], matches: int, seconds: int, repeat: int,
+                   folder: Path) -> str:
+    """Throughput (1.): the same backlog drained by the Faust worker and by the plain loop,
+    ``repeat`` pairs, each on fresh topics; which goes first alternates, so a machine that
+    slows down or speeds up during the runs favours neither. Returns the report."""
+    windows_per_match = seconds - 2  # 3 s windows, 1 s hop
+    chunk = payloads[:int(seconds * frames_per_s())]
+    pairs: list[tuple[Drain, Drain]] = []
+    lines = []
+    frames = 0
+    for number in range(repeat):
+        drains: dict[str, Drain] = {}
+        for kind in (("faust", "plain") if number % 2 == 0 else ("plain", "faust")):
+            scoped = fresh(base)
+            frames = backlog(scoped, chunk, matches)
+            if kind == "faust":
+                drains[kind] = run_faust_worker(scoped, frames, windows_per_match * matches,
+                                                folder / f"faust{number}.log")
+            else:
+                drains[kind] = run_plain_loop(scoped, frames, helper=HELPER)
+            drop_topics(scoped)
+        faust, plain = drains["faust"], drains["plain"]
+        pairs.append((faust, plain))
+        if repeat > 1:
+            lines.append(f"[backlog {number + 1}/{repeat}] Faust {faust.steady_fps:.0f} frames/s, plain loop "
+                         f"{plain.steady_fps:.0f} frames/s: {faust.steady_fps / plain.steady_fps:.2f}")
+            print(lines[-1], flush=True)
+    faust, plain = pairs[-1]
+    out = [f"backlog: {matches} matches x {seconds} s = {frames} frames"
+           + (f", {repeat} pairs of drains (the last one shown)" if repeat > 1 else ""),
+           f"{'':<30}{'total s':>9}{'steady frames/s':>17}{'live matches':>14}",
+           f"{'crowdsound worker (Faust)':<30}{faust.seconds:>9.1f}{faust.steady_fps:>17.0f}"
+           f"{faust.steady_fps / frames_per_s():>14.0f}   (total includes ~8 s worker start-up)",
+           f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
+           f"{plain.steady_fps / frames_per_s():>14.0f}"]
+    if repeat > 1:
+        def spread(values: list[float], fmt: str) -> str:
+            return (f"min {format(min(values), fmt)} / median {format(float(np.median(values)), fmt)} / "
+                    f"max {format(max(values), fmt)}")
+
+        ratios = [f.steady_fps / p.steady_fps for f, p in pairs]
+        out.append(f"over {repeat} pairs: Faust {spread([f.steady_fps for f, _ in pairs], '.0f')} frames/s; plain "
+                   f"{spread([p.steady_fps for _, p in pairs], '.0f')} frames/s; Faust/plain "
+                   f"{spread(ratios, '.2f')} (each run: {' '.join(f'{r:.2f}' for r in ratios)})")
+    return "\n".join(out)
+
+
 def secure_admin(base: Settings) -> Settings:
     """The local secure broker (started if not running) as its admin."""
     from infra.broker import admin_properties_path, default_security_dir
@@ -679,6 +728,10 @@ def main() -> None:
     parser.add_argument("--frame-ms", type=int, default=1000, choices=[100, 200, 250, 500, 1000],
                         help="audio frame length (default 1000, the venue encoder's default)")
     parser.add_argument("--skip-backlog", action="store_true")
+    parser.add_argument("--backlog-repeat", type=int, default=1, metavar="N",
+                        help="drain the backlog N times with each of Faust and the plain loop, alternating which "
+                             "goes first, and report the Faust/plain ratio per pair and its min/median/max "
+                             "(default 1; one pair's ratio moved 0.67-0.93 between runs on this box)")
     parser.add_argument("--warmup", type=int, default=30, metavar="S",
                         help="an unmeasured live run of S seconds before the measured ones (default 30; 0: none): "
                              "a broker that just started compiles its hot paths then (the first 3-minute run "
@@ -710,22 +763,8 @@ def main() -> None:
         if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
             tmp = os.environ["BENCH_LOG_DIR"]
         if not args.skip_backlog and not args.secure:
-            windows_per_match = args.seconds - 2  # 3 s windows, 1 s hop
-            faust_settings = fresh(base)
-            frames = backlog(faust_settings, payloads[:int(args.seconds * frames_per_s())], args.matches)
-            faust = run_faust_worker(faust_settings, frames, windows_per_match * args.matches,
-                                     Path(tmp) / "faust.log")
-            drop_topics(faust_settings)
-            plain_settings = fresh(base)
-            backlog(plain_settings, payloads[:int(args.seconds * frames_per_s())], args.matches)
-            plain = run_plain_loop(plain_settings, frames, helper=HELPER)
-            drop_topics(plain_settings)
-            print(f"backlog: {args.matches} matches x {args.seconds} s = {frames} frames")
-            print(f"{'':<30}{'total s':>9}{'steady frames/s':>17}{'live matches':>14}")
-            print(f"{'crowdsound worker (Faust)':<30}{faust.seconds:>9.1f}{faust.steady_fps:>17.0f}"
-                  f"{faust.steady_fps / frames_per_s():>14.0f}   (total includes ~8 s worker start-up)")
-            print(f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
-                  f"{plain.steady_fps / frames_per_s():>14.0f}", flush=True)
+            print(backlog_drains(base, payloads, args.matches, args.seconds, args.backlog_repeat, Path(tmp)),
+                  flush=True)
         if args.secure and not args.skip_backlog:
             print(backlog_security_cost(base, payloads, args.matches, args.seconds, args.repeat, Path(tmp)),
                   flush=True)
