@@ -250,8 +250,12 @@ BATCHES_AHEAD = 2  # batches taken and sent to the helper before the one being a
 # worker applies one, and a batch the worker analyses itself is analysed by the helper anyway,
 # which makes the helper late for the next batch too. Not waiting when behind turned a short
 # hiccup into a lasting 2 s delay at 100-120 matches (the worker doing the helper's work at
-# half its capacity); waiting raised the ceiling from 140 to 150 matches.
+# half its capacity); waiting raised the ceiling from 140 to 150 matches. A batch of much
+# audio (a backlog: up to 256 one-second frames, ~1 s of the helper's work) gets more
+# patience, in proportion: with 0.1 s the worker analysed most of such a batch itself, work
+# the helper did anyway (the plain loop in tests/benchmarks/bench_worker.py always waits).
 HELPER_PATIENCE_S = 0.1
+HELPER_PATIENCE_PER_AUDIO_S = 0.01  # the helper analyses 1 s of audio in ~4 ms
 
 
 @app.agent(sources)
@@ -301,7 +305,9 @@ async def _apply_batches(work: RecordProcessor, keeper: Checkpoints, offload: An
     try:
         while True:
             batch = await batches.get()
-            await _apply_batch(work, keeper, offload, HELPER_PATIENCE_S, *batch)
+            submitted = batch[-1]
+            patience_s = HELPER_PATIENCE_S + HELPER_PATIENCE_PER_AUDIO_S * submitted.audio_s
+            await _apply_batch(work, keeper, offload, patience_s, *batch)
             _in_hand[0] -= 1
             liveness.progressed()
     except asyncio.CancelledError:

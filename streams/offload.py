@@ -6,8 +6,8 @@ and the frame analysis (FFTs, ~40 % of its work) take turns on one core. A
 machine's second core: the agent takes records in small batches and sends each batch's
 frames to the helper as soon as it has them; the helper analyses batch n + 1 while the
 worker applies batch n. When the worker gets to a batch, it waits a little (at most
-``streams.app.HELPER_PATIENCE_S``) for the helper's features, and analyses the frames the
-helper has not finished itself.
+``streams.app.HELPER_PATIENCE_S``, more for a batch of much audio) for the helper's
+features, and analyses the frames the helper has not finished itself.
 
 It changes no result. A frame's features depend on the frame and on the audio before it
 (the analyzer's *tail*). The helper analyses each match's frames as a chain, starting from
@@ -70,6 +70,11 @@ class Submitted:
     chains: list[_Chain]
     sent_at: float = 0.0
     reply: asyncio.Future[list[Any]] | None = None  # the helper's results; None: nothing was sent
+
+    @property
+    def audio_s(self) -> float:
+        """Seconds of audio sent to the helper (what its reply takes is about proportional)."""
+        return sum(len(pcm) / rate for chain in self.chains for _token, pcm, rate in chain.frames)
 
 
 class FrameOffload:
