@@ -304,10 +304,9 @@ async def _apply_batches(work: RecordProcessor, keeper: Checkpoints, offload: An
     """Apply the batches in order, send their outputs, and hand their records to `keeper`."""
     try:
         while True:
-            batch = await batches.get()
-            submitted = batch[-1]
+            events, decoded, submitted = await batches.get()
             patience_s = HELPER_PATIENCE_S + HELPER_PATIENCE_PER_AUDIO_S * submitted.audio_s
-            await _apply_batch(work, keeper, offload, patience_s, *batch)
+            await _apply_batch(work, keeper, offload, patience_s, events, decoded, submitted)
             _in_hand[0] -= 1
             liveness.progressed()
     except asyncio.CancelledError:

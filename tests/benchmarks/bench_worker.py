@@ -624,7 +624,6 @@ def backlog_drains(base: Settings, payloads: list[bytes], matches: int, seconds:
     windows_per_match = seconds - 2  # 3 s windows, 1 s hop
     chunk = payloads[:int(seconds * frames_per_s())]
     pairs: list[tuple[Drain, Drain]] = []
-    lines = []
     frames = 0
     for number in range(repeat):
         drains: dict[str, Drain] = {}
@@ -640,9 +639,8 @@ def backlog_drains(base: Settings, payloads: list[bytes], matches: int, seconds:
         faust, plain = drains["faust"], drains["plain"]
         pairs.append((faust, plain))
         if repeat > 1:
-            lines.append(f"[backlog {number + 1}/{repeat}] Faust {faust.steady_fps:.0f} frames/s, plain loop "
-                         f"{plain.steady_fps:.0f} frames/s: {faust.steady_fps / plain.steady_fps:.2f}")
-            print(lines[-1], flush=True)
+            print(f"[backlog {number + 1}/{repeat}] Faust {faust.steady_fps:.0f} frames/s, plain loop "
+                  f"{plain.steady_fps:.0f} frames/s: {faust.steady_fps / plain.steady_fps:.2f}", flush=True)
     faust, plain = pairs[-1]
     out = [f"backlog: {matches} matches x {seconds} s = {frames} frames"
            + (f", {repeat} pairs of drains (the last one shown)" if repeat > 1 else ""),
