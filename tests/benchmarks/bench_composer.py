@@ -85,6 +85,7 @@ from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.benchmarks.bench_support import (  # noqa: E402
     bench_broker,
     broker_pid,
+    cleaner_buffer,
     cpu_model,
     cpu_seconds,
     drop_topics,
@@ -679,7 +680,8 @@ def main() -> None:
     base, started = bench_broker(args.port)
     logs = Path(tempfile.mkdtemp(prefix="bench_composer-"))
     print(f"machine: {os.cpu_count()} cores ({cpu_model()}), load average {os.getloadavg()[0]:.2f}; "
-          f"broker {base.bootstrap_servers} ({'started by this script' if started else 'already running'}); composer logs in {logs}")
+          f"broker {base.bootstrap_servers} ({'started by this script' if started else 'already running'}, "
+          f"{cleaner_buffer(base)}); composer logs in {logs}")
     print("combined phase: the audio group reads its own copy of the emotion topic (second prefix), fed the "
           "same windows of its matches at the same instant, since a group cannot compose a subset of a topic;\n"
           "the control group composes all matches; both share the broker and the machine.", flush=True)

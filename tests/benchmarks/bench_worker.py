@@ -77,6 +77,7 @@ from tests.kafka_helpers import cli_env, free_port  # noqa: E402
 from tests.benchmarks.bench_support import (  # noqa: E402
     added,
     broker_pid,
+    cleaner_buffer,
     cpu_model,
     cpu_seconds,
     drop_topics,
@@ -755,7 +756,8 @@ def main() -> None:
     payloads = crowd_frames(max(args.seconds, 30))
     workers = "one worker" if PROCESSES == 1 else f"worker --processes {PROCESSES}"
     helper = "on" if HELPER and PROCESSES == 1 else "off"
-    print(f"machine: {os.cpu_count()} cores ({cpu_model()}); broker {base.bootstrap_servers}; {workers}, frame helper "
+    print(f"machine: {os.cpu_count()} cores ({cpu_model()}); broker {base.bootstrap_servers} "
+          f"({cleaner_buffer(base)}); {workers}, frame helper "
           f"process {helper}{'; a control-only composer alongside' if COMPOSER else ''}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if os.environ.get("BENCH_LOG_DIR"):  # keep the worker logs
