@@ -184,14 +184,23 @@ def _joined(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[n
 def tail_after(samples: np.ndarray, sample_rate: int, tail: FrameTail | None) -> np.ndarray:
     """The samples of the tail :func:`analyze_pieces` returns for this frame (its last 128
     ms of audio), without analysing anything: cheap, for a caller that has the frame's
-    features from elsewhere (:mod:`streams.offload`)."""
+    features from elsewhere (:mod:`streams.offload`). Each piece's onset windows cover the
+    tail before it and the piece's whole hops, so the tail is the last 128 ms of the previous
+    tail followed by every piece's whole hops; only those samples are read (the worker calls
+    this for every one-second frame its helper analysed)."""
     plan = _plan(sample_rate)
-    audio = _as_audio(samples)
-    for piece in analysis_pieces(audio, sample_rate):
-        joined, _ = _joined(plan, piece, tail)
-        tail = FrameTail(joined[-plan.size:].copy(), None)
-    assert tail is not None  # (there is always a piece)
-    return tail.samples
+    need, parts = plan.size, []
+    for piece in reversed(analysis_pieces(samples, sample_rate)):
+        whole = piece[:len(piece) // plan.hop * plan.hop]
+        if len(whole):
+            parts.append(_as_audio(whole[-need:]))
+            need -= len(parts[-1])
+        if need == 0:
+            break
+    if need:
+        fresh = tail is None or len(tail.samples) != plan.size
+        parts.append(np.zeros(need) if fresh or tail is None else tail.samples[-need:])
+    return np.concatenate(parts[::-1])
 
 
 def _as_audio(samples: np.ndarray) -> np.ndarray:
