@@ -14,6 +14,7 @@ from streams.features import (
     Baseline,
     FrameTail,
     analyze_frame,
+    analyze_pieces,
     feature_vector,
     tail_after,
     tempo_from_onsets,
@@ -149,6 +150,23 @@ def test_the_tail_carries_the_last_window_so_a_restarted_stream_continues_exactl
     assert again == straight[4]
     assert tail_after(x[4800 * 4:4800 * 5], RATE, tail).tolist() == \
         analyze_frame(x[4800 * 4:4800 * 5], RATE, tail=tail)[1].samples.tolist()
+
+
+@pytest.mark.parametrize("rate", [48_000, 44_100, 16_000])
+@pytest.mark.parametrize("seconds", [1.0, 0.6, 0.0127, 1.2345])
+@pytest.mark.parametrize("before", ["none", "full", "short"])
+def test_the_tail_after_a_long_or_odd_frame_is_the_one_its_analysis_leaves(rate, seconds, before):
+    """What the worker keeps of a frame its helper analysed is the tail the analysis itself
+    would have left, for one-second frames, a first frame cut short, a frame shorter than a
+    hop, a ragged length, and a NaN in the audio."""
+    rng = np.random.default_rng(int(seconds * 1000) + rate)
+    frame = 0.1 * rng.standard_normal(int(rate * seconds)).astype(np.float32)
+    frame[len(frame) // 3] = np.nan
+    _, full = analyze_pieces(0.1 * rng.standard_normal(rate), rate)
+    tail = {"none": None, "full": full, "short": FrameTail(full.samples[: len(full.samples) // 2], None)}[before]
+    expected = analyze_pieces(frame, rate, tail=tail)[1].samples
+    kept = tail_after(frame, rate, tail)
+    assert kept.dtype == expected.dtype and kept.tolist() == expected.tolist()
 
 
 @settings(max_examples=25, deadline=None)
