@@ -172,13 +172,19 @@ def _log_bands(plan: _Plan, windows: np.ndarray) -> np.ndarray:
     return 10 * np.log10(_band_power(plan, windows)[0] + 1e-10)
 
 
+def _history(plan: _Plan, tail: FrameTail | None) -> np.ndarray | None:
+    """The previous 128 ms of audio, or None at the start of a stream (or for a tail of
+    another length): the onset windows then start from silence."""
+    return tail.samples if tail is not None and len(tail.samples) == plan.size else None
+
+
 def _joined(plan: _Plan, samples: np.ndarray, tail: FrameTail | None) -> tuple[np.ndarray, bool]:
     """The previous 128 ms (zeros at the start of a stream: ``fresh``) and the frame's whole
     hops: the audio the frame's onset windows cover."""
-    fresh = tail is None or len(tail.samples) != plan.size
-    history = np.zeros(plan.size) if fresh or tail is None else tail.samples
+    history = _history(plan, tail)
     hops = len(samples) // plan.hop
-    return np.concatenate([history, samples[:hops * plan.hop]]), fresh
+    return np.concatenate([np.zeros(plan.size) if history is None else history, samples[:hops * plan.hop]]), \
+        history is None
 
 
 def tail_after(samples: np.ndarray, sample_rate: int, tail: FrameTail | None) -> np.ndarray:
@@ -198,8 +204,8 @@ def tail_after(samples: np.ndarray, sample_rate: int, tail: FrameTail | None) ->
         if need == 0:
             break
     if need:
-        fresh = tail is None or len(tail.samples) != plan.size
-        parts.append(np.zeros(need) if fresh or tail is None else tail.samples[-need:])
+        history = _history(plan, tail)
+        parts.append(np.zeros(need) if history is None else history[-need:])
     return np.concatenate(parts[::-1])
 
 
