@@ -143,12 +143,13 @@ def _batched(offload: FrameOffload, *, reload_at: int | None = None, kill_at: in
     return _comparable(outputs)
 
 
-@pytest.mark.parametrize("pipelined", [False, True])
-def test_the_helper_gives_the_same_records_as_analysing_in_the_worker(pipelined):
+# direct_bytes=0: every request goes through the writer thread (as a backlog's large batches do).
+@pytest.mark.parametrize(("pipelined", "direct_bytes"), [(False, None), (True, None), (True, 0)])
+def test_the_helper_gives_the_same_records_as_analysing_in_the_worker(pipelined, direct_bytes):
     reference = _serial()
     assert len([o for o in reference if o[0] == "p.crowd.emotions.v1"]) > 40
     assert {o[0] for o in reference} >= {"p.crowd.audio.dlq.v1", "p.crowd.emotions.v1"}
-    offload = FrameOffload()
+    offload = FrameOffload() if direct_bytes is None else FrameOffload(direct_bytes=direct_bytes)
     before = ANALYSED.labels(where="helper")._value.get()
     assert _batched(offload, reload_at=300, pipelined=pipelined) == reference
     frames = sum(1 for t, *_ in RECORDS if t == AUDIO)
@@ -164,7 +165,68 @@ def test_frames_the_helper_has_not_finished_are_analysed_in_the_worker_and_the_c
     assert ANALYSED.labels(where="helper")._value.get() - before > 0.3 * sum(1 for t, *_ in RECORDS if t == AUDIO)
 
 
-def test_a_dead_helper_leaves_the_worker_analysing_frames_itself():
-    offload = FrameOffload()
+@pytest.mark.parametrize("direct_bytes", [None, 0])
+def test_a_dead_helper_leaves_the_worker_analysing_frames_itself(direct_bytes):
+    offload = FrameOffload() if direct_bytes is None else FrameOffload(direct_bytes=direct_bytes)
     assert _batched(offload, kill_at=200, pipelined=True) == _serial()
     assert not offload.enabled and 0 < offload.frames
+
+
+def test_a_large_batch_is_handed_over_while_the_helper_is_busy_and_analysed_the_same():
+    """A backlog's batch (~25 MB) is far more than the socket holds: submit() must return
+    while the helper cannot read (here: stopped), so the worker goes on applying the batches
+    it has; the helper's features arrive once it reads again, the same as the worker's own."""
+    import os
+    import signal
+    import threading
+
+    work = RecordProcessor(SETTINGS, predict=exacting_model, model_version="t")
+    reference = RecordProcessor(SETTINGS, predict=exacting_model, model_version="t")
+    # 120 one-second stereo frames of 48 kHz: ~23 MB, several times the socket's 4 MB buffer.
+    rng = np.random.default_rng(3)
+    records = []
+    for seq in range(120):
+        samples = (rng.standard_normal((48_000, 2)) * 3000).astype(np.int16)
+        record = dict(sample_record("AudioFrame", match_id=f"m{seq % 4}"), seq=seq // 4, session_id="s1", channels=2,
+                      samples_per_channel=48_000, clock={"period": "FIRST_HALF", "ms": (seq // 4) * 1000}, wall_time_ms=1_000_000 + seq * 250,
+                      payload=encode_payload(samples, encoding="PCM_S16LE", sample_rate=48_000))
+        records.append((AUDIO, seq, f"m{seq % 4}".encode(), encode("AudioFrame", record)))
+    offload = FrameOffload()
+
+    async def run() -> list:
+        assert await offload.wait_ready()
+        batch = [work.decode_record(topic=t, partition=0, offset=o, key=k, value=v) for t, o, k, v in records]
+        stopped = [True]
+
+        def resume() -> None:
+            stopped[0] = False
+            os.kill(offload._process.pid, signal.SIGCONT)
+
+        os.kill(offload._process.pid, signal.SIGSTOP)
+        timer = threading.Timer(10, resume)  # without it a blocking submit() would never return
+        timer.start()
+        try:
+            submitted = offload.submit(batch)
+            returned_while_stopped = stopped[0]
+        finally:
+            timer.cancel()
+            resume()
+        assert returned_while_stopped, "submit() waited for the helper to read the batch"
+        analyses = await offload.result(submitted)
+        assert sum(a.features is not None for a in analyses.values()) == len(batch), "the helper analysed them all"
+        outputs = []
+        for index, decoded in enumerate(batch):
+            outputs += work.apply(topic=AUDIO, partition=0, offset=decoded.offset, key=decoded.key,
+                                  value=decoded.value, now_ms=0, decoded=decoded, analysis=analyses[index]).outputs
+        offload.done(submitted)
+        return outputs
+
+    try:
+        outputs = asyncio.run(run())
+    finally:
+        offload.close()
+    expected = [out for t, o, k, v in records
+                for out in reference.apply(topic=t, partition=0, offset=o, key=k, value=v, now_ms=0).outputs]
+    assert len([o for o in expected if o.topic == "p.crowd.emotions.v1"]) >= 4 * 27
+    assert _comparable(outputs) == _comparable(expected)
+
