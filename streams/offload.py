@@ -381,9 +381,9 @@ class _Writer:
 
 
 def _enlarge_buffers(*conns: Any, size: int = 4 * 1024 * 1024) -> None:
-    """Socket buffers large enough for a few batches of frames (~10 kB each), so that
-    sending a batch never waits for the helper to read the previous one (the kernel caps
-    the size at net.core.wmem_max / rmem_max)."""
+    """Socket buffers large enough for many live batches (a few one-second frames, ~100 kB
+    each), so that writing one never waits for the helper to read the previous one (the
+    kernel caps the size at net.core.wmem_max / rmem_max); larger ones go to :class:`_Writer`."""
     import os
     import socket
 
