@@ -5,6 +5,9 @@ bad frames, match events, a match reloaded from its stored state, and a dead hel
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 import zlib
 
 import numpy as np
@@ -143,13 +146,18 @@ def _batched(offload: FrameOffload, *, reload_at: int | None = None, kill_at: in
     return _comparable(outputs)
 
 
-# direct_bytes=0: every request goes through the writer thread (as a backlog's large batches do).
+def _offload(direct_bytes: int | None) -> FrameOffload:
+    """A helper; ``direct_bytes=0``: every request goes through the writer thread (as a
+    backlog's large batches do); None: the default."""
+    return FrameOffload() if direct_bytes is None else FrameOffload(direct_bytes=direct_bytes)
+
+
 @pytest.mark.parametrize(("pipelined", "direct_bytes"), [(False, None), (True, None), (True, 0)])
 def test_the_helper_gives_the_same_records_as_analysing_in_the_worker(pipelined, direct_bytes):
     reference = _serial()
     assert len([o for o in reference if o[0] == "p.crowd.emotions.v1"]) > 40
     assert {o[0] for o in reference} >= {"p.crowd.audio.dlq.v1", "p.crowd.emotions.v1"}
-    offload = FrameOffload() if direct_bytes is None else FrameOffload(direct_bytes=direct_bytes)
+    offload = _offload(direct_bytes)
     before = ANALYSED.labels(where="helper")._value.get()
     assert _batched(offload, reload_at=300, pipelined=pipelined) == reference
     frames = sum(1 for t, *_ in RECORDS if t == AUDIO)
@@ -167,7 +175,7 @@ def test_frames_the_helper_has_not_finished_are_analysed_in_the_worker_and_the_c
 
 @pytest.mark.parametrize("direct_bytes", [None, 0])
 def test_a_dead_helper_leaves_the_worker_analysing_frames_itself(direct_bytes):
-    offload = FrameOffload() if direct_bytes is None else FrameOffload(direct_bytes=direct_bytes)
+    offload = _offload(direct_bytes)
     assert _batched(offload, kill_at=200, pipelined=True) == _serial()
     assert not offload.enabled and 0 < offload.frames
 
@@ -176,10 +184,6 @@ def test_a_large_batch_is_handed_over_while_the_helper_is_busy_and_analysed_the_
     """A backlog's batch (~25 MB) is far more than the socket holds: submit() must return
     while the helper cannot read (here: stopped), so the worker goes on applying the batches
     it has; the helper's features arrive once it reads again, the same as the worker's own."""
-    import os
-    import signal
-    import threading
-
     work = RecordProcessor(SETTINGS, predict=exacting_model, model_version="t")
     reference = RecordProcessor(SETTINGS, predict=exacting_model, model_version="t")
     # 120 one-second stereo frames of 48 kHz: ~23 MB, several times the socket's 4 MB buffer.
@@ -188,7 +192,8 @@ def test_a_large_batch_is_handed_over_while_the_helper_is_busy_and_analysed_the_
     for seq in range(120):
         samples = (rng.standard_normal((48_000, 2)) * 3000).astype(np.int16)
         record = dict(sample_record("AudioFrame", match_id=f"m{seq % 4}"), seq=seq // 4, session_id="s1", channels=2,
-                      samples_per_channel=48_000, clock={"period": "FIRST_HALF", "ms": (seq // 4) * 1000}, wall_time_ms=1_000_000 + seq * 250,
+                      samples_per_channel=48_000, clock={"period": "FIRST_HALF", "ms": (seq // 4) * 1000},
+                      wall_time_ms=1_000_000 + seq * 250,
                       payload=encode_payload(samples, encoding="PCM_S16LE", sample_rate=48_000))
         records.append((AUDIO, seq, f"m{seq % 4}".encode(), encode("AudioFrame", record)))
     offload = FrameOffload()
