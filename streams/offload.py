@@ -24,9 +24,10 @@ next batch starts a new chain from its analyzer's actual tail.
 
 Sending never holds up the event loop: a batch is written to the helper's socket at once
 when it is small (a live batch: a frame or a few, ~100 kB each, which the socket's buffer
-takes), and otherwise by a writer thread. A backlog's batch is up to 256 one-second frames, ~25 MB: written in the
-loop, it waited for the helper to finish the previous batch and read this one, and the
-worker applied nothing meanwhile: 26 % of the worker's time in a backlog drain went there.
+takes), and otherwise by a writer thread. A backlog's batch is up to 256 one-second frames,
+~25 MB: written in the loop, it waited for the helper to finish the previous batch and read
+this one, and the worker applied nothing meanwhile: 26 % of the worker's time in a backlog
+drain went there.
 
 If the helper cannot be started, fails, or falls more than ``timeout_s`` behind, the worker
 logs it once and analyses every frame itself from then on.
