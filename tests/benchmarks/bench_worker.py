@@ -277,6 +277,15 @@ class Drain:
     cpu_ms_per_1000: float = float("nan")  # worker (+ helper) CPU per 1000 frames, 10-90 % of the backlog
 
 
+def cpu_per_1000(cpu: list[tuple[int, float]], frames: int) -> float:
+    """CPU milliseconds per 1000 frames between 10 % and 90 % of ``frames``, from samples of
+    (frames done, CPU seconds so far)."""
+    inner = [(n, c) for n, c in cpu if 0.1 * frames <= n <= 0.9 * frames]
+    if len(inner) < 2 or inner[-1][0] == inner[0][0]:
+        return float("nan")
+    return 1000 * (inner[-1][1] - inner[0][1]) / (inner[-1][0] - inner[0][0]) * 1000
+
+
 def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log: Path, *,
                      roles: Deployment | None = None) -> Drain:
     role = roles.role if roles is not None else (lambda name: settings)
@@ -299,10 +308,7 @@ def run_faust_worker(settings: Settings, frames: int, expected_windows: int, log
         while samples[-1][1] < frames and time.monotonic() < deadline:
             time.sleep(0.5)
             samples.append((time.monotonic(), lag.committed()))
-        inner = [(n, c) for n, c in cpu if 0.1 * frames <= n <= 0.9 * frames]
-        per_1000 = (1000 * (inner[-1][1] - inner[0][1]) / (inner[-1][0] - inner[0][0] or 1) * 1000
-                    if len(inner) >= 2 else float("nan"))
-        return Drain(seconds, steady_rate(samples, frames), per_1000)
+        return Drain(seconds, steady_rate(samples, frames), cpu_per_1000(cpu, frames))
     finally:
         lag.close()
         stop_worker(worker)
@@ -336,6 +342,7 @@ def run_plain_loop(settings: Settings, frames: int, *, helper: bool) -> Drain:
     offload = FrameOffload(enabled=helper)
     unsaved: dict[bytes, int] = {}
     samples: list[tuple[float, int]] = []
+    cpu: list[tuple[int, float]] = []  # (frames done, CPU seconds of this process and its helper)
 
     def apply(batch: list, analyses: dict) -> None:
         for index, decoded in enumerate(batch):
@@ -366,6 +373,7 @@ def run_plain_loop(settings: Settings, frames: int, *, helper: bool) -> Drain:
                 offload.done(previous[1])
                 done += len(previous[0])
                 samples.append((time.monotonic(), done))
+                cpu.append((done, cpu_seconds(os.getpid(), children=True)))
             previous = (batch, submitted) if batch else None
             producer.poll(0)
         producer.flush(30)
@@ -376,7 +384,7 @@ def run_plain_loop(settings: Settings, frames: int, *, helper: bool) -> Drain:
     finally:
         offload.close()
         consumer.close()
-    return Drain(elapsed, steady_rate(samples, frames))
+    return Drain(elapsed, steady_rate(samples, frames), cpu_per_1000(cpu, frames))
 
 
 TARGET_MS = 250  # issue 4: p99 from a window's last frame to its emotion record
@@ -640,16 +648,19 @@ def backlog_drains(base: Settings, payloads: list[bytes], matches: int, seconds:
         faust, plain = drains["faust"], drains["plain"]
         pairs.append((faust, plain))
         if repeat > 1:
-            print(f"[backlog {number + 1}/{repeat}] Faust {faust.steady_fps:.0f} frames/s, plain loop "
-                  f"{plain.steady_fps:.0f} frames/s: {faust.steady_fps / plain.steady_fps:.2f}", flush=True)
+            print(f"[backlog {number + 1}/{repeat}] Faust {faust.steady_fps:.0f} frames/s "
+                  f"({faust.cpu_ms_per_1000:.0f} ms CPU/1000), plain loop {plain.steady_fps:.0f} frames/s "
+                  f"({plain.cpu_ms_per_1000:.0f} ms CPU/1000): {faust.steady_fps / plain.steady_fps:.2f}", flush=True)
     faust, plain = pairs[-1]
     out = [f"backlog: {matches} matches x {seconds} s = {frames} frames"
            + (f", {repeat} pairs of drains (the last one shown)" if repeat > 1 else ""),
-           f"{'':<30}{'total s':>9}{'steady frames/s':>17}{'live matches':>14}",
+           f"{'':<30}{'total s':>9}{'steady frames/s':>17}{'live matches':>14}{'CPU ms/1000 frames':>20}",
            f"{'crowdsound worker (Faust)':<30}{faust.seconds:>9.1f}{faust.steady_fps:>17.0f}"
-           f"{faust.steady_fps / frames_per_s():>14.0f}   (total includes ~8 s worker start-up)",
+           f"{faust.steady_fps / frames_per_s():>14.0f}{faust.cpu_ms_per_1000:>20.0f}"
+           "   (total includes ~8 s worker start-up; CPU: worker and its helper)",
            f"{'plain confluent loop (floor)':<30}{plain.seconds:>9.1f}{plain.steady_fps:>17.0f}"
-           f"{plain.steady_fps / frames_per_s():>14.0f}"]
+           f"{plain.steady_fps / frames_per_s():>14.0f}{plain.cpu_ms_per_1000:>20.0f}"
+           "   (CPU: the loop's process and its helper)"]
     if repeat > 1:
         def spread(values: list[float], fmt: str) -> str:
             return (f"min {format(min(values), fmt)} / median {format(float(np.median(values)), fmt)} / "
@@ -658,7 +669,9 @@ def backlog_drains(base: Settings, payloads: list[bytes], matches: int, seconds:
         ratios = [f.steady_fps / p.steady_fps for f, p in pairs]
         out.append(f"over {repeat} pairs: Faust {spread([f.steady_fps for f, _ in pairs], '.0f')} frames/s; plain "
                    f"{spread([p.steady_fps for _, p in pairs], '.0f')} frames/s; Faust/plain "
-                   f"{spread(ratios, '.2f')} (each run: {' '.join(f'{r:.2f}' for r in ratios)})")
+                   f"{spread(ratios, '.2f')} (each run: {' '.join(f'{r:.2f}' for r in ratios)}); CPU ms per 1000 "
+                   f"frames: Faust {spread([f.cpu_ms_per_1000 for f, _ in pairs], '.0f')}, plain "
+                   f"{spread([p.cpu_ms_per_1000 for _, p in pairs], '.0f')}")
     return "\n".join(out)
 
 
