@@ -19,3 +19,20 @@ def test_the_worker_consumer_waits_at_most_50_ms_at_the_broker():
 
     assert FETCH_MAX_WAIT_MS <= 100
     assert asyncio.run(created()) == FETCH_MAX_WAIT_MS
+
+
+def test_the_worker_producer_is_idempotent():
+    """A produce request in flight when the broker dies is retried: only an idempotent producer
+    keeps the broker from writing its records twice (tests/faults/test_broker_crash.py)."""
+    import streams.app
+
+    async def created() -> tuple[object, object]:
+        producer = streams.app.app.producer._new_producer()
+        try:
+            return producer._txn_manager, producer._sender._acks
+        finally:
+            await producer.stop()
+
+    txn_manager, acks = asyncio.run(created())
+    assert txn_manager is not None, "aiokafka keeps a producer id and sequence numbers only when idempotent"
+    assert acks == -1
