@@ -259,6 +259,7 @@ class Composer:
         self.cue_position: dict[int, int] = {}
         self.cue_dirty: set[int] = set()
         self.began = 0.0  # time.monotonic() when the last batch transaction began
+        self.commit_unfinished = False  # a commit_transaction call failed and must be called again
         self.running = True
         self.healthy = True
         # A transactional call that never returns (librdkafka#5456 after a broker restart) would
@@ -479,8 +480,7 @@ class Composer:
         with self.watchdog.deadline("sending the offsets to the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
             self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(),
                                                       _TXN_TIMEOUT_S)
-        with self.watchdog.deadline("committing the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
-            self.producer.commit_transaction(_TXN_TIMEOUT_S)
+        self._commit("committing the transaction")
         self.cue_dirty.clear()
         now = time.time()
         for timestamp in received:
@@ -649,8 +649,16 @@ class Composer:
         """A dead letter outside the batch transaction (preferences are not part of it)."""
         self.producer.begin_transaction()
         self._dead_letter(message, reason, "SchemaError")
-        with self.watchdog.deadline("committing a dead letter", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+        self._commit("committing a dead letter")
+
+    def _commit(self, what: str) -> None:
+        """Commit the open transaction. A commit that fails may still go on in the background
+        (a timeout while the broker is away), and then librdkafka refuses every other
+        transactional call until commit_transaction is called again: :meth:`_abort` does that."""
+        self.commit_unfinished = True
+        with self.watchdog.deadline(what, _TXN_TIMEOUT_S + _TXN_GRACE_S):
             self.producer.commit_transaction(_TXN_TIMEOUT_S)
+        self.commit_unfinished = False
 
     def _skip(self, failed: ComposeFailed) -> None:
         """Composing one record failed: abort the batch, and dead-letter that record when the
@@ -673,21 +681,33 @@ class Composer:
         self._rewind()
 
     def _abort(self) -> None:
-        """Abort the open transaction, whatever failed in it (a timeout during a broker outage
+        """End the open transaction, whatever failed in it (a timeout during a broker outage
         does not ask for an abort, but the transaction is still open: the next one could never
-        begin). Retried while the broker is away."""
+        begin): abort it — or, when its commit failed but may still go on, finish the commit
+        (abort_transaction would be refused with _CONFLICT for ever). Either way the caller
+        resumes from the last commit. Retried while the broker is away."""
         while True:
             try:
-                with self.watchdog.deadline("aborting the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
-                    self.producer.abort_transaction(_TXN_TIMEOUT_S)
+                if self.commit_unfinished:
+                    with self.watchdog.deadline("finishing the commit", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+                        self.producer.commit_transaction(_TXN_TIMEOUT_S)
+                else:
+                    with self.watchdog.deadline("aborting the transaction", _TXN_TIMEOUT_S + _TXN_GRACE_S):
+                        self.producer.abort_transaction(_TXN_TIMEOUT_S)
+                self.commit_unfinished = False
                 return
             except KafkaException as error:
                 kafka_error = error.args[0]
                 if kafka_error.fatal():
                     _fatal(error)
                 if kafka_error.code() == KafkaError._STATE:
+                    self.commit_unfinished = False
                     return  # no transaction open
-                log.warning("cannot abort the transaction yet, retrying: %s", kafka_error)
+                if self.commit_unfinished and kafka_error.txn_requires_abort():
+                    self.commit_unfinished = False  # the commit failed for good: abort next
+                    continue
+                log.warning("cannot %s the transaction yet, retrying: %s",
+                            "commit" if self.commit_unfinished else "abort", kafka_error)
                 time.sleep(1)
 
     def _rewind(self) -> None:
