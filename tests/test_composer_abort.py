@@ -12,7 +12,8 @@ from confluent_kafka import KafkaError, KafkaException
 from consumers.composer import Composer
 from infra.watchdog import CallWatchdog
 
-CONFLICT = KafkaException(KafkaError(KafkaError._CONFLICT, "Conflicting commit_transaction API call is already in progress"))
+CONFLICT = KafkaException(KafkaError(KafkaError._CONFLICT,
+                                     "Conflicting commit_transaction API call is already in progress"))
 TIMED_OUT = KafkaException(KafkaError(KafkaError._TIMED_OUT, "Transactional API operation timed out", retriable=True))
 MUST_ABORT = KafkaException(KafkaError(KafkaError._FENCED, "aborted by the coordinator", txn_requires_abort=True))
 
