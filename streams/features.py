@@ -385,6 +385,11 @@ class Baseline:
     heard_s: float = 0.0
     effort_db: float | None = None
     spread_oct: float | None = None
+    band_db: tuple[float, ...] | None = None  # the usual spectral shape (SHAPE_BANDS, dB re their sum)
+
+    def __post_init__(self) -> None:
+        if self.band_db is not None and not isinstance(self.band_db, tuple):  # a checkpoint's JSON list
+            object.__setattr__(self, "band_db", tuple(float(v) for v in self.band_db))
 
     @property
     def warmth(self) -> float:
@@ -397,8 +402,9 @@ class Baseline:
         ``centroid_hz``, with the hop's ``timbre`` (effort and spread) when known."""
         effort = None if timbre is None else timbre.effort_db
         spread = None if timbre is None else timbre.spread_oct
+        shape = None if timbre is None or not timbre.band_db else timbre.band_db
         if self.loudness_db is None or self.centroid_hz is None:
-            return Baseline(loudness_db, centroid_hz, 1, hop_s, effort, spread)
+            return Baseline(loudness_db, centroid_hz, 1, hop_s, effort, spread, shape)
         up, down = hop_s / 120.0, hop_s / 15.0  # time constants: 2 min rising, 15 s falling
         rate = up if loudness_db > self.loudness_db else down
         # Early on the baseline is still learning the venue: move faster.
@@ -407,10 +413,12 @@ class Baseline:
         def follow(old: float | None, new: float | None) -> float | None:
             return new if old is None else old if new is None else old + rate * (new - old)
 
+        band_db = self.band_db if shape is None else shape if self.band_db is None else tuple(
+            old + rate * (new - old) for old, new in zip(self.band_db, shape, strict=True))
         return replace(self, loudness_db=follow(self.loudness_db, loudness_db),
                        centroid_hz=follow(self.centroid_hz, centroid_hz), windows=self.windows + 1,
                        heard_s=self.heard_s + hop_s, effort_db=follow(self.effort_db, effort),
-                       spread_oct=follow(self.spread_oct, spread))
+                       spread_oct=follow(self.spread_oct, spread), band_db=band_db)
 
 
 @dataclass(frozen=True)
@@ -449,6 +457,7 @@ class Timbre:
     brightness_oct: float
     spread_oct: float
     effort_db: float
+    band_db: tuple[float, ...] = ()  # SHAPE_BANDS power relative to their sum, dB
 
     @property
     def centroid_hz(self) -> float:
@@ -470,6 +479,7 @@ def _timbre(power: np.ndarray) -> Timbre:
         # murmur spreads over the whole voice range: the spread tells them apart at any EQ.
         spread_oct=math.sqrt(max(0.0, float(np.dot(power, (_SHAPE_OCT - brightness) ** 2) / total))),
         effort_db=float(10 * np.log10(power[list(_EFFORT_HIGH)].sum() / power[list(_EFFORT_LOW)].sum())),
+        band_db=tuple((10 * np.log10(power / total)).tolist()),
     )
 
 
@@ -485,14 +495,12 @@ def window_summary(frames: Sequence[FrameFeatures], onset_history: np.ndarray) -
     threshold = onsets.mean() + 1.5 * onsets.std() if len(onsets) else 0.0
     peaks = (onsets[1:-1] > threshold) & (onsets[1:-1] >= onsets[:-2]) & (onsets[1:-1] > onsets[2:])
     tempo, periodicity = tempo_from_onsets(onset_history)
-    band_power = _mean_band_power(frames)
-    total = float(band_power.sum())
-    heard = _timbre(band_power)
+    heard = _timbre(_mean_band_power(frames))
     return WindowSummary(
         loudness_db=power_db,
         loudness_std_db=float(levels.std()),
         loudness_rise_db=float(levels[-third:].mean() - levels[:third].mean()),
-        band_db=tuple((10 * np.log10(band_power / total)).tolist()),
+        band_db=heard.band_db,
         brightness_oct=heard.brightness_oct, spread_oct=heard.spread_oct, effort_db=heard.effort_db,
         flux=float(np.mean([f.flux for f in frames])),
         onset_rate_hz=float(peaks.sum() / (len(onsets) / ONSET_RATE_HZ)) if len(onsets) else 0.0,
@@ -507,6 +515,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"band_{int(round(math.sqrt(low * high)))}hz_db" for low, high in SHAPE_BANDS),
     "brightness_oct", "brightness_rel_oct", "spread_oct", "spread_rel_oct", "effort_db", "effort_rel_db",
     "flux", "onset_rate_hz", "whistle_db", "periodicity", "warmth",
+    *(f"band_{int(round(math.sqrt(low * high)))}hz_rel_db" for low, high in SHAPE_BANDS),
 )
 
 
@@ -535,5 +544,7 @@ def feature_vector(summary: WindowSummary, baseline: Baseline) -> np.ndarray:
         summary.spread_oct, relative(summary.spread_oct, baseline.spread_oct),
         summary.effort_db, relative(summary.effort_db, baseline.effort_db),
         summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity, warmth,
+        *(relative(value, None if baseline.band_db is None else usual)
+          for value, usual in zip(summary.band_db, baseline.band_db or summary.band_db, strict=True)),
     ]
     return np.asarray(values, dtype=np.float32)

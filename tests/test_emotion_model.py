@@ -175,8 +175,9 @@ def test_loud_is_not_happy_the_roar_and_the_protest_differ_in_valence(unseen_win
     assert roar - protest > 0.6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 open: this real cheer (heldout/celebration) is heard as CHANTING in "
-                   "most windows: its rhythm passes the chant gate (see the model card)")
+@pytest.mark.xfail(strict=True, reason="issue 12 open: this real cheer (heldout/celebration) is heard as CHANTING "
+                   "in its first seconds (its rhythm passes the chant gate) and as CALM in several later ones, where "
+                   "its baseline is the cheer itself (see the model card)")
 def test_the_real_cheering_recording_is_excitement_or_celebration(model):
     from streams.analyze import analyze_file, window_record
 
@@ -192,14 +193,21 @@ def test_the_real_cheering_recording_is_excitement_or_celebration(model):
 
 # -- the labels the model learns from ---------------------------------------------------------
 
-def test_labels_follow_the_stadium_plan_from_the_home_crowds_point_of_view():
-    script = parse_script(UNSEEN + """
+_AWAY_GOAL_AT_2 = """
 [[moments]]
 at = "2:00"
 kind = "goal"
 side = "away"
-""", name="unseen.toml")
-    at = lambda s: PRE_MS + int(s * 1000)  # noqa: E731 - first-half seconds to audio ms
+"""
+
+
+def _first_half_ms(seconds: float) -> int:
+    return PRE_MS + int(seconds * 1000)
+
+
+def test_labels_follow_the_stadium_plan_from_the_home_crowds_point_of_view():
+    script = parse_script(UNSEEN + _AWAY_GOAL_AT_2, name="unseen.toml")
+    at = _first_half_ms
     assert crowd_state_at(script, at(25))[0] == "CALM"
     state, arousal, valence = crowd_state_at(script, at(51))
     assert state == "CELEBRATION" and arousal > 0.8 and valence > 0.5
@@ -210,6 +218,18 @@ side = "away"
     assert crowd_state_at(script, at(150))[0] == "CHANTING"
     labels = window_labels(script, [at(25), at(51)], 3000)
     assert labels[1].level_db > labels[0].level_db + 12
+
+
+def test_labelled_by_sound_an_away_goals_roar_is_a_cheer_and_the_rest_stays():
+    # What the model is taught: no microphone can tell whose goal it was (the worker's match
+    # context makes the away goal's roar the home crowd's disappointment).
+    script = parse_script(UNSEEN + _AWAY_GOAL_AT_2, name="unseen.toml")
+    starts = [_first_half_ms(s) for s in (25, 51, 104, 121, 150)]
+    home, heard = window_labels(script, starts, 3000), window_labels(script, starts, 3000, by_sound=True)
+    assert home[3].state == "DISAPPOINTMENT" and home[3].valence < 0
+    assert heard[3].state in ("CELEBRATION", "EXCITEMENT") and heard[3].valence > 0  # (the home groan is in it)
+    assert heard[3].arousal == home[3].arousal
+    assert [h.state for h in heard[:3] + heard[4:]] == [h.state for h in home[:3] + home[4:]]
 
 
 # -- training ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from streams.features import (
     feature_vector,
     tail_after,
     tempo_from_onsets,
+    timbre,
     window_summary,
 )
 
@@ -196,3 +197,50 @@ def test_the_baseline_follows_the_floor_not_the_celebration():
     for _ in range(30):  # quiet again: the baseline comes back down fast
         baseline = baseline.update(-30.0, 800.0)
     assert baseline.loudness_db < -29
+
+
+def _stream(signal: np.ndarray) -> list:
+    """``signal`` heard as the worker hears a match: 100 ms frames into one analyzer."""
+    from schemas.clock import MatchClock, Period
+    from streams.windows import CrowdAnalyzer, WindowSpec
+
+    analyzer, windows, frame = CrowdAnalyzer(WindowSpec()), [], RATE // 10
+    for start in range(0, len(signal) - frame + 1, frame):
+        windows.extend(analyzer.add_frame(MatchClock(Period.FIRST_HALF, start * 1000 // RATE),
+                                          signal[start:start + frame], RATE))
+    return windows
+
+
+def test_in_a_warm_stream_the_spectral_shape_counts_against_the_venues_usual_one():
+    # The same murmur through a plain and a bright microphone (+10 dB around 850 Hz): the
+    # absolute shape differs by the EQ, the shape against the stream's own baseline does not;
+    # and when the crowd then shouts (energy up at its first formant) that shows in full.
+    from streams.training.augment import peaking
+
+    rng = np.random.default_rng(3)
+    t = np.arange(RATE * 45) / RATE
+    murmur = 0.02 * rng.standard_normal(len(t)) + 0.03 * np.sin(2 * np.pi * 220 * t)
+    shout = np.where(t >= 35, 0.03 * np.sin(2 * np.pi * 850 * t), 0.0)
+    absolute, relative = FEATURE_NAMES.index("band_847hz_db"), FEATURE_NAMES.index("band_847hz_rel_db")
+    heard = {}
+    for microphone, audio in (("plain", murmur), ("bright", peaking(murmur, 850.0, 10.0))):
+        windows = _stream(audio + shout)
+        calm = [w.features for w in windows if 25_000 <= w.start.ms < 32_000]
+        shouting = [w.features for w in windows if w.start.ms >= 37_000]
+        heard[microphone] = (np.mean([v[absolute] for v in calm]), np.mean([v[relative] for v in calm]),
+                             np.mean([v[relative] for v in shouting]))
+    assert heard["bright"][0] > heard["plain"][0] + 5  # the microphone colours the absolute shape
+    for microphone, (_, usual, shouted) in heard.items():
+        assert abs(usual) < 1.0, (microphone, heard)  # against its own baseline: the usual self
+        assert shouted > 3.0, (microphone, heard)  # the shout shows, whatever the microphone
+
+
+def test_a_checkpointed_baseline_keeps_its_usual_shape():
+    import json
+    from dataclasses import asdict
+
+    baseline = Baseline()
+    for _ in range(5):
+        baseline = baseline.update(-30.0, 800.0, timbre=timbre(_frames(0.05 * np.random.default_rng(2).standard_normal(RATE))))
+    assert baseline.band_db is not None and len(baseline.band_db) == len(SHAPE_BANDS)
+    assert Baseline(**json.loads(json.dumps(asdict(baseline)))) == baseline  # a JSON list comes back a tuple

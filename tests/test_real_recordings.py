@@ -97,7 +97,6 @@ def test_a_real_goal_roar_laid_into_a_real_arena_is_its_arousal_peak(background)
     assert background.cheers and all(peak for _, peak, _, _ in background.cheers), background.cheers
 
 
-@pytest.mark.xfail(strict=True, reason=_OPEN + " (a quiet real arena is heard as excited in most windows)")
 def test_a_quiet_real_arena_is_mostly_calm(background):
     assert background.calm_share >= 0.7, background
 

@@ -26,8 +26,9 @@ How a label is made, for a stretch of audio ``[t0, t1)`` (a feature window):
 3. **State**, from the home crowd's point of view (the venue's crowd, the one the music
    plays for):
 
-   * the excess is less than 60 % of the murmur's power (under ~+2 dB): **CALM** — also
-     hushes, lulls and the talkative buzz after a goal;
+   * the excess is less than the murmur's own power (under +3 dB): **CALM** — also
+     hushes, lulls and the talkative buzz after a goal (a real stadium's murmur wanders by
+     a few dB with nothing happening, so a smaller excess is no reaction anyone hears);
    * otherwise the largest reaction decides: ``chant`` -> **CHANTING**; ``boo`` ->
      **ANGER**; ``groan`` -> **DISAPPOINTMENT**; ``ooh`` -> **ANTICIPATION** (attacks building
      up, the held breath of a near miss); ``clap`` -> **EXCITEMENT** (applause);
@@ -37,6 +38,9 @@ How a label is made, for a stretch of audio ``[t0, t1)`` (a feature window):
    * ``cheer`` mostly from the away section and at least 8 times the murmur (~+9.5 dB, an
      away goal): **DISAPPOINTMENT** — the home crowd has just conceded, its groan is under
      the away end's roar. Smaller away cheers are **EXCITEMENT**.
+
+   Labelled *by sound* (``window_labels(..., by_sound=True)``, how the emotion model is
+   taught), a cheer is a cheer from whichever end: no microphone can tell whose goal it was.
 
 4. **Valence** in [-1, 1]: the power-weighted mean of each reaction's valence for the
    home crowd, with the murmur counted as neutral so that faint reactions stay near 0:
@@ -93,9 +97,10 @@ _VALENCE = {
     "cheer": (0.8, -0.5), "clap": (0.5, 0.0), "ooh": (0.2, -0.2), "groan": (-0.6, 0.2), "boo": (-0.8, -0.8),
     "chant": (0.4, -0.1),
 }
-CALM_EXCESS = 0.6  # excess power, in murmurs, below which the crowd is calm
+CALM_EXCESS = 1.0  # excess power, in murmurs, below which the crowd is calm (+3 dB)
 BIG_HOME_CHEER = 25.0  # home cheer, in murmurs, from which it is a celebration
 BIG_AWAY_CHEER = 8.0  # away cheer, in murmurs, from which the home crowd has conceded
+_CHEER = REACTIONS.index("cheer")
 _LEAD_S = 0.5  # grains heard in a window started up to this long before it
 _STEP_S = 0.05  # s between evaluations of the plan's rates
 
@@ -179,7 +184,7 @@ def _reaction_powers(lp: LabelPlan, t: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def window_labels(source: MatchScript | LabelPlan, starts_ms: Sequence[int] | np.ndarray,
-                  length_ms: int) -> list[CrowdLabel]:
+                  length_ms: int, *, by_sound: bool = False) -> list[CrowdLabel]:
     """Labels of the windows ``[start, start + length_ms)`` (ms from the start of the audio).
 
     Parameters
@@ -190,6 +195,11 @@ def window_labels(source: MatchScript | LabelPlan, starts_ms: Sequence[int] | np
         Window starts, ms of audio time (not match time: add the period's start).
     length_ms : int
         Window length, ms.
+    by_sound : bool
+        Label what a microphone can tell: a cheer is a cheer, whichever end it comes from (an
+        away goal's roar is CELEBRATION, not the home crowd's DISAPPOINTMENT, and warm). The
+        emotion model is taught this way; the stream worker's match context (a GOAL by the away
+        side) turns the roar into the home crowd's disappointment.
 
     Returns
     -------
@@ -211,7 +221,10 @@ def window_labels(source: MatchScript | LabelPlan, starts_ms: Sequence[int] | np
     labels = []
     for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
         count = max(b - a, 1)
-        labels.append(_label((cum_r[..., b] - cum_r[..., a]) / count, float(cum_t[b] - cum_t[a]) / count))
+        window = (cum_r[..., b] - cum_r[..., a]) / count
+        if by_sound:
+            window[_CHEER] = (window[_CHEER].sum(), 0.0)
+        labels.append(_label(window, float(cum_t[b] - cum_t[a]) / count))
     return labels
 
 

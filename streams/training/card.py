@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from producers.stadium.labels import CALM_EXCESS
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES, WARM_S
 from streams.training.evaluate import format_background, format_evaluation, missed_targets, shown_folder
@@ -55,6 +56,8 @@ FEATURE_MEANINGS = {
     "periodicity": "autocorrelation strength of the 8 s onset envelope at the best tempo lag (chants, rhythmic "
                    "clapping)",
     "warmth": f"how much the match's baseline has heard: 0 in a recording's first window, 1 after {WARM_S:.0f} s",
+    **{f"band_{hz}hz_rel_db": f"the {hz} Hz band's share against the baseline's usual share, dB, scaled by the "
+                              "baseline's warmth" for hz in _BAND_MEANINGS},
 }
 
 
@@ -100,6 +103,9 @@ def model_card(report: TrainReport) -> str:
         f"alone has no baseline (it warms up over {WARM_S:.0f} s), so there the model listens to how the crowd "
         "shouts: a roaring crowd's energy gathers around the raised first formant of its shouted vowels "
         "(600-1200 Hz) and leaves the fundamentals (160-320 Hz), a murmuring one spreads over the voice range. "
+        "Once the baseline is warm, the states come mostly from how the crowd differs from its usual self (level, "
+        "effort and the spectral shape over the baseline's), not from the absolute spectrum, which a venue's "
+        "microphone and EQ colour: a quiet arena heard through a bright microphone is still calm. "
         "No feature depends on the microphone's gain.")
     add("")
     _data(add, report)
@@ -132,6 +138,17 @@ def model_card(report: TrainReport) -> str:
         "crowd shouts; inside a warm stream arousal follows how much louder and harder the crowd shouts than it "
         "usually does.")
     add(f"- **valence**: a perceptron regressor ({c.regressor_hidden} ReLU units) on every feature, clipped to [-1, 1].")
+    if report.warm_network:
+        add(f"- **states in a warm stream**: one more perceptron ({c.warm_hidden} ReLU units) hears only the window "
+            "against the match's baseline and the gain-free texture — "
+            f"{', '.join(f'`{n}`' for n in c.warm_state if not n.endswith('hz_rel_db'))} and the 13 "
+            "`band_*_rel_db` — trained on windows whose baseline is warm; its probabilities take over "
+            f"{c.warm_share:g} x warmth^{c.warm_power} of the states' (at full warmth {100 * c.warm_share:.0f} %). A "
+            "venue's microphone colours every window of a match alike, so inside a stream the absolute spectrum says "
+            "more about the microphone than about the crowd.")
+    else:
+        add("- **states in a warm stream**: no warm-stream network (the data lack warm windows of some state); the "
+            "state networks decide alone.")
     add(f"- Sample weights: the real recordings' windows weigh {c.real_weight:g} x as much in total as the synthetic "
         "ones (there are far fewer of them, and real crowds are what the model is for).")
     add(f"- A fixed **rhythm gate** follows: a chant is many voices on one rhythm, so the probability of CHANTING is "
@@ -188,8 +205,9 @@ def _data(add, report: TrainReport) -> None:
             f"{o.copies} more times through a random recording chain (`real-clip`: gain -20..+6 dB, low cut, treble "
             "roll-off or lift, a nearer crowd's flicker, sometimes a 16/22/24 kHz band limit or an overdriven "
             f"converter), analysed from a cold start; and in {o.streams} live streams (`real-stream`): a calm bed "
-            "looped to 40-70 s with reactions from the other recordings laid in at random times and levels, so the "
-            "baseline has warmed up when the crowd reacts. Applause counts as EXCITEMENT with applause's warmth.")
+            "of 40-70 s (pieces of the calm recordings at their own levels, -5..+5 dB, and colours, under a slow "
+            "drift: a real murmur ebbs and swells) with reactions from the other recordings laid in at random times "
+            "and levels, so the baseline has warmed up when the crowd reacts. Applause counts as EXCITEMENT with applause's warmth.")
     if o.matches:
         add(f"- **{o.matches} synthetic matches** from the repository's stadium (`producers/stadium`), "
             f"{o.minutes:g} min of audio each ({report.audio_minutes:.0f} min in all), stadium seeds "
@@ -224,17 +242,18 @@ def _labels(add) -> None:
     add("**Real recordings**: the folder's label for every window (`calm`, `anticipation`, ... and `applause`), "
         "with that label's typical arousal and valence (`streams/training/real.py`, `LABELS`), except the parts "
         "`segments.toml` names. In a `real-stream`, a window is the reaction's state where the reaction carries at "
-        "least as much energy as the bed, else CALM.")
+        "least twice the bed's energy, CALM where it carries under half, and not trained on in between.")
     add("")
     add("**Synthetic windows** are labelled from the stadium's own plan by `producers/stadium/labels.py`, not by ear: "
         "the plan's rates of each layer (talk, shouts, screams, \"ooh\"s, groans, boos, whistles, claps, chants) over "
         "the window, less those of the same match with no moments, become audible power per reaction; arousal = "
         "1 / (1 + exp(-(level_db - 8) / 4)) of the total over a full stadium's idle murmur (murmur 0.12, chant ~0.5, "
-        "goal roar ~0.95); the state is CALM under 60 % of the murmur's power, else the loudest reaction's (chant -> "
-        "CHANTING, boos + whistles -> ANGER, groans -> DISAPPOINTMENT, \"ooh\"s -> ANTICIPATION, applause -> "
-        "EXCITEMENT, home cheers -> CELEBRATION when 25x the murmur else EXCITEMENT, an away end's big cheer -> "
-        "DISAPPOINTMENT for the home crowd); valence is the power-weighted mean of each reaction's valence for the "
-        "home crowd.")
+        f"goal roar ~0.95); the state is CALM under {100 * CALM_EXCESS:.0f} % of the murmur's power, else the "
+        "loudest reaction's (chant -> CHANTING, boos + whistles -> ANGER, groans -> DISAPPOINTMENT, \"ooh\"s -> "
+        "ANTICIPATION, applause -> EXCITEMENT, cheers -> CELEBRATION when 25x the murmur else EXCITEMENT); valence is "
+        "the power-weighted mean of each reaction's valence. Labelled *by sound* (`by_sound=True`): a cheer is a "
+        "cheer from whichever end it comes — no microphone can tell whose goal it was, so the model is not asked "
+        "to; the worker's match context turns an away goal's roar into the home crowd's DISAPPOINTMENT.")
     add("")
 
 
@@ -305,13 +324,17 @@ def _weaknesses(add, report: TrainReport) -> None:
         add("- **Targets it misses on the held-out real recordings** (from the evaluation above): "
             + "; ".join(missed) + ".")
     add("- **Little real data.** About three minutes of real recordings teach it (plus the synthetic stadium), and "
-        "fifteen recordings examine it: the figures above move by whole clips. Recordings of the venue where it "
+        f"{len(report.heldout_clips)} recordings examine it: the figures above move by single windows. They also "
+        "chose one setting of the shipped configuration, the warm-stream network's ramp (warmth^4 rather than "
+        "warmth^2, which lost one cheering window), so they are not a pristine test set. Recordings of the venue "
+        "where it "
         "will run, labelled in a folder and given to `crowdsound model train --clips DIR` (or checked with "
         "`crowdsound model evaluate DIR` first), are worth more than anything else.")
     add("- **Heard alone, the spectrum is all it has**, and a microphone's EQ shifts the spectrum: a brightly "
         "equalised calm bed (the held-out Millerntor ambience was EQ'd by the repository it came from) sits close "
-        "to a dull recording of a roar. Inside a stream the baseline removes the microphone, and loudness and "
-        "brightness relative to it decide.")
+        "to a dull recording of a roar, and a clip of cheering heard alone (20 s or more) has its own cheer as its "
+        "baseline, so its later windows lean towards calm. Inside a live stream the baseline has heard the crowd's "
+        "usual self and removes the microphone: level and spectral shape relative to it decide.")
     add("- **Boos differ widely between recordings** (a small group's dark \"boo\" against a hockey arena's "
         "roaring jeers); ANGER is the state it knows least from real crowds. The worker's context (a card, a VAR "
         "decision against the home side) helps.")

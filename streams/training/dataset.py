@@ -130,7 +130,7 @@ def match_windows(seed: int, *, minutes: float, clips: int = 8, spec: WindowSpec
 
     def labelled(windows, offset_of, view: str, *, speed: float = 1.0) -> Dataset:
         starts = [offset_of(w) for w in windows]
-        labels = window_labels(plan, starts, int(round(spec.length_ms * speed)))
+        labels = window_labels(plan, starts, int(round(spec.length_ms * speed)), by_sound=True)
         return Dataset(
             features=np.stack([w.features for w in windows]).astype(np.float32),
             states=np.array([STATES.index(lab.state) for lab in labels], dtype=np.int64),

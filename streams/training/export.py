@@ -5,6 +5,7 @@ side by side in one graph that reads the single input ``features`` and ends in t
 :class:`streams.emotion.EmotionModel` expects::
 
     features (n, F) float32 --+-- states pipeline  (skl2onnx) -> probabilities (n, S)
+                              |      -> + warm_share x warmth^warm_power x (warm-stream states - them)
                               |      -> rhythm gate: CHANTING x Sigmoid((periodicity - 0.2) / 0.02),
                               |         divided by the sum                 => probabilities (n, S)
                               +-- arousal: timbre pipeline g (skl2onnx); Gather loudness_rel,
@@ -74,13 +75,29 @@ def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str
                                                  source="arousal_level_inputs", width=len(arousal.level_columns) + 2)
     valence_nodes, valence_inits, raw_valence = _converted(estimators.valence, "valence_", "variable",
                                                            classifier=False)
+    warm_nodes, warm_inits, warm_probabilities, blend_nodes = [], [], probabilities, []
+    if estimators.warm_states is not None:
+        # The warm-stream network takes over from the state networks as the baseline warms.
+        warm_nodes, warm_inits, warm_only = _converted(estimators.warm_states, "warm_states_", "probabilities",
+                                                       classifier=True)
+        warm_probabilities = "blended_probabilities"
+        blend_nodes = [
+            helper.make_node("Clip", ["warmth", "zero", "one"], ["warmth_clipped"]),  # a convex mix, whatever comes in
+            helper.make_node("Pow", ["warmth_clipped", "warm_power"], ["warmth_powered"]),
+            helper.make_node("Mul", ["warmth_powered", "warm_share"], ["warm_weight"]),
+            helper.make_node("Sub", [warm_only, probabilities], ["warm_difference"]),
+            helper.make_node("Mul", ["warm_difference", "warm_weight"], ["warm_step"]),
+            helper.make_node("Add", [probabilities, "warm_step"], [warm_probabilities]),
+        ]
 
     def const(name: str, value: np.ndarray | float) -> onnx.TensorProto:
         return numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), name)
 
     chant_only = np.zeros((1, len(STATES)), dtype=np.float32)
     chant_only[0, _CHANTING] = 1.0
-    initializers = state_inits + timbre_inits + level_inits + valence_inits + [
+    initializers = state_inits + warm_inits + timbre_inits + level_inits + valence_inits + [
+        const("warm_share", np.array(estimators.config.warm_share)),
+        const("warm_power", np.array(float(estimators.config.warm_power))), const("zero", np.array(0.0)),
         numpy_helper.from_array(np.array([_PERIODICITY], dtype=np.int64), "periodicity_index"),
         numpy_helper.from_array(np.array(arousal.level_columns, dtype=np.int64), "arousal_level_columns"),
         numpy_helper.from_array(np.array([arousal.warmth_column], dtype=np.int64), "warmth_column"),
@@ -88,14 +105,14 @@ def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str
         const("rhythm_centre", np.array(RHYTHM_CENTRE)), const("rhythm_inv_width", np.array(1.0 / RHYTHM_WIDTH)),
         const("one", np.array(1.0)), const("minus_one", np.array(-1.0)), const("chant_only", chant_only),
     ]
-    nodes = state_nodes + timbre_nodes + [
+    nodes = state_nodes + warm_nodes + timbre_nodes + [
         # The level term's inputs: [loudness_rel, brightness_rel, warmth, warmth x timbre].
         helper.make_node("Gather", [INPUT, "arousal_level_columns"], ["arousal_level_features"], axis=1),
         helper.make_node("Gather", [INPUT, "warmth_column"], ["warmth"], axis=1),
         helper.make_node("Mul", ["warmth", timbre], ["warm_timbre"]),
         helper.make_node("Concat", ["arousal_level_features", "warmth", "warm_timbre"], ["arousal_level_inputs"],
                          axis=1),
-    ] + level_nodes + valence_nodes + [
+    ] + blend_nodes + level_nodes + valence_nodes + [
         # The rhythm gate: CHANTING x sigmoid((periodicity - centre) / width), renormalised.
         helper.make_node("Gather", [INPUT, "periodicity_index"], ["periodicity"], axis=1),
         helper.make_node("Sub", ["periodicity", "rhythm_centre"], ["rhythm_offset"]),
@@ -104,7 +121,7 @@ def export_onnx(estimators: EmotionEstimators, path: Path, *, metadata: dict[str
         helper.make_node("Sub", ["one", "rhythm"], ["no_rhythm"]),
         helper.make_node("Mul", ["no_rhythm", "chant_only"], ["chant_damping"]),
         helper.make_node("Sub", ["one", "chant_damping"], ["gate"]),
-        helper.make_node("Mul", [probabilities, "gate"], ["gated"]),
+        helper.make_node("Mul", [warm_probabilities, "gate"], ["gated"]),
         helper.make_node("ReduceSum", ["gated", "axis_1"], ["gated_total"], keepdims=1),
         helper.make_node("Div", ["gated", "gated_total"], ["probabilities"]),
         helper.make_node("Add", [timbre, level], ["arousal_logodds"]),

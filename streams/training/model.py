@@ -15,7 +15,15 @@ Three small estimators read the same feature vector (:data:`streams.features.FEA
   counting as much as the data say it should there. (Fitted in one go, the loudness of the
   synthetic matches took the credit and the timbre learned next to nothing: heard alone,
   every crowd sounded alike.)
-* **valence**: a perceptron regressor on every feature, clipped to [-1, 1].
+* **valence**: a perceptron regressor on every feature, clipped to [-1, 1];
+* **states in a warm stream**: one more perceptron hears only how the window differs from
+  the match's usual self (level, brightness, spread, effort and the 13-band spectral shape
+  over the baseline) and the gain-free texture (level fluctuation and rise, flux, onsets,
+  whistles, periodicity), on windows whose baseline is warm. Its probabilities take over
+  from the state networks' as the baseline warms (``warm_share`` x warmth ^ ``warm_power``):
+  a venue's microphone and EQ colour every window of a match alike, so inside a stream the
+  absolute spectrum says more about the microphone than the crowd, and a quiet arena heard
+  through a bright microphone must still be calm.
 
 Every estimator standardises its inputs (``StandardScaler``) and is trained with sample
 weights: the real recordings weigh, in total, ``real_weight`` times as much as the
@@ -34,11 +42,16 @@ import numpy as np
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES
 
-__all__ = ["AROUSAL_LEVEL", "AROUSAL_TIMBRE", "WARMTH", "ArousalModel", "EmotionEstimators", "ModelConfig", "fit_estimators", "logit"]
+__all__ = ["AROUSAL_LEVEL", "AROUSAL_TIMBRE", "WARM_STATE", "WARMTH", "ArousalModel", "EmotionEstimators", "ModelConfig", "fit_estimators", "logit"]
 
 AROUSAL_LEVEL = ("loudness_rel_db", "brightness_rel_oct", "spread_rel_oct", "effort_rel_db")
 WARMTH = "warmth"
-AROUSAL_TIMBRE = tuple(name for name in FEATURE_NAMES if name not in (*AROUSAL_LEVEL, WARMTH))
+AROUSAL_TIMBRE = tuple(name for name in FEATURE_NAMES if name not in (*AROUSAL_LEVEL, WARMTH) and "_rel_" not in name)
+# What the warm-stream state network hears: the window against the match's baseline, and texture.
+WARM_STATE = ("loudness_rel_db", "loudness_std_db", "loudness_rise_db", "brightness_rel_oct", "spread_rel_oct",
+              "effort_rel_db", "flux", "onset_rate_hz", "whistle_db", "periodicity",
+              *(name for name in FEATURE_NAMES if name.endswith("hz_rel_db")))
+_FULLY_WARM = 0.99  # the warm network learns from windows whose baseline has heard WARM_S
 _AROUSAL_FLOOR = 0.02  # arousal targets are clipped to [floor, 1 - floor] before the log-odds
 
 
@@ -58,6 +71,12 @@ class ModelConfig:
     class_weight_power: float = 0.25  # 0: no class weights, 1: fully balanced
     cold_weight: float = 3.0  # windows heard from a cold start weigh this much more for the states
     max_iter: int = 300
+    warm_state: tuple[str, ...] = WARM_STATE
+    warm_hidden: tuple[int, ...] = (48, 24)  # hidden layers of the warm-stream state network
+    warm_share: float = 0.7  # its share of the state probabilities at full warmth (0: not used)
+    # Its share grows as warmth ** warm_power: a baseline that has heard a few seconds is mostly the
+    # recording itself, not the crowd's usual self (a clip of cheering heard alone: its baseline is the cheer).
+    warm_power: int = 4
 
 
 @dataclass
@@ -68,11 +87,16 @@ class EmotionEstimators:
     arousal: Any  # predict -> log-odds of arousal, (n,)
     valence: Any  # predict -> valence before clipping, (n,)
     config: ModelConfig = field(default_factory=ModelConfig)
+    warm_states: Any = None  # predict_proba -> (n, len(STATES)), on WARM_STATE features; None: not used
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probabilities (n, S), arousal (n,) and valence (n,) straight from scikit-learn
         (before the ONNX graph's rhythm gate)."""
         probabilities = self.states.predict_proba(features)
+        if self.warm_states is not None:
+            warmth = np.clip(features[:, [FEATURE_NAMES.index(WARMTH)]], 0.0, 1.0)
+            share = self.config.warm_share * warmth ** self.config.warm_power
+            probabilities = probabilities + share * (self.warm_states.predict_proba(features) - probabilities)
         arousal = 1.0 / (1.0 + np.exp(-self.arousal.predict(features)))
         valence = np.clip(self.valence.predict(features), -1.0, 1.0)
         return probabilities, arousal, valence
@@ -184,4 +208,17 @@ def fit_estimators(features: np.ndarray, states: np.ndarray, arousal: np.ndarray
                                  max_iter=config.max_iter, early_stopping=True, random_state=seed)),
     ])
     valence_model.fit(x, np.asarray(valence, dtype=np.float64), network__sample_weight=weights)
-    return EmotionEstimators(states_model, arousal_model, valence_model, config)
+
+    # Without warm windows of every state (a small user data set of short clips), there is no
+    # warm-stream network and the state networks decide alone.
+    warm_model = None
+    warm = x[:, FEATURE_NAMES.index(WARMTH)] >= _FULLY_WARM
+    if config.warm_share > 0 and all((y[warm] == k).any() for k in range(len(STATES))):
+        warm_model = Pipeline([
+            ("select", _select(x, config.warm_state)), ("scale", StandardScaler()),
+            ("network", MLPClassifier(hidden_layer_sizes=config.warm_hidden, alpha=config.alpha,
+                                      max_iter=config.max_iter, early_stopping=True, random_state=seed)),
+        ])
+        _, warm_weights = sample_weights(y[warm], np.asarray(real, dtype=bool)[warm], config)
+        warm_model.fit(x[warm], y[warm], network__sample_weight=warm_weights)
+    return EmotionEstimators(states_model, arousal_model, valence_model, config, warm_model)

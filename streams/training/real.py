@@ -18,12 +18,13 @@ Real recordings are few and short, so the training set hears each of them many w
   user's recording — once as it is, then ``copies`` times through a random recording chain
   (:func:`streams.training.augment.recording_chain`: gain -20..+6 dB, EQ, band limits,
   overdrive) from a random offset, so no state hangs on one microphone or one gain;
-* ``real-stream``: a live stream built from real audio — a calm bed (a ``calm`` clip,
-  looped with crossfades to 40-70 s) with reactions from the other clips laid into it at
-  random times and levels, heard through one random chain and analysed as the worker
-  analyses a match, so the baseline has warmed up when the first reaction comes. A window is
-  the reaction's state where the reaction carries at least as much energy as the bed, else
-  CALM.
+* ``real-stream``: a live stream built from real audio — a calm bed of 40-70 s
+  (:func:`drifting_bed`: pieces of the ``calm`` clips at their own levels and colours, under
+  a slow drift, as a real murmur ebbs and swells) with reactions from the other clips laid
+  into it at random times and levels, heard through one random chain and analysed as the
+  worker analyses a match, so the baseline has warmed up when the first reaction comes. A
+  window is the reaction's state where the reaction carries at least twice the bed's
+  energy, CALM where it carries under half, and not trained on in between.
 
 Every window carries its recording as *group* (the Freesound id when the file name starts
 with one, so two excerpts of one recording are one group), so an evaluation never mixes a
@@ -43,7 +44,7 @@ from infra.errors import CrowdsoundError
 from schemas.clock import MatchClock, Period
 from streams.emotion import STATES
 from streams.features import WARM_S
-from streams.training.augment import SAMPLE_RATE, higher, quantise, recording_chain
+from streams.training.augment import SAMPLE_RATE, higher, peaking, quantise, recording_chain
 
 __all__ = ["AROUSAL_ONLY", "AUDIO_SUFFIXES", "LABELS", "LabelledClip", "looped", "read_clip_folder", "real_windows",
            "recording_group"]
@@ -228,16 +229,51 @@ def looped(rng: np.random.Generator, bed: np.ndarray, seconds: float) -> np.ndar
     return out[:total]
 
 
+def drifting_bed(rng: np.random.Generator, beds: Sequence[np.ndarray], seconds: float) -> np.ndarray:
+    """Calm arena background as it is over minutes, from calm recordings: pieces of them (8-30 s,
+    each :func:`looped` from a random point) one after another, each at its own level (-5..+5 dB)
+    and colour (the formant region -3..+3 dB: another stand, another part of the crowd), with
+    equal-power crossfades of 1 s, under a slow drift of the level (up to +-2 dB over 10-30 s).
+    A real crowd's murmur ebbs and swells with nothing happening on the pitch; one recording
+    looped is steadier than any real match, and a model taught only by it hears every
+    swell of the murmur as a reaction."""
+    from scipy.ndimage import gaussian_filter1d
+
+    total = int(seconds * SAMPLE_RATE)
+    fade = SAMPLE_RATE
+    ramp = np.linspace(0.0, 1.0, fade)
+    out = np.zeros(0)
+    while len(out) < total:
+        piece = looped(rng, beds[int(rng.integers(len(beds)))], float(rng.uniform(8.0, 30.0)))
+        piece = peaking(piece, float(rng.uniform(600.0, 1200.0)), float(rng.uniform(-3.0, 3.0)), q=0.9)
+        piece = piece * 10 ** (float(rng.uniform(-5.0, 5.0)) / 20)
+        if len(out):
+            out[-fade:] = out[-fade:] * np.sqrt(1.0 - ramp) + piece[:fade] * np.sqrt(ramp)
+            piece = piece[fade:]
+        out = np.concatenate([out, piece])
+    out = out[:total]
+    hops = total // FRAME + 1
+    drift = gaussian_filter1d(rng.standard_normal(hops), float(rng.uniform(100.0, 300.0)) / 2.0, mode="wrap")
+    drift_db = drift / max(float(np.abs(drift).max()), 1e-9) * float(rng.uniform(0.0, 2.0))
+    gain = np.interp(np.arange(total), np.arange(hops) * FRAME, 10 ** (drift_db / 20))
+    return out * gain
+
+
 # Loudness of a reaction laid into a bed, dB of RMS over the bed's: (low, high) by state.
 _REACTION_DB = {"ANTICIPATION": (-2.0, 8.0), "DISAPPOINTMENT": (-2.0, 8.0), "CHANTING": (0.0, 8.0),
                 "EXCITEMENT": (2.0, 12.0), "CELEBRATION": (6.0, 16.0), "ANGER": (2.0, 12.0)}
 
 
+# A window of a stream is CALM while the reactions in it carry under half the bed's energy
+# (+1.8 dB), the reaction's state from twice the bed's (+4.8 dB); between, not trained on.
+_CALM_UNDER, _REACTION_OVER = 0.5, 2.0
+
+
 def _stream_view(beds: Sequence[LabelledClip], reactions: Sequence[LabelledClip], rng: np.random.Generator, spec,
                  out: _Windows) -> None:
-    bed_clip = beds[int(rng.integers(len(beds)))]
+    bed_clip = beds[int(rng.integers(len(beds)))]  # names the calm windows' recording
     seconds = float(rng.uniform(40.0, 70.0))
-    bed = looped(rng, bed_clip.audio, seconds)
+    bed = drifting_bed(rng, [b.audio for b in beds], seconds)
     bed_rms = float(np.sqrt(np.mean(bed ** 2))) or 1e-6
     mix = bed.copy()
     reaction_track = np.zeros_like(bed)
@@ -260,7 +296,9 @@ def _stream_view(beds: Sequence[LabelledClip], reactions: Sequence[LabelledClip]
         bed_energy = float(np.sum(bed[first:last] ** 2))
         reaction_energy = float(np.sum(reaction_track[first:last] ** 2))
         state, label, group = "CALM", bed_clip.label, bed_clip.group
-        if reaction_energy >= bed_energy:
+        if _CALM_UNDER * bed_energy <= reaction_energy < _REACTION_OVER * bed_energy:
+            continue  # the murmur with a faint reaction in it: either label would be a guess
+        if reaction_energy >= _REACTION_OVER * bed_energy:
             overlapping = [(min(end, last) - max(begin, first), begin, clip) for begin, end, clip in placed
                            if begin < last and end > first]
             _, begin, clip = max(overlapping, key=lambda item: item[0])

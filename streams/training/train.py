@@ -125,6 +125,7 @@ class TrainReport:
     audio_minutes: float
     data_seconds: float
     train_seconds: float
+    warm_network: bool = True  # a warm-stream state network was trained (see streams.training.model)
 
 
 def match_seeds(seed: int, matches: int) -> list[int]:
@@ -337,7 +338,7 @@ def train(options: TrainOptions) -> TrainReport:
         trained_on=today.date().isoformat(), train_set=train_set, test_set=test_set, evaluation=evaluation,
         real_evaluation=real_evaluation, background=background, match_seeds=seeds, heldout_groups=held,
         real_clips=real_clips, heldout_clips=heldout_clips, audio_minutes=options.matches * options.minutes,
-        data_seconds=data_seconds, train_seconds=train_seconds,
+        data_seconds=data_seconds, train_seconds=train_seconds, warm_network=estimators.warm_states is not None,
     )
     report.card_path.write_text(model_card(report), encoding="utf-8")
     return report
