@@ -239,8 +239,8 @@ def test_a_checkpointed_baseline_keeps_its_usual_shape():
     import json
     from dataclasses import asdict
 
-    baseline = Baseline()
+    baseline, crowd = Baseline(), _frames(0.05 * np.random.default_rng(2).standard_normal(RATE))
     for _ in range(5):
-        baseline = baseline.update(-30.0, 800.0, timbre=timbre(_frames(0.05 * np.random.default_rng(2).standard_normal(RATE))))
+        baseline = baseline.update(-30.0, 800.0, timbre=timbre(crowd))
     assert baseline.band_db is not None and len(baseline.band_db) == len(SHAPE_BANDS)
     assert Baseline(**json.loads(json.dumps(asdict(baseline)))) == baseline  # a JSON list comes back a tuple

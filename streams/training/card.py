@@ -207,7 +207,8 @@ def _data(add, report: TrainReport) -> None:
             f"converter), analysed from a cold start; and in {o.streams} live streams (`real-stream`): a calm bed "
             "of 40-70 s (pieces of the calm recordings at their own levels, -5..+5 dB, and colours, under a slow "
             "drift: a real murmur ebbs and swells) with reactions from the other recordings laid in at random times "
-            "and levels, so the baseline has warmed up when the crowd reacts. Applause counts as EXCITEMENT with applause's warmth.")
+            "and levels, so the baseline has warmed up when the crowd reacts. Applause counts as EXCITEMENT with "
+            "applause's warmth.")
     if o.matches:
         add(f"- **{o.matches} synthetic matches** from the repository's stadium (`producers/stadium`), "
             f"{o.minutes:g} min of audio each ({report.audio_minutes:.0f} min in all), stadium seeds "
