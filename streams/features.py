@@ -402,7 +402,7 @@ class Baseline:
         ``centroid_hz``, with the hop's ``timbre`` (effort and spread) when known."""
         effort = None if timbre is None else timbre.effort_db
         spread = None if timbre is None else timbre.spread_oct
-        shape = None if timbre is None or not timbre.band_db else timbre.band_db
+        shape = None if timbre is None else timbre.band_db
         if self.loudness_db is None or self.centroid_hz is None:
             return Baseline(loudness_db, centroid_hz, 1, hop_s, effort, spread, shape)
         up, down = hop_s / 120.0, hop_s / 15.0  # time constants: 2 min rising, 15 s falling
@@ -413,8 +413,8 @@ class Baseline:
         def follow(old: float | None, new: float | None) -> float | None:
             return new if old is None else old if new is None else old + rate * (new - old)
 
-        band_db = self.band_db if shape is None else shape if self.band_db is None else tuple(
-            old + rate * (new - old) for old, new in zip(self.band_db, shape, strict=True))
+        band_db = shape if self.band_db is None else self.band_db if shape is None else tuple(
+            map(follow, self.band_db, shape))
         return replace(self, loudness_db=follow(self.loudness_db, loudness_db),
                        centroid_hz=follow(self.centroid_hz, centroid_hz), windows=self.windows + 1,
                        heard_s=self.heard_s + hop_s, effort_db=follow(self.effort_db, effort),
@@ -457,7 +457,7 @@ class Timbre:
     brightness_oct: float
     spread_oct: float
     effort_db: float
-    band_db: tuple[float, ...] = ()  # SHAPE_BANDS power relative to their sum, dB
+    band_db: tuple[float, ...]  # SHAPE_BANDS power relative to their sum, dB
 
     @property
     def centroid_hz(self) -> float:
@@ -544,7 +544,7 @@ def feature_vector(summary: WindowSummary, baseline: Baseline) -> np.ndarray:
         summary.spread_oct, relative(summary.spread_oct, baseline.spread_oct),
         summary.effort_db, relative(summary.effort_db, baseline.effort_db),
         summary.flux, summary.onset_rate_hz, summary.whistle_db, summary.periodicity, warmth,
-        *(relative(value, None if baseline.band_db is None else usual)
-          for value, usual in zip(summary.band_db, baseline.band_db or summary.band_db, strict=True)),
+        *(relative(value, usual)
+          for value, usual in zip(summary.band_db, baseline.band_db or (None,) * len(summary.band_db), strict=True)),
     ]
     return np.asarray(values, dtype=np.float32)

@@ -223,10 +223,15 @@ def looped(rng: np.random.Generator, bed: np.ndarray, seconds: float) -> np.ndar
     ramp = np.linspace(0.0, 1.0, fade)
     out = bed.copy()
     while len(out) < total:
-        piece = bed[int(rng.integers(0, max(1, len(bed) - 2 * fade))):]
-        out[-fade:] = out[-fade:] * np.sqrt(1.0 - ramp) + piece[:fade] * np.sqrt(ramp)
-        out = np.concatenate([out, piece[fade:]])
+        out = _crossfaded(out, bed[int(rng.integers(0, max(1, len(bed) - 2 * fade))):], ramp)
     return out[:total]
+
+
+def _crossfaded(out: np.ndarray, piece: np.ndarray, ramp: np.ndarray) -> np.ndarray:
+    """``piece`` after ``out`` (changed in place), an equal-power crossfade over ``len(ramp)`` samples."""
+    fade = len(ramp)
+    out[-fade:] = out[-fade:] * np.sqrt(1.0 - ramp) + piece[:fade] * np.sqrt(ramp)
+    return np.concatenate([out, piece[fade:]])
 
 
 def drifting_bed(rng: np.random.Generator, beds: Sequence[np.ndarray], seconds: float) -> np.ndarray:
@@ -240,17 +245,13 @@ def drifting_bed(rng: np.random.Generator, beds: Sequence[np.ndarray], seconds: 
     from scipy.ndimage import gaussian_filter1d
 
     total = int(seconds * SAMPLE_RATE)
-    fade = SAMPLE_RATE
-    ramp = np.linspace(0.0, 1.0, fade)
-    out = np.zeros(0)
-    while len(out) < total:
+    ramp = np.linspace(0.0, 1.0, SAMPLE_RATE)
+    out = None
+    while out is None or len(out) < total:
         piece = looped(rng, beds[int(rng.integers(len(beds)))], float(rng.uniform(8.0, 30.0)))
         piece = peaking(piece, float(rng.uniform(600.0, 1200.0)), float(rng.uniform(-3.0, 3.0)), q=0.9)
         piece = piece * 10 ** (float(rng.uniform(-5.0, 5.0)) / 20)
-        if len(out):
-            out[-fade:] = out[-fade:] * np.sqrt(1.0 - ramp) + piece[:fade] * np.sqrt(ramp)
-            piece = piece[fade:]
-        out = np.concatenate([out, piece])
+        out = piece if out is None else _crossfaded(out, piece, ramp)
     out = out[:total]
     hops = total // FRAME + 1
     drift = gaussian_filter1d(rng.standard_normal(hops), float(rng.uniform(100.0, 300.0)) / 2.0, mode="wrap")
@@ -271,7 +272,8 @@ _CALM_UNDER, _REACTION_OVER = 0.5, 2.0
 
 def _stream_view(beds: Sequence[LabelledClip], reactions: Sequence[LabelledClip], rng: np.random.Generator, spec,
                  out: _Windows) -> None:
-    bed_clip = beds[int(rng.integers(len(beds)))]  # names the calm windows' recording
+    # The bed mixes every calm recording; its windows are credited to one drawn here.
+    bed_clip = beds[int(rng.integers(len(beds)))]
     seconds = float(rng.uniform(40.0, 70.0))
     bed = drifting_bed(rng, [b.audio for b in beds], seconds)
     bed_rms = float(np.sqrt(np.mean(bed ** 2))) or 1e-6
