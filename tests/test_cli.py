@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.ports import free_port
 from tests.conftest import run_cli
 
 
@@ -58,9 +59,18 @@ def _path_with_only(tmp_path: Path, *programs: str) -> str:
     return str(bin_dir)
 
 
+def _unused_broker_port() -> str:
+    """A port nothing listens on, nor on the next (the broker's controller): `broker up` checks
+    its ports before Java and Maven, and a fixed port was once taken by another process in CI."""
+    while True:
+        port = free_port()
+        if port < 65535 and free_port(port + 1) == port + 1:
+            return str(port)
+
+
 def test_missing_java_is_one_line_naming_what_to_install(tmp_path):
     env = {"PATH": _path_with_only(tmp_path), "JAVA_HOME": "", "CROWDSOUND_STATE_DIR": str(tmp_path / "state"),
-           "CROWDSOUND_BROKER_PORT": "39990"}
+           "CROWDSOUND_BROKER_PORT": _unused_broker_port()}
     result = run_cli("broker", "up", env=env)
     assert result.returncode == 1
     assert "Java" in result.stderr and "17" in result.stderr
@@ -70,7 +80,7 @@ def test_missing_java_is_one_line_naming_what_to_install(tmp_path):
 def test_missing_maven_is_one_line_naming_what_to_install(tmp_path):
     java = Path(os.path.realpath(shutil.which("java") or "java"))
     env = {"PATH": _path_with_only(tmp_path, "java"), "JAVA_HOME": str(java.parent.parent),
-           "CROWDSOUND_STATE_DIR": str(tmp_path / "state"), "CROWDSOUND_BROKER_PORT": "39990"}
+           "CROWDSOUND_STATE_DIR": str(tmp_path / "state"), "CROWDSOUND_BROKER_PORT": _unused_broker_port()}
     result = run_cli("broker", "up", env=env)
     assert result.returncode == 1
     assert "Maven" in result.stderr and len(result.stderr.strip().splitlines()) == 1
