@@ -144,9 +144,11 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
         # No slowdown as the match goes on (state or work growing with it): as fast late as early.
         early, late = figures[f"{name}_speed_early_late"]
         assert late >= 0.75 * early, figures
-    # The control composer keeps up with what the worker gives it: its lag does not grow.
+    # The control composer keeps up with what the worker gives it: its lag does not grow. A lag that grows
+    # never comes back down, a momentary one does (one sample of 47 records, 0.8 s of match at 60x, between
+    # two of 2 and 0 failed a CI run): judge the last samples by their least.
     lags = [s["lag_composer-control"] for s in half if s["lag_composer-control"] is not None]
-    assert lags and max(lags[-3:]) <= max(lags[:3]) + 30, lags
+    assert lags and min(lags[-3:]) <= max(lags[:3]) + 30, lags
     assert figures["composer-audio_rss_slope_mib_per_match_hour"] < 200, figures
     assert not pipeline.crashes(), {n: p.log()[-2000:] for n, p in pipeline.processes.items()}
 
