@@ -145,7 +145,7 @@ def test_a_two_hour_match_leaves_memory_and_lag_flat(topics, pipeline, tmp_path)
         early, late = figures[f"{name}_speed_early_late"]
         assert late >= 0.75 * early, figures
     # The control composer keeps up with what the worker gives it: its lag does not grow. A lag that grows
-    # never comes back down, a momentary one does (one sample of 47 records, 0.8 s of match at 60x, between
+    # never comes back down, a momentary one does (one sample of 47 records, 0.8 s of wall time at 60x, between
     # two of 2 and 0 failed a CI run): judge the last samples by their least.
     lags = [s["lag_composer-control"] for s in half if s["lag_composer-control"] is not None]
     assert lags and min(lags[-3:]) <= max(lags[:3]) + 30, lags
