@@ -24,6 +24,11 @@
    share of frames its helper process analysed (from the worker's /metrics); and the
    episodes in which windows took longer than the 250 ms target, when they began.
    Before the measured live runs, one unmeasured warm-up run of --warmup seconds (default 30).
+   With --composer a control-only composer runs alongside, as in production, and the run also
+   reports emotion -> control: from the Kafka timestamp of the emotion window that released a
+   control record (the first window whose end reaches the record's music position) to the
+   record's own timestamp (produced) and to a read_committed consumer here receiving it
+   (received, what a downstream team sees; target p99 <= 50 ms at 100 matches).
 3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
    matches whose lag does not grow.
 4. Security cost (--secure): instead of 1., the Faust worker drains the backlog over
@@ -55,7 +60,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +217,47 @@ def steady_rate(samples: list[tuple[float, int]], total: int) -> float:
 HELPER = True  # --no-helper: the worker analyses frames itself (CROWDSOUND_FRAME_HELPER=0)
 PROCESSES = 1  # --processes: `crowdsound worker --processes N`
 COMPOSER = False  # --composer: a control-only composer reads the emotions during live runs, as in production
+CONTROL_TARGET_MS = 50  # issue 13: emotion -> control p99 as a downstream consumer receives it, at 100 matches
+
+
+def control_latencies(windows: dict[str, list[tuple[int, int]]], controls: list[tuple[str, int, int, float]],
+                      since_ms: float) -> tuple[list[float], list[float]]:
+    """(produced, received) ms from the emotion window that released each control record.
+
+    ``windows``: per match, (window end ms of match clock, Kafka timestamp) of each first emission;
+    ``controls``: (match, music position ms, Kafka timestamp, received wall ms). The composer
+    releases a bar, beat or stinger as soon as the watermark (the latest window's end) reaches
+    its position, so the releasing window is the first whose end reaches it. Records released
+    by windows before ``since_ms`` (wall, the warm-up) or by windows this run did not see are left out.
+    """
+    produced, received = [], []
+    ends = {m: sorted(w) for m, w in windows.items()}
+    for match, position, ts, recv in controls:
+        ordered = ends.get(match)
+        if not ordered:
+            continue
+        index = bisect_left(ordered, (position, -1))
+        if index >= len(ordered) or ordered[index][1] < since_ms:
+            continue
+        produced.append(ts - ordered[index][1])
+        received.append(recv - ordered[index][1])
+    return produced, received
+
+
+def read_controls(settings: Settings, out: list[tuple[str, int, int, float]], stop: threading.Event,
+                  ready: threading.Event) -> None:
+    """Every music.control.v1 record as a downstream read_committed consumer receives it."""
+    consumer = make_consumer(settings, group_id=reader_group(settings, f"bench-ctl-{uuid.uuid4().hex[:6]}"),
+                             extra={"auto.offset.reset": "earliest", "fetch.wait.max.ms": 10})
+    consumer.subscribe([settings.topic("music.control.v1")], on_assign=lambda *_: ready.set())
+    while not stop.is_set():
+        message = consumer.poll(0.05)  # returns on the first record: no batching delay in the figures
+        if message is None or message.error():
+            continue
+        received = time.time() * 1000
+        record = decode(message.value(), expect="MusicControl")
+        out.append((record["match_id"], record["clock"]["ms"], message.timestamp()[1], received))
+    consumer.close()
 
 
 def start_composer(settings: Settings, log: Path) -> subprocess.Popen:
@@ -415,6 +462,9 @@ class LiveResult:
     helper_share: float  # of the frames analysed, the share the frame helper analysed (NaN: no helper)
     helper_share_slow: list[float]  # the same from 2 s before to 10 s after each slow episode began
     stages: str = ""  # the worker's per-stage breakdown (streams/stages.py) over the measured part
+    # --composer: emotion window (its Kafka timestamp) -> the control record it released, after the warm-up
+    control_produced_ms: list[float] = field(default_factory=list)  # the control record's Kafka timestamp
+    control_received_ms: list[float] = field(default_factory=list)  # a read_committed consumer receives it
 
     @property
     def fps(self) -> int:
@@ -451,8 +501,20 @@ class LiveResult:
             + "".join(f"; {n} at {at:.0f} s (worst {worst:.0f} ms, frames by the helper around it "
                       f"{100 * share:.0f} %)" for (at, n, worst), share in zip(self.slow[:6], self.helper_share_slow))
             + (f"; and {len(self.slow) - 6} more episodes" if len(self.slow) > 6 else "")
+            + (f"\n  {self.control_report()}" if self.control_received_ms else "")
             + (f"\n  where the worker's time went (after the warm-up):\n{self.stages}" if self.stages else "")
         )
+
+    @property
+    def control_p99_ms(self) -> float:
+        return float(np.percentile(self.control_received_ms, 99)) if self.control_received_ms else float("nan")
+
+    def control_report(self) -> str:
+        produced, received = np.array(self.control_produced_ms), np.array(self.control_received_ms)
+        return (f"emotion window -> control record ({len(received)} after the warm-up): produced p50 "
+                f"{np.percentile(produced, 50):.0f} / p99 {np.percentile(produced, 99):.0f} ms, received (read_committed) "
+                f"p50 {np.percentile(received, 50):.0f} / p99 {self.control_p99_ms:.0f} / max {received.max():.0f} ms "
+                f"(target p99 <= {CONTROL_TARGET_MS} ms received)")
 
 
 def helper_share(analysed: list[tuple[float, dict[str, float]]], start: float, end: float) -> float:
@@ -491,6 +553,8 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     arrivals: list[tuple[float, float]] = []  # (arrival, latency ms) for the slow-episode report
     stop = threading.Event()
     ready = threading.Event()
+    window_times: dict[str, list[tuple[int, int]]] = {}  # match -> (window end ms, Kafka timestamp), for --composer
+    controls: list[tuple[str, int, int, float]] = []
 
     def consume() -> None:
         consumer = make_consumer(role("reader"), group_id=reader_group(settings, f"bench-lat-{uuid.uuid4().hex[:6]}"),
@@ -503,6 +567,8 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
             arrived = time.time() * 1000
             window = decode(message.value(), expect="EmotionWindow")
             if window["revision"] == 0:
+                window_times.setdefault(window["match_id"], []).append(
+                    (window["clock"]["ms"] + window["length_ms"], message.timestamp()[1]))
                 latencies.append(arrived - window["audio_wall_time_ms"])
                 arrivals.append((arrived / 1000, latencies[-1]))
                 inside.append(window["wall_time_ms"] - window["audio_wall_time_ms"])
@@ -511,6 +577,13 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
     ready.wait(30)
+    control_reader = None
+    if composer is not None:
+        control_ready = threading.Event()
+        control_reader = threading.Thread(target=read_controls, args=(role("reader"), controls, stop, control_ready),
+                                          daemon=True)
+        control_reader.start()
+        control_ready.wait(30)
     # Encoders start once the worker(s) own the partitions: frames sent while a worker is still
     # starting wait for it, a backlog the run would then measure instead of the live path.
     started = group_ready(role("worker"), worker_group(settings), PROCESSES, timeout_s=90,
@@ -585,6 +658,8 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     time.sleep(3)
     stop.set()
     reader.join(timeout=10)
+    if control_reader is not None:
+        control_reader.join(timeout=10)
     lag.close()
     stop_worker(worker)
     if composer is not None:
@@ -594,6 +669,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
     values, own = np.array(latencies), np.array(inside)
     times, lags = np.array([t for t, _ in lag_samples]), np.array([n for _, n in lag_samples], dtype=float)
     slow = slow_episodes(arrivals, begin)
+    control_produced, control_received = control_latencies(window_times, controls, (begin + warmup_s) * 1000)
     return LiveResult(
         matches=matches, seconds=seconds, windows=len(values), p50_ms=float(np.percentile(values, 50)),
         p99_ms=float(np.percentile(values, 99)), max_ms=float(values.max()),
@@ -604,7 +680,7 @@ def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int
         delivered_ms=(float(np.percentile(acked, 50)), float(np.percentile(acked, 99))) if acked else (0.0, 0.0),
         slow=slow, helper_share=helper_share(analysed, 0.0, float("inf")),
         helper_share_slow=[helper_share(analysed, begin + at - 2, begin + at + 10) for at, _, _ in slow],
-        stages=stages,
+        stages=stages, control_produced_ms=control_produced, control_received_ms=control_received,
     )
 
 
@@ -615,6 +691,9 @@ def repeat_summary(results: list[LiveResult]) -> str:
             ("worker CPU %", [100 * r.worker_cpu for r in results]),
             ("broker CPU %", [100 * r.broker_cpu for r in results]),
             ("machine CPU %", [100 * r.machine_cpu for r in results])]
+    with_control = all(r.control_received_ms for r in results)
+    if with_control:
+        rows.insert(2, ("control p99 received ms", [r.control_p99_ms for r in results]))
     held = sum(1 for r in results if r.p99_ms <= TARGET_MS and not r.growing)
     lines = [f"{len(results)} live runs ({', '.join(str(r.matches) for r in results)} matches):",
              f"  {'':<22}{'min':>9}{'median':>9}{'max':>9}   each run"]
@@ -622,6 +701,10 @@ def repeat_summary(results: list[LiveResult]) -> str:
         lines.append(f"  {name:<22}{min(values):>9.0f}{float(np.median(values)):>9.0f}{max(values):>9.0f}   "
                      + " ".join(f"{v:.0f}" for v in values))
     lines.append(f"  held (p99 <= {TARGET_MS} ms and lag not growing): {held} of {len(results)}")
+    if with_control:
+        control_held = sum(1 for r in results if r.control_p99_ms <= CONTROL_TARGET_MS)
+        lines.append(f"  control held (emotion -> control p99 received <= {CONTROL_TARGET_MS} ms): "
+                     f"{control_held} of {len(results)}")
     return "\n".join(lines)
 
 

@@ -325,6 +325,24 @@ def without_wall(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in WALL_FIELDS} for r in records]
 
 
+def window_differences(windows: dict, reference: dict, records: list[dict]) -> str:
+    """Which final windows differ from the reference and how (fields live vs reference), with every
+    revision the live stream emitted of them, for an assertion message."""
+    lines = []
+    for key in sorted(set(windows) | set(reference), key=str):
+        got, wanted = windows.get(key), reference.get(key)
+        if got == wanted:
+            continue
+        if got is None or wanted is None:
+            lines.append(f"{key}: {'missing' if got is None else 'not in the reference'}")
+            continue
+        fields = {k: (got.get(k), wanted.get(k)) for k in sorted(set(got) | set(wanted)) if got.get(k) != wanted.get(k)}
+        emitted = [(w["revision"], w["arousal"], w["state"], len(w["events"])) for w in records
+                   if (w["match_id"], w["clock"]["period"], w["clock"]["ms"]) == key]
+        lines.append(f"{key}: {fields}; emitted (revision, arousal, state, events): {emitted}")
+    return f"{len(lines)} of {len(reference)} windows differ:\n" + "\n".join(lines)
+
+
 def first_difference(got: list[dict], expected: list[dict]) -> str:
     """Where two record lists first differ, for an assertion message."""
     for index, (a, b) in enumerate(zip(got, expected)):

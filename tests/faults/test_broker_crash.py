@@ -32,6 +32,7 @@ from tests.faults.pipeline import (
     record_figures,
     reference_windows,
     wait_until_caught_up,
+    window_differences,
     windows_of,
     without_wall,
 )
@@ -93,7 +94,7 @@ def test_a_broker_killed_mid_match_loses_nothing_and_the_music_plays_on(kafka, t
     assert audio_s == SECONDS + 5  # and the last ones not lost either: every sample of the match
     assert sorted(e["event_id"] for e in events) == sorted(event_ids)  # every event once
     assert duplicates == 0
-    assert windows == reference
+    assert windows == reference, window_differences(windows, reference, records)
     assert bars == list(range(len(bars))) and len(bars) > 20
     assert without_wall(controls) == without_wall(expected_controls), \
         first_difference(without_wall(controls), without_wall(expected_controls))

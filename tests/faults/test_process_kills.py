@@ -32,6 +32,7 @@ from tests.faults.pipeline import (
     record_figures,
     reference_windows,
     wait_until_caught_up,
+    window_differences,
     windows_of,
     without_wall,
 )
@@ -104,7 +105,7 @@ def test_killed_workers_and_composers_change_no_window_and_no_bar(seed, topics, 
                    repeated_emissions=repeats, bars=len(bars), audio_chunks=chunks, audio_gap_samples=missing,
                    audio_repeated_samples=repeated)
 
-    assert windows == reference
+    assert windows == reference, window_differences(windows, reference, records)
     assert bars == list(range(len(bars))) and len(bars) > 15
     assert without_wall(controls) == without_wall(expected_controls), \
         first_difference(without_wall(controls), without_wall(expected_controls))
