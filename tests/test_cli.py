@@ -30,6 +30,8 @@ def test_help_explains_every_subcommand():
     ("tail", "crowd.audio.v1", "--max", "-3"),
     ("audit", "/no/such/folder"),
     ("audit", "/"),  # a folder, but not a replay folder
+    ("composer", "--gather-ms", "-5"),
+    ("composer", "--gather-ms", "soon"),
 ])
 def test_bad_arguments_give_one_line_and_a_non_zero_exit(args):
     result = run_cli(*args)

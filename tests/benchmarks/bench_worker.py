@@ -3,6 +3,7 @@
     .venv/bin/python tests/benchmarks/bench_worker.py [--matches 150] [--seconds 30]
         [--live-matches 100] [--live-seconds 180] [--ramp 120,140,160 --ramp-seconds 60]
         [--lockstep] [--no-helper] [--skip-backlog | --backlog-repeat 5] [--secure [--repeat 3]]
+        [--composer [--composer-gather-ms 10,25]]
 
 1. Throughput: a backlog of MATCHES x SECONDS of crowd audio (frames of --frame-ms, default
    1000 ms as the venue encoder sends them, 48 kHz mono)
@@ -29,6 +30,8 @@
    control record (the first window whose end reaches the record's music position) to the
    record's own timestamp (produced) and to a read_committed consumer here receiving it
    (received, what a downstream team sees; target p99 <= 50 ms at 100 matches).
+   --composer-gather-ms 10,25 runs the composer with each --gather-ms in turn, --repeat runs
+   of each, and summarises each value: a comparison within one session.
 3. Ramp (optional, --ramp): short live runs at more matches; the ceiling is the most
    matches whose lag does not grow.
 4. Security cost (--secure): instead of 1., the Faust worker drains the backlog over
@@ -260,9 +263,10 @@ def read_controls(settings: Settings, out: list[tuple[str, int, int, float]], st
     consumer.close()
 
 
-def start_composer(settings: Settings, log: Path) -> subprocess.Popen:
+def start_composer(settings: Settings, log: Path, gather_ms: int | None = None) -> subprocess.Popen:
+    gather = [] if gather_ms is None else ["--gather-ms", str(gather_ms)]
     return subprocess.Popen([sys.executable, "-m", "infra.cli", "composer", "--outputs", "control",
-                             "--instance", "bench"], cwd=log.parent,
+                             "--instance", "bench", *gather], cwd=log.parent,
                             env=cli_env(settings, CROWDSOUND_LOG_LEVEL="WARNING", CROWDSOUND_METRICS_PORT="0"),
                             stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
                             start_new_session=True)
@@ -541,12 +545,13 @@ def slow_episodes(arrivals: list[tuple[float, float]], since: float) -> list[tup
 
 
 def live(settings: Settings, base: Settings, payloads: list[bytes], matches: int, seconds: int, log: Path, *,
-         lockstep: bool = False, warmup_s: float = 10.0, roles: Deployment | None = None) -> LiveResult:
+         lockstep: bool = False, warmup_s: float = 10.0, roles: Deployment | None = None,
+         gather_ms: int | None = None) -> LiveResult:
     """One live run; ``roles`` gives each process its principal (default: ``settings`` for all)."""
     role = roles.role if roles is not None else (lambda name: settings)
     metrics_port = free_port()
     worker = start_worker(role("worker"), log, metrics_port)
-    composer = start_composer(role("composer"), log.with_suffix(".composer.log")) if COMPOSER else None
+    composer = start_composer(role("composer"), log.with_suffix(".composer.log"), gather_ms) if COMPOSER else None
     analysed: list[tuple[float, dict[str, float]]] = []  # (wall time, frames analysed by where), every 2 s
     latencies: list[float] = []
     inside: list[float] = []
@@ -836,6 +841,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="crowdsound worker --processes N (default 1)")
     parser.add_argument("--composer", action="store_true",
                         help="run a control-only composer on the emotions during live runs, as in production")
+    parser.add_argument("--composer-gather-ms", default="", metavar="LIST",
+                        help="with --composer: its --gather-ms; a comma list (e.g. 10,25) alternates the values "
+                             "over the live runs and summarises each, a comparison in one session")
     parser.add_argument("--secure", action="store_true",
                         help="the live run over PLAINTEXT and over SASL_SSL with role principals, alternating")
     parser.add_argument("--repeat", type=int, default=1, help="live runs per protocol (default 1)")
@@ -896,13 +904,20 @@ def main() -> None:
                 results.append(pair[0])
             print(security_cost(pairs))
         elif args.live_seconds > 0:
-            for repeat in range(args.repeat):
+            gathers = [int(g) for g in args.composer_gather_ms.split(",") if g.strip()] or [None]
+            by_gather: dict[int | None, list[LiveResult]] = {g: [] for g in gathers}
+            for repeat in range(args.repeat * len(gathers)):
+                gather = gathers[repeat % len(gathers)]
                 scoped = fresh(base)
                 result = live(scoped, base, payloads, args.live_matches, args.live_seconds,
-                              Path(tmp) / f"live{repeat}.log", lockstep=args.lockstep)
+                              Path(tmp) / f"live{repeat}.log", lockstep=args.lockstep, gather_ms=gather)
                 drop_topics(scoped)
                 results.append(result)
-                print(result.report(), flush=True)
+                by_gather[gather].append(result)
+                print(("" if gather is None else f"[composer --gather-ms {gather}] ") + result.report(), flush=True)
+            if len(gathers) > 1:
+                for gather, runs in by_gather.items():
+                    print(f"composer --gather-ms {gather}: " + repeat_summary(runs))
         if len(results) > 1:
             print(repeat_summary(results))
         if results:
