@@ -42,8 +42,8 @@ import numpy as np
 from streams.emotion import STATES
 from streams.features import FEATURE_NAMES
 
-__all__ = ["AROUSAL_LEVEL", "AROUSAL_TIMBRE", "WARMTH", "WARM_STATE", "ArousalModel", "EmotionEstimators", "ModelConfig",
-           "fit_estimators", "logit"]
+__all__ = ["AROUSAL_LEVEL", "AROUSAL_TIMBRE", "WARMTH", "WARM_STATE", "ArousalModel", "EmotionEstimators",
+           "ModelConfig", "fit_estimators", "logit"]
 
 AROUSAL_LEVEL = ("loudness_rel_db", "brightness_rel_oct", "spread_rel_oct", "effort_rel_db")
 WARMTH = "warmth"

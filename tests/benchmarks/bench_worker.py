@@ -517,7 +517,8 @@ class LiveResult:
         produced, received = np.array(self.control_produced_ms), np.array(self.control_received_ms)
         return (f"emotion window -> control record ({len(received)} after the warm-up): produced p50 "
                 f"{np.percentile(produced, 50):.0f} / p99 {np.percentile(produced, 99):.0f} ms, "
-                f"received (read_committed) p50 {np.percentile(received, 50):.0f} / p99 {self.control_p99_ms:.0f} / max {received.max():.0f} ms "
+                f"received (read_committed) p50 {np.percentile(received, 50):.0f} / p99 {self.control_p99_ms:.0f} / "
+                f"max {received.max():.0f} ms "
                 f"(target p99 <= {CONTROL_TARGET_MS} ms received)")
 
 

@@ -336,18 +336,22 @@ def window_differences(windows: dict, reference: dict, records: list[dict]) -> s
         if got is None or wanted is None:
             lines.append(f"{key}: {'missing' if got is None else 'not in the reference'}")
             continue
-        fields = {k: (got.get(k), wanted.get(k)) for k in sorted(set(got) | set(wanted)) if got.get(k) != wanted.get(k)}
+        fields = {k: (got.get(k), wanted.get(k)) for k in _differing_fields(got, wanted)}
         emitted = [(w["revision"], w["arousal"], w["state"], len(w["events"])) for w in records
                    if (w["match_id"], w["clock"]["period"], w["clock"]["ms"]) == key]
         lines.append(f"{key}: {fields}; emitted (revision, arousal, state, events): {emitted}")
     return f"{len(lines)} of {len(reference)} windows differ:\n" + "\n".join(lines)
 
 
+def _differing_fields(a: dict, b: dict) -> list[str]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def first_difference(got: list[dict], expected: list[dict]) -> str:
     """Where two record lists first differ, for an assertion message."""
     for index, (a, b) in enumerate(zip(got, expected)):
         if a != b:
-            fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            fields = _differing_fields(a, b)
             return f"record {index}: {[(k, a.get(k), b.get(k)) for k in fields][:4]}"
     return f"lengths {len(got)} and {len(expected)}"
 
