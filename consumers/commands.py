@@ -78,10 +78,10 @@ def _register_composer(commands: Any) -> None:
                           help="render the audio of N matches at once, each thread with its own FluidSynth "
                           "(default 2: one per core of a 2-core box). The audio is byte for byte the same "
                           "whatever N; control-only composers ignore it")
-    composer.add_argument("--gather-ms", type=whole_number(low=0, high=1000, what="milliseconds"), default=25,
+    composer.add_argument("--gather-ms", type=whole_number(low=0, high=1000, what="milliseconds"), default=10,
                           metavar="MS",
                           help="begin a transaction at most every MS ms; windows arriving meanwhile go into the next "
-                          "one (default 25). Lower: less emotion -> music latency, more transactions (each costs the "
+                          "one (default 10). Lower: less emotion -> music latency, more transactions (each costs the "
                           "broker about the same whatever it holds); 0: one as soon as the last one committed")
     add_metrics_arguments(composer)
     composer.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),

@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -171,6 +171,7 @@ LAST_WINDOW_KEY = "composer_last_window"
 # How far a window's clock may run ahead of the match's furthest window beyond the record time
 # between them (as the worker allows its frames); more is a forgery.
 LEAP_TOLERANCE_MS = 120_000
+TXN_PRODUCERS = 2  # transactional producers taking turns (see Composer.__init__)
 _TXN_TIMEOUT_S = 20  # for each transactional call (send offsets, commit, abort): past the 15 s transaction timeout
 _TXN_GRACE_S = 15  # how long past its timeout a call may block before the watchdog ends the process
 # State-topic key of the next music.cues.v1 offset of an input partition (like a match's state, it
@@ -270,18 +271,27 @@ class Composer:
         self.liveness = Liveness(settings.health_stall_s)
         self.liveness.busy(True)
         instance = config.instance or socket.gethostname()
-        self.producer = make_producer(settings, {
-            "transactional.id": f"{_group_id(settings, config)}-{instance}",
+        # Transactions take turns on TXN_PRODUCERS producers (one transactional id each): after a
+        # commit returns, the coordinator still writes that transaction's markers (about a ms,
+        # tens under load), and the next transaction of the same id meets CONCURRENT_TRANSACTIONS
+        # until they are written. librdkafka then retries AddPartitionsToTxn after a fixed 20 ms
+        # and AddOffsetsToTxn after retry.backoff.ms: at 100 live matches about one transaction
+        # in ten paid that, the tail of emotion -> control. The next producer's last transaction
+        # ended a whole transaction earlier. Output order is kept: transactions still begin only
+        # after the previous one committed, so their records follow each other in every partition.
+        transactional_id = f"{_group_id(settings, config)}-{instance}"
+        self.producers = [make_producer(settings, {
+            "transactional.id": transactional_id if turn == 0 else f"{transactional_id}#{turn}",
             "transaction.timeout.ms": 15_000,
             "linger.ms": 2,
-            # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
-            # until the coordinator has written the commit markers (a few ms); librdkafka retries
-            # AddOffsetsToTxn after retry.backoff.ms (default 100 ms), which stalled about a
-            # quarter of the transactions at 100 live matches by 100 ms (p99 emotion -> control
-            # ~120 ms). Retries still back off exponentially up to retry.backoff.max.ms.
+            # Retrying AddOffsetsToTxn after CONCURRENT_TRANSACTIONS (when markers are slow) after
+            # librdkafka's default 100 ms stalled about a quarter of the transactions at 100 live
+            # matches (before the producers took turns). Retries still back off exponentially.
             "retry.backoff.ms": 10,
-        })
-        self.producer.init_transactions(30)
+        }) for turn in range(TXN_PRODUCERS)]
+        for producer in self.producers:  # (fences and aborts what a previous run left open)
+            producer.init_transactions(30)
+        self.turn = 0  # the producer of the next transaction
         self.consumer = make_consumer(settings, group_id=_group_id(settings, config), extra={
             "partition.assignment.strategy": "cooperative-sticky",
             # A composer that died is noticed in 10 s (as the worker's group does), not librdkafka's
@@ -293,6 +303,11 @@ class Composer:
         # Cues are rare and wanted on the next beat: fetch them without the default 500 ms wait.
         self.cues_consumer = make_consumer(settings, group_id=f"{_group_id(settings, config)}-cues-unused",
                                            extra={"fetch.wait.max.ms": 50})
+
+    @property
+    def producer(self) -> Producer:
+        """The producer whose turn it is: the open transaction's, or the next one's."""
+        return self.producers[self.turn]
 
     # -- assignment and state -----------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -659,6 +674,7 @@ class Composer:
         with self.watchdog.deadline(what, _TXN_TIMEOUT_S + _TXN_GRACE_S):
             self.producer.commit_transaction(_TXN_TIMEOUT_S)
         self.commit_unfinished = False
+        self.turn = (self.turn + 1) % len(self.producers)
 
     def _skip(self, failed: ComposeFailed) -> None:
         """Composing one record failed: abort the batch, and dead-letter that record when the
@@ -734,7 +750,8 @@ class Composer:
         self.consumer.close()
         self.prefs_consumer.close()
         self.cues_consumer.close()
-        self.producer.flush(10)
+        for producer in self.producers:
+            producer.flush(10)
 
 
 def run_composer(settings: Settings, config: ComposerConfig) -> None:

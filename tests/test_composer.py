@@ -388,3 +388,41 @@ def test_windows_trickling_in_share_transactions_and_are_all_composed(topics):
     assert len(began) <= math.floor(span / (0.95 * config.gather_s)) + 1, (
         f"{len(began)} transactions in {span:.3f} s: more than one per {config.gather_s * 1000:.0f} ms")
     assert len(began) < len(windows) / 4
+
+
+def test_a_replaced_composer_can_no_longer_add_music_on_any_of_its_producers(topics):
+    """A pod's replacement may start while the old pod still runs (a network partition, a slow
+    termination). The replacement, with the same instance name, fences the old one: nothing the
+    old one composes reaches a downstream (read_committed) consumer. Its transactions take turns
+    on several producers, so every one of them must be fenced."""
+    from confluent_kafka import KafkaException
+
+    from consumers.composer import Composer, _ensure_state_topic
+    from consumers.composer_config import ComposerConfig
+
+    settings = topics
+    _ensure_state_topic(settings)
+    config = ComposerConfig(outputs=("control",), instance="pod-0")
+    old = Composer(settings, config)
+    assert len(old.producers) >= 2
+    new = Composer(settings, config)
+    refused = []
+    try:
+        for producer in old.producers:
+            producer.begin_transaction()
+            producer.produce(settings.topic("music.control.v1"), key=b"m-zombie", value=b"zombie")
+            with pytest.raises(KafkaException) as error:
+                producer.commit_transaction(30)
+            refused.append(error.value.args[0])
+        # The replacement's own transactions, on each of its producers in turn, still commit.
+        for turn in range(len(new.producers)):
+            new.producer.begin_transaction()
+            new.producer.produce(settings.topic("music.control.v1"), key=b"m-new", value=b"alive")
+            new._commit("committing the replacement's transaction")
+            assert new.turn == (turn + 1) % len(new.producers)
+    finally:
+        new.close()
+        old.close()
+    assert all(error.fatal() for error in refused), [str(e) for e in refused]
+    values = [m.value() for m in read_topic(settings, settings.topic("music.control.v1"), expected=len(new.producers))]
+    assert values == [b"alive"] * len(new.producers)

@@ -558,13 +558,13 @@ def test_composer_render_threads_reach_the_command_line(threads, args):
     assert _cli_parser().parse_args(container["args"]).render_threads == int(threads or 2)
 
 
-@pytest.mark.parametrize(("gather", "args"), [(None, []), ("25", []), ("10", ["--gather-ms", "10"]),
+@pytest.mark.parametrize(("gather", "args"), [(None, []), ("10", []), ("25", ["--gather-ms", "25"]),
                                              ("0", ["--gather-ms", "0"])])
 def test_composer_gather_reaches_the_command_line(gather, args):
     docs = render(None, *([f"composer.gatherMs={gather}"] if gather else []))
     container = one(docs, "Deployment", "-composer")["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["composer", "--instance", "$(POD_NAME)", *args]
-    assert _cli_parser().parse_args(container["args"]).gather_ms == int(gather or 25)
+    assert _cli_parser().parse_args(container["args"]).gather_ms == int(gather or 10)
 
 
 def test_hpa_and_network_policy():
