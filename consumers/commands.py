@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from consumers.composer_config import ComposerConfig
 from infra.cliargs import add_metrics_arguments, seconds, whole_number
 from infra.settings import Settings
 
@@ -78,11 +79,12 @@ def _register_composer(commands: Any) -> None:
                           help="render the audio of N matches at once, each thread with its own FluidSynth "
                           "(default 2: one per core of a 2-core box). The audio is byte for byte the same "
                           "whatever N; control-only composers ignore it")
-    composer.add_argument("--gather-ms", type=whole_number(low=0, high=1000, what="milliseconds"), default=10,
+    gather_ms = round(ComposerConfig.gather_s * 1000)
+    composer.add_argument("--gather-ms", type=whole_number(low=0, high=1000, what="milliseconds"), default=gather_ms,
                           metavar="MS",
                           help="begin a transaction at most every MS ms; windows arriving meanwhile go into the next "
-                          "one (default 10). Lower: less emotion -> music latency, more transactions (each costs the "
-                          "broker about the same whatever it holds); 0: one as soon as the last one committed")
+                          f"one (default {gather_ms}). Lower: less emotion -> music latency, more transactions (each "
+                          "costs the broker about the same whatever it holds); 0: one as soon as the last one committed")
     add_metrics_arguments(composer)
     composer.add_argument("--forget-after", type=whole_number(low=1, high=24 * 365, what="a whole number of hours"),
                           default=6, metavar="HOURS",
@@ -94,7 +96,6 @@ def _register_composer(commands: Any) -> None:
 
 def _composer(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.composer import run_composer
-    from consumers.composer_config import ComposerConfig
 
     if args.metrics_port is not None:
         settings = settings.with_overrides(metrics_port=args.metrics_port)
