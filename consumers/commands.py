@@ -80,8 +80,8 @@ def _register_composer(commands: Any) -> None:
                           "(default 2: one per core of a 2-core box). The audio is byte for byte the same "
                           "whatever N; control-only composers ignore it")
     gather_ms = round(ComposerConfig.gather_s * 1000)
-    composer.add_argument("--gather-ms", type=whole_number(low=0, high=1000, what="milliseconds"), default=gather_ms,
-                          metavar="MS",
+    composer.add_argument("--gather-ms", type=whole_number(low=0, high=1000, what="milliseconds"),
+                          default=gather_ms, metavar="MS",
                           help="begin a transaction at most every MS ms; windows arriving meanwhile go into the next "
                           f"one (default {gather_ms}). Lower: less emotion -> music latency, more transactions (each "
                           "costs the broker about the same whatever it holds); 0: one as soon as the last one committed")
