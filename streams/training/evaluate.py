@@ -36,10 +36,11 @@ import numpy as np
 
 from streams.emotion import STATES
 from streams.training.augment import SAMPLE_RATE, quantise
-from streams.training.real import AROUSAL_ONLY, LabelledClip, looped
+from streams.training.real import AROUSAL_ONLY, LABELS, LabelledClip, looped
 
-__all__ = ["EXCITED", "BackgroundCheck", "ClipResult", "Evaluation", "auc", "background_check", "evaluate_clips",
-           "format_background", "format_evaluation", "missed_targets", "shown_folder"]
+__all__ = ["EXCITED", "STATE_CHECKS", "BackgroundCheck", "ClipResult", "Evaluation", "auc", "background_check",
+           "evaluate_clips", "format_background", "format_evaluation", "missed_targets", "shown_folder",
+           "wanted_states"]
 
 EXCITED = ("excitement", "celebration", "high")
 CALM = ("calm", "low")
@@ -272,6 +273,19 @@ def _stream(clips: Sequence[LabelledClip], results: list[ClipResult], predict: P
         results[index].stream_window_loudness = [db for _, db in mine]
 
 
+# The done-when targets on states: (check, folder labels, states they should be heard as).
+STATE_CHECKS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("cheering heard as EXCITEMENT or CELEBRATION", ("excitement", "celebration"), ("EXCITEMENT", "CELEBRATION")),
+    ("boos and whistles heard as ANGER", ("anger",), ("ANGER",)),
+    ("calm heard as CALM", ("calm",), ("CALM",)),
+)
+
+
+def wanted_states(label: str) -> tuple[str, ...]:
+    """The states a clip of folder ``label`` counts as heard right in: its check's, or its own state."""
+    return next((states for _, labels, states in STATE_CHECKS if label in labels), (LABELS[label][0],))
+
+
 def _majority_share(results: list[ClipResult], labels: Sequence[str], states: Sequence[str]) -> tuple[int, int]:
     windows = [s for r in results if r.label in labels for s, e in zip(r.states, r.expected, strict=True)
                if e is not None]
@@ -291,11 +305,7 @@ def _checks(e: Evaluation) -> list[tuple[str, bool, str]]:
                        and e.auc_stream_windows >= e.auc_stream_windows_loudness - 1e-9,
                        f"{_f(e.auc_stream)} vs {_f(e.auc_stream_loudness)} / "
                        f"{_f(e.auc_stream_windows)} vs {_f(e.auc_stream_windows_loudness)}"))
-    for what, labels, states in (
-        ("cheering heard as EXCITEMENT or CELEBRATION", ("excitement", "celebration"), ("EXCITEMENT", "CELEBRATION")),
-        ("boos and whistles heard as ANGER", ("anger",), ("ANGER",)),
-        ("calm heard as CALM", ("calm",), ("CALM",)),
-    ):
+    for what, labels, states in STATE_CHECKS:
         hit, total = _majority_share(e.clips, labels, states)
         if total:
             checks.append((what, hit * 2 > total, f"{hit} of {total} windows"))

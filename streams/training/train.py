@@ -40,10 +40,10 @@ from streams.training.evaluate import (
     BackgroundCheck, Evaluation as RealEvaluation, background_check, evaluate_clips, missed_targets,
     shown_folder,
 )
-from streams.training.model import ModelConfig, fit_estimators
+from streams.training.model import EmotionEstimators, ModelConfig, fit_estimators
 from streams.training.real import LabelledClip, read_clip_folder, real_windows
 
-__all__ = ["DEFAULT_HELDOUT", "DEFAULT_REAL", "SyntheticEvaluation", "TrainOptions", "TrainReport", "train"]
+__all__ = ["DEFAULT_HELDOUT", "DEFAULT_REAL", "SyntheticEvaluation", "TrainOptions", "TrainReport", "fit", "train"]
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REAL = REPO / "data" / "real-crowd" / "train"
@@ -270,6 +270,17 @@ def _describe(model_path: Path, options: TrainOptions, real_clips: list[Labelled
     model_path.write_bytes(model.SerializeToString())
 
 
+def fit(train_set: Dataset, options: TrainOptions) -> EmotionEstimators:
+    """The estimators taught by ``train_set`` with ``options``' seed and configuration."""
+    is_real = np.array([v.startswith("real") for v in train_set.views], dtype=bool)
+    cold = np.isin(train_set.views, COLD_VIEWS)
+    try:
+        return fit_estimators(train_set.features, train_set.states, train_set.arousal, train_set.valence,
+                              is_real, cold, seed=options.seed, config=options.config)
+    except ValueError as exc:
+        raise CrowdsoundError(f"cannot train: {exc}") from None
+
+
 def train(options: TrainOptions) -> TrainReport:
     """Build the data set, train, export, evaluate and write the model card (see module doc)."""
     from streams.training.card import model_card
@@ -295,13 +306,7 @@ def train(options: TrainOptions) -> TrainReport:
     data_seconds = time.monotonic() - started
 
     t0 = time.monotonic()
-    is_real = np.array([v.startswith("real") for v in train_set.views], dtype=bool)
-    cold = np.isin(train_set.views, COLD_VIEWS)
-    try:
-        estimators = fit_estimators(train_set.features, train_set.states, train_set.arousal, train_set.valence,
-                                    is_real, cold, seed=options.seed, config=options.config)
-    except ValueError as exc:
-        raise CrowdsoundError(f"cannot train: {exc}") from None
+    estimators = fit(train_set, options)
     train_seconds = time.monotonic() - t0
 
     everything = Dataset.concat([synthetic, real])
