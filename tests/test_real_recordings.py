@@ -51,7 +51,7 @@ def test_held_out_and_training_recordings_never_overlap(heldout):
 
 # Known shortfalls of the shipped model, kept as the issue's own targets: strict, so the day
 # a model meets one of them the test fails until its marker is taken off.
-_OPEN = "issue 12 open: see the model card's weaknesses"
+_OPEN = "issue 12, blocked on more real boo recordings: see the model card's weaknesses"
 
 
 def _check(evaluation, prefix: str) -> tuple[bool, str]:

@@ -337,8 +337,11 @@ def _weaknesses(add, report: TrainReport) -> None:
         "baseline, so its later windows lean towards calm. Inside a live stream the baseline has heard the crowd's "
         "usual self and removes the microphone: level and spectral shape relative to it decide.")
     add("- **Boos differ widely between recordings** (a small group's dark \"boo\" against a hockey arena's "
-        "roaring jeers); ANGER is the state it knows least from real crowds. The worker's context (a card, a VAR "
-        "decision against the home side) helps.")
+        "roaring jeers); ANGER is the state it knows least from real crowds. Four short real boo recordings are "
+        "too few to learn booing from: left out of training one at a time (`crowdsound model crossval anger`), "
+        "most of them are heard as calm, and the synthetic stadium's boos do not carry over to real ones. More "
+        "real recordings of booing are what it needs. The worker's context (a card, a VAR decision against the "
+        "home side) helps.")
     add("- **Commentary and PA over the crowd** are the normal case in broadcast audio and there is no recording "
         "of them here: a commentator speaking calmly reads as a calm crowd, one shouting as an excited one, and a "
         "quiet crowd under loud speech is not heard. Analyse the crowd microphones, not the programme mix, where you can.")
