@@ -108,7 +108,8 @@ def register(commands: Any) -> None:
         "model", help="train, evaluate or show the crowd emotion model",
         description="The crowd emotion model (ONNX, run with onnxruntime): `train` builds it from real recordings "
         "and the synthetic stadium and writes a model card; `evaluate` says how well it hears a folder of labelled "
-        "recordings; `crossval` leaves each recording of a label out of training in turn; `info` shows what a model was trained on, how it did and where it is weak.",
+        "recordings; `crossval` leaves each recording of a label out of training in turn; `info` shows what a model "
+        "was trained on, how it did and where it is weak.",
     )
     actions = model.add_subparsers(dest="action", metavar="ACTION", parser_class=type(model))
     actions.required = True
@@ -156,9 +157,11 @@ def register(commands: Any) -> None:
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     """What ``model train`` and ``model crossval`` learn from."""
     parser.add_argument("--real", type=Path, metavar="DIR",
-                        help="real recordings to learn from: DIR/<label>/<audio files> (default: data/real-crowd/train)")
+                        help="real recordings to learn from: DIR/<label>/<audio files> "
+                        "(default: data/real-crowd/train)")
     parser.add_argument("--no-real", action="store_true", help="no real recordings (the synthetic stadium alone)")
-    parser.add_argument("--clips", type=Path, metavar="DIR", help="your own labelled clips, like --real (added to them)")
+    parser.add_argument("--clips", type=Path, metavar="DIR",
+                        help="your own labelled clips, like --real (added to them)")
     parser.add_argument("--heldout", type=Path, metavar="DIR",
                         help="real recordings to evaluate on, never trained on (default: data/real-crowd/heldout)")
     parser.add_argument("--no-heldout", action="store_true", help="no evaluation on held-out real recordings")

@@ -175,7 +175,8 @@ def test_loud_is_not_happy_the_roar_and_the_protest_differ_in_valence(unseen_win
     assert roar - protest > 0.6
 
 
-@pytest.mark.xfail(strict=True, reason="a known weakness (issue 12): this real cheer (heldout/celebration) is heard as CHANTING "
+@pytest.mark.xfail(strict=True, reason="a known weakness (issue 12): this real cheer (heldout/celebration) is heard "
+                   "as CHANTING "
                    "in its first seconds (its rhythm passes the chant gate) and as CALM in several later ones, where "
                    "its baseline is the cheer itself (see the model card)")
 def test_the_real_cheering_recording_is_excitement_or_celebration(model):
