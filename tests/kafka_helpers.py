@@ -18,12 +18,14 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     (and, for a secure cluster, with ``settings``' client properties file)."""
     security = {"KAFKA_CONFIG_FILE": str(settings.config_file)} if settings.config_file else {}
     # A worker's Faust data directory goes with the test's other state, not into the
-    # working directory (the repository) where Faust puts it by default.
-    data_dir = str(settings.state_dir / "streams-data" / settings.topic_prefix.rstrip("."))
+    # working directory (the repository) where Faust puts it by default. Faust makes the
+    # directory itself but not its parents.
+    data_dir = settings.state_dir / "streams-data" / settings.topic_prefix.rstrip(".")
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "CROWDSOUND_TOPIC_PREFIX": settings.topic_prefix, "CROWDSOUND_PARTITIONS": str(settings.partitions),
             "CROWDSOUND_BROKER_PORT": str(settings.broker_port), "CROWDSOUND_STATE_DIR": str(settings.state_dir),
-            "APP_DATADIR": data_dir, **security, **extra}
+            "APP_DATADIR": str(data_dir), **security, **extra}
 
 
 def read_topic(settings: Settings, topic: str, *, expected: int, timeout_s: float = 30.0) -> list[Message]:
