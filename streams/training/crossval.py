@@ -32,9 +32,9 @@ from infra.errors import CrowdsoundError
 from infra.progress import Progress
 from streams.emotion import META_VERSION, STATES, EmotionModel
 from streams.training.dataset import Dataset
-from streams.training.evaluate import evaluate_clips, shown_folder, wanted_states
+from streams.training.evaluate import hear_alone, shown_folder, wanted_states
 from streams.training.real import LABELS, LabelledClip, read_clip_folder, real_windows
-from streams.training.train import TrainOptions, _build_synthetic, _split, fit, match_seeds
+from streams.training.train import TrainOptions, build_synthetic, fit, match_seeds, split_matches
 
 __all__ = ["CrossValidation", "FoldResult", "LabelResult", "cross_validate", "folds", "format_cross_validation"]
 
@@ -111,11 +111,11 @@ def folds(label: str, trained: Sequence[LabelledClip],
 
 def _fold_result(group: str, label: str, left_out: list[LabelledClip], model: EmotionModel) -> FoldResult:
     own, wanted = LABELS[label][0], wanted_states(label)
-    evaluation = evaluate_clips(left_out, model.predict)
-    heard = Counter(state for clip in evaluation.clips
+    results = [hear_alone(clip, model.predict) for clip in left_out]
+    heard = Counter(state for clip in results
                     for state, expected in zip(clip.states, clip.expected, strict=True) if expected == own)
     windows = sum(heard.values())
-    arousal = [a for clip in evaluation.clips for a in clip.window_arousal]
+    arousal = [a for clip in results for a in clip.window_arousal]
     return FoldResult(recording=group, files=[shown_folder(c.path) for c in left_out], windows=windows,
                       hits=sum(n for state, n in heard.items() if state in wanted), heard=dict(heard),
                       arousal=float(np.mean(arousal)) if arousal else float("nan"))
@@ -135,9 +135,9 @@ def cross_validate(options: TrainOptions, labels: Sequence[str]) -> CrossValidat
     plan = [(label, *fold) for label in dict.fromkeys(labels) for fold in folds(label, trained, heldout)]
     if not plan:
         raise CrowdsoundError(f"no recordings labelled {' or '.join(labels)} in the training or held-out folders")
-    synthetic = _build_synthetic(options, match_seeds(options.seed, options.matches))
+    synthetic = build_synthetic(options, match_seeds(options.seed, options.matches))
     if len(synthetic):
-        held_mask, _ = _split(synthetic, options.seed, options.holdout)
+        held_mask, _ = split_matches(synthetic, options.seed, options.holdout)
         synthetic = synthetic.subset(~held_mask)
     results = {label: LabelResult(label, wanted_states(label), []) for label in dict.fromkeys(labels)}
     progress = Progress(len(plan), "teaching a model per left-out recording", unit="recordings",

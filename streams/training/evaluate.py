@@ -39,8 +39,8 @@ from streams.training.augment import SAMPLE_RATE, quantise
 from streams.training.real import AROUSAL_ONLY, LABELS, LabelledClip, looped
 
 __all__ = ["EXCITED", "STATE_CHECKS", "BackgroundCheck", "ClipResult", "Evaluation", "auc", "background_check",
-           "evaluate_clips", "format_background", "format_evaluation", "missed_targets", "shown_folder",
-           "wanted_states"]
+           "evaluate_clips", "format_background", "format_evaluation", "hear_alone", "missed_targets",
+           "shown_folder", "wanted_states"]
 
 EXCITED = ("excitement", "celebration", "high")
 CALM = ("calm", "low")
@@ -185,25 +185,29 @@ def _hear(predict: Predict, windows: list) -> list:
     return predict(np.stack([w.features for w in windows])) if windows else []
 
 
+def hear_alone(clip: LabelledClip, predict: Predict, *, folder: str = "", spec=None) -> ClipResult:
+    """``clip`` heard alone from a cold start, window by window, as ``crowdsound analyze`` hears it."""
+    windows = _windows(clip.audio, spec)
+    heard = _hear(predict, windows)
+    return ClipResult(
+        name=_name(clip, folder), label=clip.label, windows=len(windows), states=[e.state for e in heard],
+        expected=[_expected(clip, w) for w in windows],
+        arousal=float(np.mean([e.arousal for e in heard])) if heard else float("nan"),
+        valence=float(np.mean([e.valence for e in heard])) if heard else float("nan"),
+        loudness_db=_loudness_p90(clip.audio), window_arousal=[e.arousal for e in heard],
+        window_loudness=[_window_loudness(clip.audio, w) for w in windows],
+    )
+
+
 def evaluate_clips(clips: Sequence[LabelledClip], predict: Predict, *, folder: str = "", model_version: str = "",
                    spec=None) -> Evaluation:
     """Hear ``clips`` alone, at other gains and in one stream (see the module doc)."""
-    results: list[ClipResult] = []
+    results = [hear_alone(clip, predict, folder=folder, spec=spec) for clip in clips]
     confusion = np.zeros((len(STATES), len(STATES)), dtype=int)
-    for clip in clips:
-        windows = _windows(clip.audio, spec)
-        heard = _hear(predict, windows)
-        expected = [_expected(clip, w) for w in windows]
-        for want, emotion in zip(expected, heard, strict=True):
+    for result in results:
+        for want, state in zip(result.expected, result.states, strict=True):
             if want is not None:
-                confusion[STATES.index(want), STATES.index(emotion.state)] += 1
-        results.append(ClipResult(
-            name=_name(clip, folder), label=clip.label, windows=len(windows), states=[e.state for e in heard],
-            expected=expected, arousal=float(np.mean([e.arousal for e in heard])) if heard else float("nan"),
-            valence=float(np.mean([e.valence for e in heard])) if heard else float("nan"),
-            loudness_db=_loudness_p90(clip.audio), window_arousal=[e.arousal for e in heard],
-            window_loudness=[_window_loudness(clip.audio, w) for w in windows],
-        ))
+                confusion[STATES.index(want), STATES.index(state)] += 1
     changes, arousal_change = _gain_changes(clips, predict, spec)
     _stream(clips, results, predict, spec)
     scored = [(r, r.label in EXCITED) for r in results if r.label in EXCITED + CALM]

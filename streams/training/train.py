@@ -43,7 +43,8 @@ from streams.training.evaluate import (
 from streams.training.model import EmotionEstimators, ModelConfig, fit_estimators
 from streams.training.real import LabelledClip, read_clip_folder, real_windows
 
-__all__ = ["DEFAULT_HELDOUT", "DEFAULT_REAL", "SyntheticEvaluation", "TrainOptions", "TrainReport", "fit", "train"]
+__all__ = ["DEFAULT_HELDOUT", "DEFAULT_REAL", "SyntheticEvaluation", "TrainOptions", "TrainReport", "build_synthetic",
+           "fit", "split_matches", "train"]
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REAL = REPO / "data" / "real-crowd" / "train"
@@ -138,7 +139,8 @@ def _match_job(args: tuple[int, float, int]) -> Dataset:
     return match_windows(seed, minutes=minutes, clips=excerpts)
 
 
-def _build_synthetic(options: TrainOptions, seeds: Sequence[int]) -> Dataset:
+def build_synthetic(options: TrainOptions, seeds: Sequence[int]) -> Dataset:
+    """The windows of the synthetic matches ``seeds``, rendered and analysed in ``options.jobs`` processes."""
     if not seeds:
         return Dataset()
     total = len(seeds) * options.minutes * 60
@@ -165,7 +167,7 @@ def _build_synthetic(options: TrainOptions, seeds: Sequence[int]) -> Dataset:
     return Dataset.concat([r for r in results if r is not None])
 
 
-def _split(data: Dataset, seed: int, holdout: float) -> tuple[np.ndarray, list[str]]:
+def split_matches(data: Dataset, seed: int, holdout: float) -> tuple[np.ndarray, list[str]]:
     """A mask of held-out synthetic windows: whole matches, drawn with ``seed``."""
     rng = np.random.default_rng([seed, 2_024])
     matches = sorted({g for g in data.groups if g.startswith("match:")})
@@ -290,7 +292,7 @@ def train(options: TrainOptions) -> TrainReport:
     out = Path(options.out)
     started = time.monotonic()
     seeds = match_seeds(options.seed, options.matches)
-    synthetic = _build_synthetic(options, seeds)
+    synthetic = build_synthetic(options, seeds)
     real, real_clips = _real_training(options)
     heldout_clips = read_clip_folder(options.heldout, arousal_only=True) if options.heldout is not None else []
     trained_groups = {c.group for c in real_clips}
@@ -298,7 +300,7 @@ def train(options: TrainOptions) -> TrainReport:
     if overlap:
         raise CrowdsoundError(f"{options.heldout}: recordings also in the training clips ({', '.join(overlap)}); "
                               "held-out recordings must be other recordings")
-    held_mask, held = _split(synthetic, options.seed, options.holdout)
+    held_mask, held = split_matches(synthetic, options.seed, options.holdout)
     train_set = Dataset.concat([synthetic.subset(~held_mask), real])
     test_set = synthetic.subset(held_mask)
     if len(train_set) < 10:
